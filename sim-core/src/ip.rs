@@ -1,0 +1,1005 @@
+//! The IPv4 layer of a host or router: interfaces, ARP, forwarding, fragmentation and
+//! reassembly, and the ICMP messages the kernel itself sends (echo replies and errors).
+//!
+//! Owns everything between a frame arriving on a port and a datagram handed up to the
+//! node's transport stack (as an [`Upcall`]), and the reverse. It does not know any
+//! transport protocol: transport packets are opaque apart from their ports.
+//!
+//! Behaviours (see reference-behaviors.md): RB-IP-01 (longest-prefix match, net
+//! unreachable), RB-IP-02 (TTL and time exceeded), RB-IP-03 (fragmentation, DF, reassembly
+//! timeout), RB-IP-05 (ECMP), RB-ARP-01/02 (resolution, caching, ageing, retries, host
+//! unreachable on failure).
+//!
+//! ARP is a simplification of Linux's neighbour state machine: an entry is usable for
+//! `arp_cache_timeout` after it was last confirmed; after that the next packet triggers a new
+//! broadcast request. Resolution sends `arp_retries` requests `arp_retry_interval` apart
+//! (Linux: mcast_solicit 3, retrans_time 1 s) and then fails: queued packets are dropped and
+//! their senders get ICMP host unreachable (a local sender from the node itself, as Linux does).
+
+use crate::node_trace;
+use crate::packet::*;
+use crate::rng::SimRng;
+use crate::route::{choose_next_hop, EcmpMode, FlowKey, Prefix, Route, RouteTable};
+use crate::sched::TimerHandle;
+use crate::time::{SimDuration, SimTime};
+use crate::trace::Category;
+use crate::wire;
+use crate::world::{Net, NodeId};
+use std::collections::{BTreeMap, VecDeque};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+/// Kernel knobs of the IP layer, with Linux defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IpConfig {
+    /// net.ipv4.ip_default_ttl
+    pub default_ttl: u8,
+    /// ARP requests sent before giving up (mcast_solicit).
+    pub arp_retries: u8,
+    /// Time between ARP requests (retrans_time_ms).
+    pub arp_retry_interval: SimDuration,
+    /// How long a resolved entry is used without being confirmed again.
+    pub arp_cache_timeout: SimDuration,
+    /// Packets held per unresolved neighbour (Linux's unres_qlen_bytes default holds ~101).
+    pub arp_queue_len: usize,
+    /// net.ipv4.ipfrag_time
+    pub reassembly_timeout: SimDuration,
+    /// Reply to echo requests (net.ipv4.icmp_echo_ignore_all = 0).
+    pub echo_reply: bool,
+}
+
+impl Default for IpConfig {
+    fn default() -> Self {
+        IpConfig {
+            default_ttl: 64,
+            arp_retries: 3,
+            arp_retry_interval: SimDuration::from_secs(1),
+            arp_cache_timeout: SimDuration::from_secs(60),
+            arp_queue_len: 101,
+            reassembly_timeout: SimDuration::from_secs(30),
+            echo_reply: true,
+        }
+    }
+}
+
+/// One IPv4 interface; interface i is the node's port i.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Iface {
+    pub mac: MacAddr,
+    pub addr: Ipv4Addr,
+    pub prefix: Prefix,
+    pub mtu: u32,
+}
+
+/// A transport packet delivered to this node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Datagram {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub protocol: u8,
+    pub ttl: u8,
+    pub tos: u8,
+    pub iface: u16,
+    pub packet: TransportPacket,
+}
+
+impl Datagram {
+    /// The RFC 792 quote of this datagram, for an ICMP error about it.
+    pub fn quote(&self) -> Quote {
+        let h = self.packet.header.as_slice();
+        let mut data = [0u8; 8];
+        let n = h.len().min(8);
+        data[..n].copy_from_slice(&h[..n]);
+        Quote {
+            src: self.src,
+            dst: self.dst,
+            protocol: self.protocol,
+            ttl: self.ttl,
+            tos: self.tos,
+            ident: 0,
+            total_len: (IPV4_HEADER_LEN + self.packet.len()).min(u16::MAX as usize) as u16,
+            dont_fragment: false,
+            more_fragments: false,
+            fragment_offset: 0,
+            data,
+            data_len: n as u8,
+        }
+    }
+}
+
+/// An ICMP message delivered to this node's stack (echo replies and errors; echo requests
+/// are answered by the IP layer itself).
+#[derive(Clone, Debug, PartialEq)]
+pub struct IcmpIn {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub ttl: u8,
+    pub message: IcmpMessage,
+}
+
+/// What the IP layer hands up to the node's stack.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Upcall {
+    Datagram(Datagram),
+    Icmp(IcmpIn),
+}
+
+/// A datagram the stack asks the IP layer to send.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SendRequest {
+    /// Source address; `None` picks the outgoing interface's address.
+    pub src: Option<Ipv4Addr>,
+    pub dst: Ipv4Addr,
+    pub protocol: u8,
+    /// `None` uses the node's default TTL.
+    pub ttl: Option<u8>,
+    pub tos: u8,
+    pub dont_fragment: bool,
+    /// Send out of this interface regardless of routes (needed for 255.255.255.255).
+    pub iface: Option<u16>,
+    pub body: IpBody,
+}
+
+impl SendRequest {
+    pub fn new(dst: Ipv4Addr, protocol: u8, body: IpBody) -> Self {
+        SendRequest {
+            src: None,
+            dst,
+            protocol,
+            ttl: None,
+            tos: 0,
+            dont_fragment: false,
+            iface: None,
+            body,
+        }
+    }
+}
+
+/// Errors reported synchronously by a send, as Linux's sendmsg would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("network is unreachable (no route to {0})")]
+    NetUnreachable(Ipv4Addr),
+    #[error("message too long for the path: MTU {mtu}")]
+    MessageTooLong { mtu: u32 },
+    #[error("no such interface {0}")]
+    NoSuchInterface(u16),
+    #[error("the node is down")]
+    NodeDown,
+}
+
+/// Timer tokens with this bit belong to the IP layer; the rest are the stack's.
+pub(crate) const IP_TIMER_BIT: u64 = 1 << 63;
+const TIMER_ARP: u64 = 1 << 56;
+const TIMER_REASSEMBLY: u64 = 2 << 56;
+const TIMER_KIND_MASK: u64 = 0x7f << 56;
+
+enum NeighState {
+    Incomplete {
+        sent: u8,
+        timer: Option<TimerHandle>,
+    },
+    Reachable {
+        mac: MacAddr,
+        confirmed: SimTime,
+    },
+}
+
+struct Neighbor {
+    state: NeighState,
+    pending: VecDeque<Ipv4Packet>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct ReassemblyKey {
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    protocol: u8,
+    ident: u16,
+}
+
+struct Reassembly {
+    key: ReassemblyKey,
+    whole: Option<Arc<IpBody>>,
+    /// Received byte ranges, merged and sorted.
+    have: Vec<(u32, u32)>,
+    total: Option<u32>,
+    first: Option<Ipv4Packet>,
+    timer: TimerHandle,
+}
+
+/// The network layer of one host or router.
+pub struct IpNode {
+    pub node: NodeId,
+    pub forwarding: bool,
+    pub config: IpConfig,
+    pub ifaces: Vec<Iface>,
+    pub routes: RouteTable,
+    pub ecmp: EcmpMode,
+    ecmp_seed: u64,
+    spray_rng: SimRng,
+    neighbors: BTreeMap<(u16, Ipv4Addr), Neighbor>,
+    reassembly: BTreeMap<u32, Reassembly>,
+    reassembly_index: BTreeMap<ReassemblyKey, u32>,
+    next_reassembly_serial: u32,
+    next_ident: u16,
+    pub(crate) upcalls: VecDeque<Upcall>,
+}
+
+impl IpNode {
+    pub fn new(
+        node: NodeId,
+        forwarding: bool,
+        ifaces: Vec<Iface>,
+        config: IpConfig,
+        ecmp: EcmpMode,
+        ecmp_seed: u64,
+        spray_rng: SimRng,
+    ) -> Self {
+        let mut n = IpNode {
+            node,
+            forwarding,
+            config,
+            ifaces,
+            routes: RouteTable::default(),
+            ecmp,
+            ecmp_seed,
+            spray_rng,
+            neighbors: BTreeMap::new(),
+            reassembly: BTreeMap::new(),
+            reassembly_index: BTreeMap::new(),
+            next_reassembly_serial: 0,
+            next_ident: 1,
+            upcalls: VecDeque::new(),
+        };
+        n.install_connected_routes();
+        n
+    }
+
+    fn install_connected_routes(&mut self) {
+        for (i, ifc) in self.ifaces.iter().enumerate() {
+            self.routes.insert(Route {
+                prefix: ifc.prefix,
+                next_hops: vec![crate::route::NextHop {
+                    iface: i as u16,
+                    gateway: None,
+                }],
+                origin: crate::route::RouteOrigin::Connected,
+            });
+        }
+    }
+
+    /// Forgets all dynamic state (the node crashed). Routes and addresses stay: they are
+    /// configuration.
+    pub fn reset(&mut self) {
+        self.neighbors.clear();
+        self.reassembly.clear();
+        self.reassembly_index.clear();
+        self.upcalls.clear();
+    }
+
+    pub fn is_local(&self, addr: Ipv4Addr) -> bool {
+        self.ifaces.iter().any(|i| i.addr == addr)
+    }
+
+    fn is_local_broadcast(&self, addr: Ipv4Addr) -> bool {
+        addr == Ipv4Addr::BROADCAST
+            || self
+                .ifaces
+                .iter()
+                .any(|i| i.prefix.len < 31 && i.prefix.broadcast() == addr)
+    }
+
+    /// The node's first address, if any.
+    pub fn primary_addr(&self) -> Option<Ipv4Addr> {
+        self.ifaces.first().map(|i| i.addr)
+    }
+
+    fn alloc_ident(&mut self) -> u16 {
+        let id = self.next_ident;
+        self.next_ident = self.next_ident.wrapping_add(1);
+        id
+    }
+
+    /// Is a resolved, fresh ARP entry present? (for tests and reports)
+    pub fn arp_entry(&self, now: SimTime, iface: u16, ip: Ipv4Addr) -> Option<MacAddr> {
+        match self.neighbors.get(&(iface, ip)).map(|n| &n.state) {
+            Some(NeighState::Reachable { mac, confirmed })
+                if now.saturating_since(*confirmed) < self.config.arp_cache_timeout =>
+            {
+                Some(*mac)
+            }
+            _ => None,
+        }
+    }
+
+    // ---------------------------------------------------------------- sending
+
+    /// Sends a datagram from this node.
+    pub fn send(&mut self, net: &mut Net, req: SendRequest) -> Result<(), SendError> {
+        if !net.node_is_up(self.node) {
+            return Err(SendError::NodeDown);
+        }
+        let ident = self.alloc_ident();
+        let mut pkt = Ipv4Packet {
+            src: req.src.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            dst: req.dst,
+            ttl: req.ttl.unwrap_or(self.config.default_ttl),
+            tos: req.tos,
+            protocol: req.protocol,
+            ident,
+            dont_fragment: req.dont_fragment,
+            more_fragments: false,
+            fragment_offset: 0,
+            corrupted: false,
+            body: req.body,
+        };
+        if let Some(iface) = req.iface {
+            let ifc = self
+                .ifaces
+                .get(iface as usize)
+                .ok_or(SendError::NoSuchInterface(iface))?;
+            if pkt.src.is_unspecified() && !ifc.addr.is_unspecified() {
+                pkt.src = ifc.addr;
+            }
+            let next = if pkt.dst == Ipv4Addr::BROADCAST {
+                pkt.dst
+            } else {
+                req.dst
+            };
+            return self.output(net, iface, next, pkt, true);
+        }
+        if self.is_local(pkt.dst) {
+            if pkt.src.is_unspecified() {
+                pkt.src = pkt.dst;
+            }
+            net.loopback(self.node, pkt);
+            return Ok(());
+        }
+        self.route_and_output(net, pkt, true)
+    }
+
+    fn route_and_output(
+        &mut self,
+        net: &mut Net,
+        mut pkt: Ipv4Packet,
+        local: bool,
+    ) -> Result<(), SendError> {
+        let Some(route) = self.routes.lookup(pkt.dst) else {
+            net.counters(self.node).no_route += 1;
+            node_trace!(net, Category::Ip, self.node, "no_route",
+                "dst" => pkt.dst);
+            if !local {
+                self.icmp_error(net, &pkt, IcmpError::Unreachable(UnreachableCode::Net, 0));
+            }
+            return Err(SendError::NetUnreachable(pkt.dst));
+        };
+        let key = flow_key(&pkt);
+        let draw = if self.ecmp == EcmpMode::PerPacket && route.next_hops.len() > 1 {
+            self.spray_rng.next_u64()
+        } else {
+            0
+        };
+        let hop = choose_next_hop(route, self.ecmp, &key, self.ecmp_seed, draw);
+        let iface = hop.iface;
+        let next = hop.gateway.unwrap_or(pkt.dst);
+        if pkt.src.is_unspecified() {
+            if let Some(ifc) = self.ifaces.get(iface as usize) {
+                pkt.src = ifc.addr;
+            }
+        }
+        self.output(net, iface, next, pkt, local)
+    }
+
+    /// Fragments if needed, then resolves the next hop and transmits.
+    fn output(
+        &mut self,
+        net: &mut Net,
+        iface: u16,
+        next: Ipv4Addr,
+        pkt: Ipv4Packet,
+        local: bool,
+    ) -> Result<(), SendError> {
+        let Some(ifc) = self.ifaces.get(iface as usize) else {
+            return Err(SendError::NoSuchInterface(iface));
+        };
+        let mtu = ifc.mtu;
+        if pkt.total_len() as u32 <= mtu {
+            self.resolve_and_transmit(net, iface, next, pkt);
+            return Ok(());
+        }
+        if pkt.dont_fragment {
+            net.counters(self.node).frag_needed += 1;
+            node_trace!(net, Category::Ip, self.node, "frag_needed",
+                "dst" => pkt.dst, "len" => pkt.total_len(), "mtu" => mtu);
+            if local {
+                return Err(SendError::MessageTooLong { mtu });
+            }
+            self.icmp_error(
+                net,
+                &pkt,
+                IcmpError::Unreachable(UnreachableCode::FragmentationNeeded, mtu as u16),
+            );
+            return Ok(());
+        }
+        let frags = fragment(&pkt, mtu);
+        net.counters(self.node).fragments_created += frags.len() as u64;
+        node_trace!(net, Category::Ip, self.node, "fragmented",
+            "dst" => pkt.dst, "ident" => pkt.ident, "len" => pkt.total_len(), "mtu" => mtu, "fragments" => frags.len());
+        for f in frags {
+            self.resolve_and_transmit(net, iface, next, f);
+        }
+        Ok(())
+    }
+
+    fn resolve_and_transmit(&mut self, net: &mut Net, iface: u16, next: Ipv4Addr, pkt: Ipv4Packet) {
+        let ifc = &self.ifaces[iface as usize];
+        let src_mac = ifc.mac;
+        let is_bcast =
+            next == Ipv4Addr::BROADCAST || (ifc.prefix.len < 31 && next == ifc.prefix.broadcast());
+        if is_bcast {
+            net.transmit(
+                self.node,
+                iface,
+                Frame {
+                    src: src_mac,
+                    dst: MacAddr::BROADCAST,
+                    body: FrameBody::Ipv4(pkt),
+                },
+            );
+            return;
+        }
+        if let Some(mac) = self.arp_entry(net.now(), iface, next) {
+            net.transmit(
+                self.node,
+                iface,
+                Frame {
+                    src: src_mac,
+                    dst: mac,
+                    body: FrameBody::Ipv4(pkt),
+                },
+            );
+            return;
+        }
+        let limit = self.config.arp_queue_len;
+        let start_resolution = match self.neighbors.get_mut(&(iface, next)) {
+            Some(
+                n @ Neighbor {
+                    state: NeighState::Incomplete { .. },
+                    ..
+                },
+            ) => {
+                if n.pending.len() < limit {
+                    n.pending.push_back(pkt);
+                }
+                false
+            }
+            _ => {
+                let mut pending = VecDeque::new();
+                pending.push_back(pkt);
+                self.neighbors.insert(
+                    (iface, next),
+                    Neighbor {
+                        state: NeighState::Incomplete {
+                            sent: 0,
+                            timer: None,
+                        },
+                        pending,
+                    },
+                );
+                true
+            }
+        };
+        if start_resolution {
+            self.send_arp_request(net, iface, next);
+        }
+    }
+
+    fn send_arp_request(&mut self, net: &mut Net, iface: u16, target: Ipv4Addr) {
+        let ifc = &self.ifaces[iface as usize];
+        let frame = Frame {
+            src: ifc.mac,
+            dst: MacAddr::BROADCAST,
+            body: FrameBody::Arp(ArpPacket {
+                op: ArpOp::Request,
+                sender_mac: ifc.mac,
+                sender_ip: ifc.addr,
+                target_mac: MacAddr::ZERO,
+                target_ip: target,
+            }),
+        };
+        node_trace!(net, Category::Arp, self.node, "arp_request",
+            "iface" => iface, "target" => target);
+        net.transmit(self.node, iface, frame);
+        let token = IP_TIMER_BIT | TIMER_ARP | ((iface as u64) << 32) | u32::from(target) as u64;
+        let timer = net.set_timer(self.node, self.config.arp_retry_interval, token);
+        if let Some(n) = self.neighbors.get_mut(&(iface, target)) {
+            if let NeighState::Incomplete { sent, timer: t } = &mut n.state {
+                *sent += 1;
+                *t = Some(timer);
+            }
+        }
+    }
+
+    fn arp_timer(&mut self, net: &mut Net, iface: u16, target: Ipv4Addr) {
+        let sent = match self.neighbors.get(&(iface, target)).map(|n| &n.state) {
+            Some(NeighState::Incomplete { sent, .. }) => *sent,
+            _ => return,
+        };
+        if sent < self.config.arp_retries {
+            self.send_arp_request(net, iface, target);
+            return;
+        }
+        let Some(n) = self.neighbors.remove(&(iface, target)) else {
+            return;
+        };
+        net.counters(self.node).arp_failures += 1;
+        node_trace!(net, Category::Arp, self.node, "arp_failed",
+            "iface" => iface, "target" => target, "dropped" => n.pending.len());
+        for pkt in n.pending {
+            self.icmp_error(net, &pkt, IcmpError::Unreachable(UnreachableCode::Host, 0));
+        }
+    }
+
+    // ---------------------------------------------------------------- receiving
+
+    /// Handles a frame that arrived on `port`. Anything for the stack is queued in
+    /// `upcalls`.
+    pub fn receive_frame(&mut self, net: &mut Net, port: u16, frame: Frame) {
+        let Some(ifc) = self.ifaces.get(port as usize) else {
+            return;
+        };
+        if frame.dst != ifc.mac && !frame.dst.is_group() {
+            return; // flooded by a switch to everyone; not for us
+        }
+        match frame.body {
+            FrameBody::Arp(arp) => self.receive_arp(net, port, arp),
+            FrameBody::Ipv4(pkt) => self.receive_ipv4(net, port, pkt),
+        }
+    }
+
+    fn receive_arp(&mut self, net: &mut Net, port: u16, arp: ArpPacket) {
+        let now = net.now();
+        let ifc = self.ifaces[port as usize].clone();
+        let for_us = arp.target_ip == ifc.addr;
+        // Update an existing entry for the sender, or create one if the request is for us.
+        let key = (port, arp.sender_ip);
+        if self.neighbors.contains_key(&key) || (for_us && arp.op == ArpOp::Request) {
+            let pending = match self.neighbors.remove(&key) {
+                Some(Neighbor {
+                    state: NeighState::Incomplete { timer, .. },
+                    pending,
+                }) => {
+                    if let Some(t) = timer {
+                        net.cancel_timer(t);
+                    }
+                    node_trace!(net, Category::Arp, self.node, "arp_resolved",
+                        "iface" => port, "ip" => arp.sender_ip, "mac" => arp.sender_mac);
+                    pending
+                }
+                Some(n) => n.pending,
+                None => VecDeque::new(),
+            };
+            self.neighbors.insert(
+                key,
+                Neighbor {
+                    state: NeighState::Reachable {
+                        mac: arp.sender_mac,
+                        confirmed: now,
+                    },
+                    pending: VecDeque::new(),
+                },
+            );
+            for pkt in pending {
+                net.transmit(
+                    self.node,
+                    port,
+                    Frame {
+                        src: ifc.mac,
+                        dst: arp.sender_mac,
+                        body: FrameBody::Ipv4(pkt),
+                    },
+                );
+            }
+        }
+        if for_us && arp.op == ArpOp::Request {
+            node_trace!(net, Category::Arp, self.node, "arp_reply",
+                "iface" => port, "to" => arp.sender_ip);
+            net.transmit(
+                self.node,
+                port,
+                Frame {
+                    src: ifc.mac,
+                    dst: arp.sender_mac,
+                    body: FrameBody::Arp(ArpPacket {
+                        op: ArpOp::Reply,
+                        sender_mac: ifc.mac,
+                        sender_ip: ifc.addr,
+                        target_mac: arp.sender_mac,
+                        target_ip: arp.sender_ip,
+                    }),
+                },
+            );
+        }
+    }
+
+    pub(crate) fn receive_ipv4(&mut self, net: &mut Net, port: u16, pkt: Ipv4Packet) {
+        if self.is_local(pkt.dst) || self.is_local_broadcast(pkt.dst) {
+            self.local_input(net, port, pkt);
+            return;
+        }
+        if !self.forwarding {
+            return;
+        }
+        if pkt.ttl <= 1 {
+            net.counters(self.node).ttl_expired += 1;
+            node_trace!(net, Category::Ip, self.node, "ttl_expired",
+                "src" => pkt.src, "dst" => pkt.dst);
+            self.icmp_error(
+                net,
+                &pkt,
+                IcmpError::TimeExceeded(TimeExceededCode::TtlInTransit),
+            );
+            return;
+        }
+        let mut pkt = pkt;
+        pkt.ttl -= 1;
+        net.counters(self.node).forwarded += 1;
+        let _ = self.route_and_output(net, pkt, false);
+    }
+
+    fn local_input(&mut self, net: &mut Net, port: u16, pkt: Ipv4Packet) {
+        let pkt = if pkt.is_fragment() {
+            match self.reassemble(net, pkt) {
+                Some(p) => p,
+                None => return,
+            }
+        } else {
+            pkt
+        };
+        if pkt.corrupted {
+            net.counters(self.node).checksum_errors += 1;
+            node_trace!(net, Category::Ip, self.node, "checksum_error",
+                "src" => pkt.src, "protocol" => pkt.protocol);
+            return;
+        }
+        net.counters(self.node).delivered += 1;
+        match pkt.body {
+            IpBody::Icmp(msg) => {
+                net.counters(self.node).icmp_received += 1;
+                if let IcmpMessage::EchoRequest {
+                    ident,
+                    seq,
+                    payload,
+                } = msg
+                {
+                    if self.config.echo_reply && !self.is_local_broadcast(pkt.dst) {
+                        let mut req = SendRequest::new(
+                            pkt.src,
+                            ip_proto::ICMP,
+                            IpBody::Icmp(IcmpMessage::EchoReply {
+                                ident,
+                                seq,
+                                payload,
+                            }),
+                        );
+                        req.src = Some(pkt.dst);
+                        let _ = self.send(net, req);
+                    }
+                    return;
+                }
+                node_trace!(net, Category::Icmp, self.node, "icmp_received",
+                    "src" => pkt.src, "kind" => icmp_kind(&msg));
+                self.upcalls.push_back(Upcall::Icmp(IcmpIn {
+                    src: pkt.src,
+                    dst: pkt.dst,
+                    ttl: pkt.ttl,
+                    message: msg,
+                }));
+            }
+            IpBody::Transport(packet) => {
+                self.upcalls.push_back(Upcall::Datagram(Datagram {
+                    src: pkt.src,
+                    dst: pkt.dst,
+                    protocol: pkt.protocol,
+                    ttl: pkt.ttl,
+                    tos: pkt.tos,
+                    iface: port,
+                    packet,
+                }));
+            }
+            IpBody::Fragment(_) => {
+                // A reassembled datagram whose original body was itself opaque bytes.
+                net.counters(self.node).malformed += 1;
+            }
+        }
+    }
+
+    fn reassemble(&mut self, net: &mut Net, pkt: Ipv4Packet) -> Option<Ipv4Packet> {
+        let key = ReassemblyKey {
+            src: pkt.src,
+            dst: pkt.dst,
+            protocol: pkt.protocol,
+            ident: pkt.ident,
+        };
+        let IpBody::Fragment(frag) = &pkt.body else {
+            net.counters(self.node).malformed += 1;
+            return None;
+        };
+        let serial = match self.reassembly_index.get(&key) {
+            Some(&s) => s,
+            None => {
+                let s = self.next_reassembly_serial;
+                self.next_reassembly_serial = s.wrapping_add(1);
+                let timer = net.set_timer(
+                    self.node,
+                    self.config.reassembly_timeout,
+                    IP_TIMER_BIT | TIMER_REASSEMBLY | s as u64,
+                );
+                self.reassembly_index.insert(key, s);
+                self.reassembly.insert(
+                    s,
+                    Reassembly {
+                        key,
+                        whole: None,
+                        have: Vec::new(),
+                        total: None,
+                        first: None,
+                        timer,
+                    },
+                );
+                s
+            }
+        };
+        let entry = self.reassembly.get_mut(&serial)?;
+        let start = pkt.fragment_offset as u32;
+        let end = start + frag.len;
+        entry.whole.get_or_insert_with(|| frag.whole.clone());
+        if !pkt.more_fragments {
+            entry.total = Some(end);
+        }
+        if start == 0 {
+            entry.first = Some(pkt.clone());
+        }
+        insert_range(&mut entry.have, start, end);
+        let complete = entry.total.is_some_and(|t| entry.have == [(0, t)]);
+        if !complete {
+            return None;
+        }
+        let entry = self.reassembly.remove(&serial)?;
+        self.reassembly_index.remove(&key);
+        net.cancel_timer(entry.timer);
+        net.counters(self.node).reassembled += 1;
+        node_trace!(net, Category::Ip, self.node, "reassembled",
+            "src" => pkt.src, "ident" => pkt.ident, "len" => entry.total.unwrap_or(0));
+        let whole = entry.whole?;
+        Some(Ipv4Packet {
+            more_fragments: false,
+            fragment_offset: 0,
+            corrupted: pkt.corrupted || entry.first.as_ref().is_some_and(|f| f.corrupted),
+            body: (*whole).clone(),
+            ..pkt
+        })
+    }
+
+    fn reassembly_timeout(&mut self, net: &mut Net, serial: u32) {
+        let Some(entry) = self.reassembly.remove(&serial) else {
+            return;
+        };
+        self.reassembly_index.remove(&entry.key);
+        net.counters(self.node).reassembly_timeouts += 1;
+        node_trace!(net, Category::Ip, self.node, "reassembly_timeout",
+            "src" => entry.key.src, "ident" => entry.key.ident);
+        // RFC 792: time exceeded (reassembly) only if the first fragment arrived.
+        if let Some(first) = entry.first {
+            self.icmp_error(
+                net,
+                &first,
+                IcmpError::TimeExceeded(TimeExceededCode::FragmentReassembly),
+            );
+        }
+    }
+
+    /// Handles an IP-layer timer (token has [`IP_TIMER_BIT`]).
+    pub(crate) fn timer(&mut self, net: &mut Net, token: u64) {
+        match token & TIMER_KIND_MASK {
+            TIMER_ARP => {
+                let iface = ((token >> 32) & 0xffff) as u16;
+                let ip = Ipv4Addr::from(token as u32);
+                self.arp_timer(net, iface, ip);
+            }
+            TIMER_REASSEMBLY => self.reassembly_timeout(net, token as u32),
+            _ => {}
+        }
+    }
+
+    // ---------------------------------------------------------------- ICMP errors
+
+    /// Sends an ICMP error about `about` to its source, following RFC 1122's rules: never
+    /// about an ICMP error, a broadcast, or a non-initial fragment. If the source is this
+    /// node, the error is delivered locally (as Linux reports errors to local senders).
+    pub fn icmp_error(&mut self, net: &mut Net, about: &Ipv4Packet, err: IcmpError) {
+        if about.fragment_offset != 0
+            || self.is_local_broadcast(about.dst)
+            || about.src.is_unspecified()
+        {
+            return;
+        }
+        if let IpBody::Icmp(m) = &about.body {
+            if m.is_error() {
+                return;
+            }
+        }
+        let quote = wire::quote_of(about);
+        let message = match err {
+            IcmpError::Unreachable(code, mtu) => IcmpMessage::DestUnreachable {
+                code,
+                next_hop_mtu: mtu,
+                quote,
+            },
+            IcmpError::TimeExceeded(code) => IcmpMessage::TimeExceeded { code, quote },
+        };
+        net.counters(self.node).icmp_sent += 1;
+        node_trace!(net, Category::Icmp, self.node, "icmp_sent",
+            "dst" => about.src, "kind" => icmp_kind(&message));
+        if self.is_local(about.src) {
+            self.upcalls.push_back(Upcall::Icmp(IcmpIn {
+                src: about.src,
+                dst: about.src,
+                ttl: self.config.default_ttl,
+                message,
+            }));
+            return;
+        }
+        let req = SendRequest::new(about.src, ip_proto::ICMP, IpBody::Icmp(message));
+        let _ = self.send(net, req);
+    }
+}
+
+/// An ICMP error the IP layer can generate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IcmpError {
+    Unreachable(UnreachableCode, u16),
+    TimeExceeded(TimeExceededCode),
+}
+
+/// A short name for an ICMP message, as used in traces.
+pub fn icmp_kind(m: &IcmpMessage) -> &'static str {
+    match m {
+        IcmpMessage::EchoRequest { .. } => "echo_request",
+        IcmpMessage::EchoReply { .. } => "echo_reply",
+        IcmpMessage::DestUnreachable { code, .. } => code.name(),
+        IcmpMessage::TimeExceeded {
+            code: TimeExceededCode::TtlInTransit,
+            ..
+        } => "ttl_exceeded",
+        IcmpMessage::TimeExceeded { .. } => "reassembly_time_exceeded",
+    }
+}
+
+fn flow_key(pkt: &Ipv4Packet) -> FlowKey {
+    let (src_port, dst_port) = match &pkt.body {
+        IpBody::Transport(t) => t.ports(),
+        IpBody::Icmp(
+            IcmpMessage::EchoRequest { ident, .. } | IcmpMessage::EchoReply { ident, .. },
+        ) => (*ident, 0),
+        // Fragments after the first carry no ports; hash them on addresses only, like the
+        // first fragment (whose transport header routers do not parse either).
+        _ => (0, 0),
+    };
+    let (src_port, dst_port) = if pkt.is_fragment() {
+        (0, 0)
+    } else {
+        (src_port, dst_port)
+    };
+    FlowKey {
+        src: pkt.src,
+        dst: pkt.dst,
+        protocol: pkt.protocol,
+        src_port,
+        dst_port,
+    }
+}
+
+/// Splits `pkt` into fragments that fit `mtu` (RB-IP-03). All share the IP ID.
+pub fn fragment(pkt: &Ipv4Packet, mtu: u32) -> Vec<Ipv4Packet> {
+    let chunk = ((mtu.saturating_sub(IPV4_HEADER_LEN as u32)) / 8 * 8).max(8);
+    let (whole, base) = match &pkt.body {
+        IpBody::Fragment(f) => (f.whole.clone(), f.offset),
+        body => (Arc::new(body.clone()), 0),
+    };
+    let len = pkt.body.len() as u32;
+    let mut out = Vec::with_capacity(len.div_ceil(chunk) as usize);
+    let mut k = 0;
+    while k < len {
+        let n = chunk.min(len - k);
+        out.push(Ipv4Packet {
+            more_fragments: k + n < len || pkt.more_fragments,
+            fragment_offset: pkt.fragment_offset + k as u16,
+            body: IpBody::Fragment(FragmentData {
+                whole: whole.clone(),
+                offset: base + k,
+                len: n,
+            }),
+            ..pkt.clone()
+        });
+        k += n;
+    }
+    out
+}
+
+fn insert_range(have: &mut Vec<(u32, u32)>, start: u32, end: u32) {
+    have.push((start, end));
+    have.sort_unstable();
+    let mut merged: Vec<(u32, u32)> = Vec::with_capacity(have.len());
+    for &(s, e) in have.iter() {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    *have = merged;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn udp_like(len: u32) -> Ipv4Packet {
+        Ipv4Packet {
+            src: Ipv4Addr::new(10, 0, 0, 1),
+            dst: Ipv4Addr::new(10, 0, 1, 1),
+            ttl: 64,
+            tos: 0,
+            protocol: ip_proto::UDP,
+            ident: 7,
+            dont_fragment: false,
+            more_fragments: false,
+            fragment_offset: 0,
+            corrupted: false,
+            body: IpBody::Transport(TransportPacket {
+                header: HeaderBytes::new(&[0, 1, 0, 2, 0, 0, 0, 0]).unwrap(),
+                payload: Payload::zeros(len - 8),
+                checksum: ChecksumField::At {
+                    offset: 6,
+                    zero_as_ones: true,
+                },
+            }),
+        }
+    }
+
+    // RB-IP-03
+    #[test]
+    fn fragments_fit_share_the_id_and_cover_the_payload() {
+        let p = udp_like(3000);
+        let frags = fragment(&p, 1500);
+        assert_eq!(frags.len(), 3);
+        assert!(frags.iter().all(|f| f.total_len() <= 1500 && f.ident == 7));
+        assert_eq!(frags.iter().map(|f| f.body.len()).sum::<usize>(), 3000);
+        assert_eq!(
+            frags.iter().map(|f| f.fragment_offset).collect::<Vec<_>>(),
+            vec![0, 1480, 2960]
+        );
+        assert_eq!(
+            frags.iter().map(|f| f.more_fragments).collect::<Vec<_>>(),
+            vec![true, true, false]
+        );
+        // Refragmenting a fragment keeps offsets relative to the original datagram.
+        let again = fragment(&frags[0], 576);
+        assert_eq!(
+            again.iter().map(|f| f.fragment_offset).collect::<Vec<_>>(),
+            vec![0, 552, 1104]
+        );
+        assert!(again.iter().all(|f| f.more_fragments));
+    }
+
+    #[test]
+    fn ranges_merge() {
+        let mut h = Vec::new();
+        insert_range(&mut h, 1480, 2960);
+        insert_range(&mut h, 2960, 3000);
+        assert_eq!(h, vec![(1480, 3000)]);
+        insert_range(&mut h, 0, 1480);
+        assert_eq!(h, vec![(0, 3000)]);
+    }
+}

@@ -1,0 +1,14 @@
+//! placeholder
+pub mod capture;
+pub mod ip;
+pub mod link;
+pub mod metrics;
+pub mod packet;
+pub mod rng;
+pub mod route;
+pub mod sched;
+pub mod switch;
+pub mod time;
+pub mod trace;
+pub mod wire;
+pub mod world;

@@ -1,0 +1,1010 @@
+//! The world: nodes, links and the event loop that drives them.
+//!
+//! Owns the scheduler, the packet store, the links' channels, fault injection and the run
+//! loop. Hosts and routers are an [`IpNode`] plus a [`Stack`] (the transport protocols and
+//! applications, supplied by the `protocols` crate through [`StackFactory`]); switches are a
+//! [`LearningSwitch`]. The world knows nothing of transport protocols or scenario files.
+//!
+//! Determinism: events are processed in (time, insertion) order; every processed event is
+//! folded into the trace digest; all randomness comes from named streams.
+
+use crate::capture::PcapSink;
+use crate::ip::{IpNode, SendError, SendRequest, Upcall, IP_TIMER_BIT};
+use crate::link::{Channel, Fate, Offer, PacketId};
+use crate::metrics::{FlowTable, NodeCounters};
+use crate::packet::{Frame, FrameBody, Ipv4Packet};
+use crate::rng::{RngFactory, SimRng};
+use crate::sched::{Scheduler, TimerHandle};
+use crate::switch::{LearningSwitch, SwitchDecision};
+use crate::time::{SimDuration, SimTime};
+use crate::trace::{Category, Tracer};
+use crate::trace_event;
+use std::net::Ipv4Addr;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(pub u32);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LinkId(pub u32);
+
+/// Emits a trace record from a node if the category is enabled; fields are built only then.
+#[macro_export]
+macro_rules! node_trace {
+    ($net:expr, $cat:expr, $node:expr, $event:expr $(, $k:expr => $v:expr)* $(,)?) => {
+        if $net.tracer.enabled($cat) {
+            let fields: &[(&'static str, $crate::trace::TraceValue)] =
+                &[$(($k, $crate::trace::TraceValue::from($v))),*];
+            $net.emit_trace($node, $event, fields);
+        }
+    };
+}
+
+/// What the scheduler carries. Small and `Copy`, so scheduling never allocates.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Event {
+    /// A channel finished serializing its current frame.
+    TxDone {
+        link: u32,
+        dir: u8,
+    },
+    /// A frame reaches the far end of a channel.
+    Arrive {
+        link: u32,
+        dir: u8,
+        epoch: u32,
+        pkt: PacketId,
+    },
+    /// A datagram sent by a node to one of its own addresses.
+    Loopback {
+        node: u32,
+        epoch: u32,
+        pkt: PacketId,
+    },
+    Timer {
+        node: u32,
+        epoch: u32,
+        token: u64,
+    },
+    Boot {
+        node: u32,
+        epoch: u32,
+    },
+    Fault {
+        index: u32,
+    },
+    Reroute,
+}
+
+/// The transport protocols and applications of one host or router.
+pub trait Stack {
+    /// The node has booted (at time zero, or when it restarts after a crash).
+    fn boot(&mut self, cx: &mut NodeCx<'_>);
+    /// A timer the stack set has fired.
+    fn on_timer(&mut self, cx: &mut NodeCx<'_>, token: u64);
+    /// The IP layer delivers a datagram or an ICMP message.
+    fn on_upcall(&mut self, cx: &mut NodeCx<'_>, upcall: Upcall);
+    /// The run is over: a chance to flush final measurements into the flow table.
+    fn finish(&mut self, _cx: &mut NodeCx<'_>) {}
+    /// Lines for the human summary (e.g. ping statistics, a traceroute).
+    fn report(&self) -> Vec<StackReport> {
+        Vec::new()
+    }
+}
+
+/// A named block of output lines and structured data from an application.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StackReport {
+    pub app: String,
+    pub lines: Vec<String>,
+}
+
+/// Builds a fresh stack for a node: at the start and again at each restart.
+pub type StackFactory = Box<dyn FnMut() -> Box<dyn Stack>>;
+
+/// What a stack may do: send, set timers, read the clock, record measurements.
+pub struct NodeCx<'a> {
+    pub(crate) ip: &'a mut IpNode,
+    pub(crate) net: &'a mut Net,
+}
+
+impl<'a> NodeCx<'a> {
+    pub fn now(&self) -> SimTime {
+        self.net.now()
+    }
+    pub fn node(&self) -> NodeId {
+        self.ip.node
+    }
+    pub fn node_name(&self) -> &str {
+        self.net.node_name(self.ip.node)
+    }
+    pub fn ip(&self) -> &IpNode {
+        self.ip
+    }
+    pub fn primary_addr(&self) -> Option<Ipv4Addr> {
+        self.ip.primary_addr()
+    }
+    pub fn send(&mut self, req: SendRequest) -> Result<(), SendError> {
+        self.ip.send(self.net, req)
+    }
+    /// Sets a timer; `token` comes back in [`Stack::on_timer`]. Tokens must be below 2^63.
+    pub fn set_timer(&mut self, delay: SimDuration, token: u64) -> TimerHandle {
+        debug_assert!(token & IP_TIMER_BIT == 0);
+        self.net
+            .set_timer(self.ip.node, delay, token & !IP_TIMER_BIT)
+    }
+    pub fn cancel_timer(&mut self, h: TimerHandle) -> bool {
+        self.net.cancel_timer(h)
+    }
+    /// A random stream private to this node and `purpose` (e.g. an app's name).
+    pub fn rng(&self, purpose: &str) -> SimRng {
+        self.net
+            .rng
+            .stream(&format!("node:{}:{}", self.node_name(), purpose))
+    }
+    pub fn flows(&mut self) -> &mut FlowTable {
+        &mut self.net.flows
+    }
+    pub fn tracer(&mut self) -> &mut Tracer {
+        &mut self.net.tracer
+    }
+    /// Resolves a node name to its first address (for apps addressing peers by name).
+    pub fn resolve_name(&self, name: &str) -> Option<Ipv4Addr> {
+        self.net
+            .names
+            .iter()
+            .position(|n| n == name)
+            .and_then(|i| self.net.node_addrs[i])
+    }
+    /// Emits a trace record from this node.
+    pub fn trace(
+        &mut self,
+        cat: Category,
+        event: &'static str,
+        fields: &[(&'static str, crate::trace::TraceValue)],
+    ) {
+        if self.net.tracer.enabled(cat) {
+            let t = self.net.now();
+            let name = &self.net.names[self.ip.node.0 as usize];
+            self.net.tracer.emit(t, name, event, fields);
+        }
+    }
+}
+
+/// Which side of a link a node's port is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortBinding {
+    pub link: LinkId,
+    pub side: u8,
+}
+
+/// A full-duplex link: `dirs[0]` carries frames from `ends[0]` to `ends[1]`.
+pub struct Link {
+    pub name: String,
+    pub ends: [(NodeId, u16); 2],
+    pub mtu: u32,
+    pub dirs: [Channel; 2],
+    pub(crate) capture: Option<usize>,
+}
+
+/// Storage for frames in flight, reused so steady state does not allocate.
+#[derive(Default)]
+pub(crate) struct PacketStore {
+    slots: Vec<Option<(u64, Frame)>>,
+    free: Vec<u32>,
+    next_uid: u64,
+}
+
+impl PacketStore {
+    fn insert(&mut self, frame: Frame) -> PacketId {
+        let uid = self.next_uid;
+        self.next_uid += 1;
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some((uid, frame));
+                PacketId(i)
+            }
+            None => {
+                self.slots.push(Some((uid, frame)));
+                PacketId((self.slots.len() - 1) as u32)
+            }
+        }
+    }
+    fn get(&self, id: PacketId) -> Option<&(u64, Frame)> {
+        self.slots.get(id.0 as usize).and_then(|s| s.as_ref())
+    }
+    fn get_mut(&mut self, id: PacketId) -> Option<&mut (u64, Frame)> {
+        self.slots.get_mut(id.0 as usize).and_then(|s| s.as_mut())
+    }
+    fn take(&mut self, id: PacketId) -> Option<(u64, Frame)> {
+        let f = self.slots.get_mut(id.0 as usize)?.take();
+        if f.is_some() {
+            self.free.push(id.0);
+        }
+        f
+    }
+    pub(crate) fn live(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+}
+
+/// Everything nodes share: the clock and scheduler, links, captures, trace and flows.
+pub struct Net {
+    pub(crate) sched: Scheduler<Event>,
+    pub links: Vec<Link>,
+    pub(crate) packets: PacketStore,
+    pub(crate) ports: Vec<Vec<PortBinding>>,
+    pub(crate) names: Vec<String>,
+    pub(crate) node_addrs: Vec<Option<Ipv4Addr>>,
+    pub(crate) epochs: Vec<u32>,
+    pub(crate) up: Vec<bool>,
+    pub(crate) counters: Vec<NodeCounters>,
+    pub tracer: Tracer,
+    pub flows: FlowTable,
+    pub rng: RngFactory,
+    pub(crate) captures: Vec<(String, PcapSink)>,
+    pub(crate) node_capture: Vec<Option<usize>>,
+    pub(crate) capture_errors: Vec<String>,
+}
+
+impl Net {
+    pub fn now(&self) -> SimTime {
+        self.sched.now()
+    }
+    pub fn node_name(&self, n: NodeId) -> &str {
+        &self.names[n.0 as usize]
+    }
+    pub fn node_is_up(&self, n: NodeId) -> bool {
+        self.up[n.0 as usize]
+    }
+    pub fn counters(&mut self, n: NodeId) -> &mut NodeCounters {
+        &mut self.counters[n.0 as usize]
+    }
+    pub fn set_timer(&mut self, n: NodeId, delay: SimDuration, token: u64) -> TimerHandle {
+        let at = self.now() + delay;
+        let epoch = self.epochs[n.0 as usize];
+        self.sched.schedule_timer(
+            at,
+            Event::Timer {
+                node: n.0,
+                epoch,
+                token,
+            },
+        )
+    }
+    pub fn cancel_timer(&mut self, h: TimerHandle) -> bool {
+        self.sched.cancel(h)
+    }
+
+    /// Emits a trace record from `node` (use through [`node_trace!`]).
+    pub fn emit_trace(
+        &mut self,
+        node: NodeId,
+        event: &'static str,
+        fields: &[(&'static str, crate::trace::TraceValue)],
+    ) {
+        let t = self.sched.now();
+        self.tracer
+            .emit(t, &self.names[node.0 as usize], event, fields);
+    }
+
+    fn capture(&mut self, index: Option<usize>, t: SimTime, frame: &Frame) {
+        if let Some(i) = index {
+            if let Some((_, sink)) = self.captures.get_mut(i) {
+                sink.write(t.as_nanos(), frame);
+            }
+        }
+    }
+
+    /// Hands a frame to the link on `port` of `node`.
+    pub fn transmit(&mut self, node: NodeId, port: u16, frame: Frame) {
+        let Some(&PortBinding { link, side }) = self.ports[node.0 as usize].get(port as usize)
+        else {
+            return;
+        };
+        let wire_len = frame.wire_len() as u32;
+        self.counters[node.0 as usize].tx_frames += 1;
+        let pkt = self.packets.insert(frame);
+        let l = &mut self.links[link.0 as usize];
+        match l.dirs[side as usize].offer(pkt, wire_len) {
+            Offer::Transmit(d) => self.start_transmission(link, side, pkt, d),
+            Offer::Queued => {}
+            Offer::DroppedQueueFull | Offer::DroppedDown => {
+                let reason = if l.dirs[side as usize].is_up() {
+                    "queue_full"
+                } else {
+                    "link_down"
+                };
+                if self.tracer.enabled(Category::Link) {
+                    let name = self.links[link.0 as usize].name.clone();
+                    node_trace!(self, Category::Link, node, "drop", "link" => name, "reason" => reason);
+                }
+                self.packets.take(pkt);
+            }
+        }
+    }
+
+    fn start_transmission(&mut self, link: LinkId, side: u8, pkt: PacketId, d: SimDuration) {
+        let now = self.now();
+        let l = &self.links[link.0 as usize];
+        let (node, _) = l.ends[side as usize];
+        let link_cap = l.capture;
+        let node_cap = self.node_capture[node.0 as usize];
+        if link_cap.is_some() || node_cap.is_some() {
+            if let Some((_, frame)) = self.packets.get(pkt) {
+                let frame = frame.clone();
+                self.capture(link_cap, now, &frame);
+                if node_cap != link_cap {
+                    self.capture(node_cap, now, &frame);
+                }
+            }
+        }
+        self.sched.schedule(
+            now + d,
+            Event::TxDone {
+                link: link.0,
+                dir: side,
+            },
+        );
+    }
+
+    /// Delivers a datagram addressed to the sending node itself, after zero time.
+    pub(crate) fn loopback(&mut self, node: NodeId, pkt: Ipv4Packet) {
+        let frame = Frame {
+            src: Default::default(),
+            dst: Default::default(),
+            body: FrameBody::Ipv4(pkt),
+        };
+        let id = self.packets.insert(frame);
+        let epoch = self.epochs[node.0 as usize];
+        let now = self.now();
+        self.sched.schedule(
+            now,
+            Event::Loopback {
+                node: node.0,
+                epoch,
+                pkt: id,
+            },
+        );
+    }
+}
+
+enum NodeState {
+    Ip {
+        ip: Box<IpNode>,
+        stack: Option<Box<dyn Stack>>,
+        factory: Option<StackFactory>,
+    },
+    Switch(LearningSwitch),
+}
+
+/// A fault at a given time (RB-LINK-04).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultAction {
+    LinkDown(LinkId),
+    LinkUp(LinkId),
+    NodeCrash(NodeId),
+    NodeRestart(NodeId),
+}
+
+/// How automatic routes react to faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RerouteConfig {
+    /// After a link or node fails or recovers, recompute automatic routes this much later
+    /// (a routing protocol's convergence time). `None`: routes never change.
+    pub after: Option<SimDuration>,
+}
+
+/// Why a run stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The configured end time was reached.
+    EndTime,
+    /// Nothing left to do before the end time.
+    Idle,
+    /// The event budget ran out.
+    MaxEvents,
+    /// The caller's stop check said stop (e.g. a wall-clock limit).
+    Interrupted,
+}
+
+/// The simulated network.
+pub struct World {
+    pub net: Net,
+    nodes: Vec<NodeState>,
+    faults: Vec<FaultAction>,
+    reroute: RerouteConfig,
+    route_builder: Option<Box<dyn FnMut(&World) -> Vec<Option<crate::route::RouteTable>>>>,
+    events: u64,
+}
+
+/// Builder-facing description of a node.
+pub enum NodeSpec {
+    Ip {
+        ip: Box<IpNode>,
+        factory: Option<StackFactory>,
+    },
+    Switch(LearningSwitch),
+}
+
+impl World {
+    /// An empty world with a seed; add nodes and links, then `start`.
+    pub fn new(seed: u64) -> Self {
+        World {
+            net: Net {
+                sched: Scheduler::new(),
+                links: Vec::new(),
+                packets: PacketStore::default(),
+                ports: Vec::new(),
+                names: Vec::new(),
+                node_addrs: Vec::new(),
+                epochs: Vec::new(),
+                up: Vec::new(),
+                counters: Vec::new(),
+                tracer: Tracer::default(),
+                flows: FlowTable::default(),
+                rng: RngFactory::new(seed),
+                captures: Vec::new(),
+                node_capture: Vec::new(),
+                capture_errors: Vec::new(),
+            },
+            nodes: Vec::new(),
+            faults: Vec::new(),
+            reroute: RerouteConfig::default(),
+            route_builder: None,
+            events: 0,
+        }
+    }
+
+    /// Adds a node; its ports are bound as links are added (port i = the i-th link added
+    /// that touches it).
+    pub fn add_node(&mut self, name: &str, spec: NodeSpec) -> NodeId {
+        let id = NodeId(self.nodes.len() as u32);
+        let (state, addr) = match spec {
+            NodeSpec::Ip { ip, factory } => {
+                let addr = ip.primary_addr();
+                (
+                    NodeState::Ip {
+                        ip,
+                        stack: None,
+                        factory,
+                    },
+                    addr,
+                )
+            }
+            NodeSpec::Switch(s) => (NodeState::Switch(s), None),
+        };
+        self.nodes.push(state);
+        self.net.names.push(name.to_string());
+        self.net.node_addrs.push(addr);
+        self.net.ports.push(Vec::new());
+        self.net.epochs.push(0);
+        self.net.up.push(true);
+        self.net.counters.push(NodeCounters::default());
+        self.net.node_capture.push(None);
+        id
+    }
+
+    /// Adds a link between the next free ports of `a` and `b`.
+    pub fn add_link(
+        &mut self,
+        name: &str,
+        a: NodeId,
+        b: NodeId,
+        mtu: u32,
+        ab: crate::link::ChannelConfig,
+        ba: crate::link::ChannelConfig,
+    ) -> LinkId {
+        let id = LinkId(self.net.links.len() as u32);
+        let pa = self.net.ports[a.0 as usize].len() as u16;
+        self.net.ports[a.0 as usize].push(PortBinding { link: id, side: 0 });
+        let pb = self.net.ports[b.0 as usize].len() as u16;
+        self.net.ports[b.0 as usize].push(PortBinding { link: id, side: 1 });
+        let names = &self.net.names;
+        let rng_a = self.net.rng.stream(&format!(
+            "link:{name}:{}>{}",
+            names[a.0 as usize], names[b.0 as usize]
+        ));
+        let rng_b = self.net.rng.stream(&format!(
+            "link:{name}:{}>{}",
+            names[b.0 as usize], names[a.0 as usize]
+        ));
+        self.net.links.push(Link {
+            name: name.to_string(),
+            ends: [(a, pa), (b, pb)],
+            mtu,
+            dirs: [Channel::new(ab, rng_a), Channel::new(ba, rng_b)],
+            capture: None,
+        });
+        id
+    }
+
+    /// Writes every frame sent on `link` (both directions, at the start of transmission)
+    /// to a pcap file.
+    pub fn capture_link(&mut self, link: LinkId, label: &str, sink: PcapSink) {
+        self.net.captures.push((label.to_string(), sink));
+        self.net.links[link.0 as usize].capture = Some(self.net.captures.len() - 1);
+    }
+
+    /// Writes every frame a node sends (at transmission start) and receives (at arrival).
+    pub fn capture_node(&mut self, node: NodeId, label: &str, sink: PcapSink) {
+        self.net.captures.push((label.to_string(), sink));
+        self.net.node_capture[node.0 as usize] = Some(self.net.captures.len() - 1);
+    }
+
+    pub fn schedule_fault(&mut self, at: SimTime, action: FaultAction) {
+        self.faults.push(action);
+        let index = (self.faults.len() - 1) as u32;
+        self.net.sched.schedule(at, Event::Fault { index });
+    }
+
+    /// Recompute automatic routes after faults, with `builder` producing each node's table.
+    pub fn set_rerouting(
+        &mut self,
+        config: RerouteConfig,
+        builder: Box<dyn FnMut(&World) -> Vec<Option<crate::route::RouteTable>>>,
+    ) {
+        self.reroute = config;
+        self.route_builder = Some(builder);
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+    pub fn node_id(&self, name: &str) -> Option<NodeId> {
+        self.net
+            .names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| NodeId(i as u32))
+    }
+    pub fn node_name(&self, n: NodeId) -> &str {
+        self.net.node_name(n)
+    }
+    pub fn ip_node(&self, n: NodeId) -> Option<&IpNode> {
+        match self.nodes.get(n.0 as usize)? {
+            NodeState::Ip { ip, .. } => Some(ip),
+            NodeState::Switch(_) => None,
+        }
+    }
+    pub fn ip_node_mut(&mut self, n: NodeId) -> Option<&mut IpNode> {
+        match self.nodes.get_mut(n.0 as usize)? {
+            NodeState::Ip { ip, .. } => Some(ip),
+            NodeState::Switch(_) => None,
+        }
+    }
+    pub fn switch(&self, n: NodeId) -> Option<&LearningSwitch> {
+        match self.nodes.get(n.0 as usize)? {
+            NodeState::Switch(s) => Some(s),
+            NodeState::Ip { .. } => None,
+        }
+    }
+    pub fn is_up(&self, n: NodeId) -> bool {
+        self.net.up[n.0 as usize]
+    }
+    pub fn counters(&self, n: NodeId) -> &NodeCounters {
+        &self.net.counters[n.0 as usize]
+    }
+    pub fn links(&self) -> &[Link] {
+        &self.net.links
+    }
+    pub fn ports(&self, n: NodeId) -> &[PortBinding] {
+        &self.net.ports[n.0 as usize]
+    }
+    pub fn now(&self) -> SimTime {
+        self.net.now()
+    }
+    /// Events processed so far.
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+    pub fn trace_digest(&self) -> String {
+        self.net.tracer.digest_hex()
+    }
+    /// Frames currently stored (queued or in flight), for leak checks.
+    pub fn live_packets(&self) -> usize {
+        self.net.packets.live()
+    }
+
+    /// Schedules every host's and router's boot at time zero. Call once, before `run`.
+    pub fn start(&mut self) {
+        for i in 0..self.nodes.len() {
+            if matches!(self.nodes[i], NodeState::Ip { .. }) {
+                self.net.sched.schedule(
+                    SimTime::ZERO,
+                    Event::Boot {
+                        node: i as u32,
+                        epoch: 0,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Runs until `end`, the event budget, or `should_stop` (checked every 4096 events).
+    pub fn run(
+        &mut self,
+        end: SimTime,
+        max_events: Option<u64>,
+        mut should_stop: impl FnMut() -> bool,
+    ) -> StopReason {
+        loop {
+            match self.net.sched.peek_time() {
+                None => return StopReason::Idle,
+                Some(t) if t > end => return StopReason::EndTime,
+                Some(_) => {}
+            }
+            if max_events.is_some_and(|m| self.events >= m) {
+                return StopReason::MaxEvents;
+            }
+            if self.events & 4095 == 0 && self.events > 0 && should_stop() {
+                return StopReason::Interrupted;
+            }
+            let Some((t, ev)) = self.net.sched.pop() else {
+                return StopReason::Idle;
+            };
+            self.events += 1;
+            self.dispatch(t, ev);
+        }
+    }
+
+    fn digest(&mut self, t: SimTime, kind: u64, a: u64, pkt: Option<PacketId>) {
+        let (uid, len) = pkt
+            .and_then(|p| self.net.packets.get(p))
+            .map(|(u, f)| (*u, f.len() as u64))
+            .unwrap_or((u64::MAX, 0));
+        self.net
+            .tracer
+            .digest_event([t.as_nanos(), kind << 56 | a, uid, len]);
+    }
+
+    fn dispatch(&mut self, t: SimTime, ev: Event) {
+        match ev {
+            Event::TxDone { link, dir } => {
+                self.digest(t, 1, (link as u64) << 8 | dir as u64, None);
+                self.tx_done(link, dir);
+            }
+            Event::Arrive {
+                link,
+                dir,
+                epoch,
+                pkt,
+            } => {
+                self.digest(t, 2, (link as u64) << 8 | dir as u64, Some(pkt));
+                self.arrive(link, dir, epoch, pkt);
+            }
+            Event::Loopback { node, epoch, pkt } => {
+                self.digest(t, 3, node as u64, Some(pkt));
+                let frame = self.net.packets.take(pkt);
+                if epoch != self.net.epochs[node as usize] {
+                    return;
+                }
+                if let (
+                    Some((
+                        _,
+                        Frame {
+                            body: FrameBody::Ipv4(p),
+                            ..
+                        },
+                    )),
+                    NodeState::Ip { ip, .. },
+                ) = (frame, &mut self.nodes[node as usize])
+                {
+                    ip.receive_ipv4(&mut self.net, 0, p);
+                    self.drain_upcalls(node);
+                }
+            }
+            Event::Timer { node, epoch, token } => {
+                self.digest(t, 4, node as u64, None);
+                self.net.tracer.digest_event([token, 0, 0, 0]);
+                if epoch != self.net.epochs[node as usize] {
+                    return;
+                }
+                if let NodeState::Ip { ip, stack, .. } = &mut self.nodes[node as usize] {
+                    if token & IP_TIMER_BIT != 0 {
+                        ip.timer(&mut self.net, token);
+                    } else if let Some(s) = stack.as_mut() {
+                        s.on_timer(
+                            &mut NodeCx {
+                                ip,
+                                net: &mut self.net,
+                            },
+                            token,
+                        );
+                    }
+                    self.drain_upcalls(node);
+                }
+            }
+            Event::Boot { node, epoch } => {
+                self.digest(t, 5, node as u64, None);
+                if epoch != self.net.epochs[node as usize] {
+                    return;
+                }
+                if let NodeState::Ip { ip, stack, factory } = &mut self.nodes[node as usize] {
+                    if let Some(f) = factory.as_mut() {
+                        let mut s = f();
+                        s.boot(&mut NodeCx {
+                            ip,
+                            net: &mut self.net,
+                        });
+                        *stack = Some(s);
+                    }
+                    self.drain_upcalls(node);
+                }
+            }
+            Event::Fault { index } => {
+                self.digest(t, 6, index as u64, None);
+                if let Some(&f) = self.faults.get(index as usize) {
+                    self.apply_fault(f);
+                }
+            }
+            Event::Reroute => {
+                self.digest(t, 7, 0, None);
+                self.recompute_routes();
+            }
+        }
+    }
+
+    fn drain_upcalls(&mut self, node: u32) {
+        if let NodeState::Ip { ip, stack, .. } = &mut self.nodes[node as usize] {
+            while let Some(u) = ip.upcalls.pop_front() {
+                if let Some(s) = stack.as_mut() {
+                    s.on_upcall(
+                        &mut NodeCx {
+                            ip,
+                            net: &mut self.net,
+                        },
+                        u,
+                    );
+                }
+            }
+        }
+    }
+
+    fn tx_done(&mut self, link: u32, dir: u8) {
+        let now = self.net.now();
+        let Some((pkt, fate, next)) = self.net.links[link as usize].dirs[dir as usize].finish(now)
+        else {
+            return;
+        };
+        let epoch = self.net.links[link as usize].dirs[dir as usize].epoch();
+        match fate {
+            Fate::Lost => {
+                if self.net.tracer.enabled(Category::Link) {
+                    let l = &self.net.links[link as usize];
+                    let from = self.net.names[l.ends[dir as usize].0 .0 as usize].clone();
+                    let name = l.name.clone();
+                    trace_event!(self.net.tracer, Category::Link, now, &from, "drop", "link" => name, "reason" => "loss");
+                }
+                self.net.packets.take(pkt);
+            }
+            Fate::Arrives {
+                at,
+                corrupted,
+                duplicate_at,
+            } => {
+                if corrupted {
+                    if let Some((
+                        _,
+                        Frame {
+                            body: FrameBody::Ipv4(p),
+                            ..
+                        },
+                    )) = self.net.packets.get_mut(pkt)
+                    {
+                        p.corrupted = true;
+                    }
+                }
+                if let Some(dup_at) = duplicate_at {
+                    if let Some((_, f)) = self.net.packets.get(pkt) {
+                        let copy = f.clone();
+                        let id = self.net.packets.insert(copy);
+                        self.net.sched.schedule(
+                            dup_at,
+                            Event::Arrive {
+                                link,
+                                dir,
+                                epoch,
+                                pkt: id,
+                            },
+                        );
+                    }
+                }
+                self.net.sched.schedule(
+                    at,
+                    Event::Arrive {
+                        link,
+                        dir,
+                        epoch,
+                        pkt,
+                    },
+                );
+            }
+        }
+        if let Some((p, d)) = next {
+            self.net.start_transmission(LinkId(link), dir, p, d);
+        }
+    }
+
+    fn arrive(&mut self, link: u32, dir: u8, epoch: u32, pkt: PacketId) {
+        let Some((_, frame)) = self.net.packets.take(pkt) else {
+            return;
+        };
+        let l = &self.net.links[link as usize];
+        if l.dirs[dir as usize].epoch() != epoch {
+            return; // the link went down while the frame was in flight
+        }
+        let (node, port) = l.ends[1 - dir as usize];
+        let n = node.0 as usize;
+        if !self.net.up[n] {
+            self.net.counters[n].dropped_node_down += 1;
+            return;
+        }
+        self.net.counters[n].rx_frames += 1;
+        let now = self.net.now();
+        if let Some(i) = self.net.node_capture[n] {
+            self.net.capture(Some(i), now, &frame);
+        }
+        match &mut self.nodes[n] {
+            NodeState::Switch(sw) => {
+                let decision = sw.handle(now, port, frame.src, frame.dst);
+                match decision {
+                    SwitchDecision::Forward(p) => self.net.transmit(node, p, frame),
+                    SwitchDecision::Flood => {
+                        let ports = self.net.ports[n].len() as u16;
+                        for p in (0..ports).filter(|&p| p != port) {
+                            self.net.transmit(node, p, frame.clone());
+                        }
+                    }
+                    SwitchDecision::Filter => {}
+                }
+            }
+            NodeState::Ip { ip, .. } => {
+                ip.receive_frame(&mut self.net, port, frame);
+                self.drain_upcalls(node.0);
+            }
+        }
+    }
+
+    fn apply_fault(&mut self, f: FaultAction) {
+        let now = self.net.now();
+        match f {
+            FaultAction::LinkDown(l) | FaultAction::LinkUp(l) => {
+                let down = matches!(f, FaultAction::LinkDown(_));
+                let link = &mut self.net.links[l.0 as usize];
+                let mut dropped = Vec::new();
+                for d in link.dirs.iter_mut() {
+                    if down {
+                        dropped.extend(d.set_down());
+                    } else {
+                        d.set_up();
+                    }
+                }
+                let name = link.name.clone();
+                let ends = link.ends;
+                for p in dropped {
+                    self.net.packets.take(p);
+                }
+                if down {
+                    for (node, port) in ends {
+                        if let NodeState::Switch(sw) = &mut self.nodes[node.0 as usize] {
+                            sw.forget_port(port);
+                        }
+                    }
+                }
+                let ev = if down { "link_down" } else { "link_up" };
+                trace_event!(self.net.tracer, Category::Fault, now, "-", ev, "link" => name);
+            }
+            FaultAction::NodeCrash(n) => {
+                let i = n.0 as usize;
+                if !self.net.up[i] {
+                    return;
+                }
+                self.net.up[i] = false;
+                self.net.epochs[i] = self.net.epochs[i].wrapping_add(1);
+                let ports = self.net.ports[i].clone();
+                for b in ports {
+                    let dropped = self.net.links[b.link.0 as usize].dirs[b.side as usize].flush();
+                    for p in dropped {
+                        self.net.packets.take(p);
+                    }
+                }
+                match &mut self.nodes[i] {
+                    NodeState::Ip { ip, stack, .. } => {
+                        if let Some(mut s) = stack.take() {
+                            // Let the dying stack record what it measured so far.
+                            s.finish(&mut NodeCx {
+                                ip,
+                                net: &mut self.net,
+                            });
+                        }
+                        ip.reset();
+                    }
+                    NodeState::Switch(sw) => sw.clear(),
+                }
+                let name = self.net.names[i].clone();
+                trace_event!(self.net.tracer, Category::Fault, now, &name, "node_crash");
+            }
+            FaultAction::NodeRestart(n) => {
+                let i = n.0 as usize;
+                if self.net.up[i] {
+                    return;
+                }
+                self.net.up[i] = true;
+                let epoch = self.net.epochs[i];
+                if matches!(self.nodes[i], NodeState::Ip { .. }) {
+                    self.net
+                        .sched
+                        .schedule(now, Event::Boot { node: n.0, epoch });
+                }
+                let name = self.net.names[i].clone();
+                trace_event!(self.net.tracer, Category::Fault, now, &name, "node_restart");
+            }
+        }
+        if let Some(after) = self.reroute.after {
+            if self.route_builder.is_some() {
+                self.net.sched.schedule(now + after, Event::Reroute);
+            }
+        }
+    }
+
+    fn recompute_routes(&mut self) {
+        let Some(mut builder) = self.route_builder.take() else {
+            return;
+        };
+        let tables = builder(self);
+        self.route_builder = Some(builder);
+        for (i, t) in tables.into_iter().enumerate() {
+            if let (Some(t), NodeState::Ip { ip, .. }) = (t, &mut self.nodes[i]) {
+                ip.routes = t;
+            }
+        }
+        trace_event!(
+            self.net.tracer,
+            Category::Fault,
+            self.net.now(),
+            "-",
+            "routes_recomputed"
+        );
+    }
+
+    /// Ends the run: stacks record final measurements, captures are flushed.
+    /// Returns capture files written as (label, packets) and any capture errors.
+    pub fn finish(&mut self) -> (Vec<(String, u64)>, Vec<String>) {
+        for i in 0..self.nodes.len() {
+            if let NodeState::Ip {
+                ip, stack: Some(s), ..
+            } = &mut self.nodes[i]
+            {
+                s.finish(&mut NodeCx {
+                    ip,
+                    net: &mut self.net,
+                });
+            }
+        }
+        let mut written = Vec::new();
+        let mut errors = std::mem::take(&mut self.net.capture_errors);
+        for (label, sink) in self.net.captures.drain(..) {
+            match sink.finish() {
+                Ok(n) => written.push((label, n)),
+                Err(e) => errors.push(format!("{label}: {e}")),
+            }
+        }
+        if let Err(e) = self.net.tracer.finish() {
+            errors.push(format!("trace: {e}"));
+        }
+        (written, errors)
+    }
+
+    /// Reports from every node's stack, in node order.
+    pub fn reports(&self) -> Vec<(String, StackReport)> {
+        let mut out = Vec::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if let NodeState::Ip { stack: Some(s), .. } = n {
+                for r in s.report() {
+                    out.push((self.net.names[i].clone(), r));
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,1 @@
+//! End-to-end, property and validation tests live in `tests/tests/`.
