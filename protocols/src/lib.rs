@@ -1,1 +1,22 @@
-//! placeholder
+//! Transport protocols and applications for netdes hosts and routers.
+//!
+//! Layering (each module owns one thing and only talks down):
+//! - [`udp`]: UDP sockets (RFC 768) — bind, ephemeral ports 32768-60999, send/receive,
+//!   ICMP port unreachable when nobody listens, ICMP errors delivered to the socket's owner.
+//! - [`app`]: the application API ([`app::App`] and the [`app::Os`] handle). Built-in apps
+//!   and users' own apps use exactly this API.
+//! - [`host`]: [`host::HostStack`], the `sim_core::world::Stack` of a node: dispatches
+//!   timers, datagrams and ICMP messages to sockets and apps.
+//! - [`apps`]: ping, traceroute, UDP constant-bit-rate sender and sink, UDP echo.
+//!
+//! Architecture invariant: this crate never touches links, queues or the scheduler
+//! directly; it only uses the `NodeCx` handle sim-core gives a stack. It knows nothing of
+//! scenario files.
+
+pub mod app;
+pub mod apps;
+pub mod host;
+pub mod udp;
+
+pub use app::{App, AppFactory, Os};
+pub use host::HostStack;

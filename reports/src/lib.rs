@@ -1,1 +1,237 @@
-//! placeholder
+//! Turning a run's results into files people and programs read.
+//!
+//! Owns the public output formats: `summary.json` ([`Summary`]), `trace.jsonl`
+//! ([`JsonlTrace`]) and the short human summary printed on stdout ([`human_summary`]).
+//! The formats are documented in `docs/output.md`; changing them is a deliberate,
+//! CHANGELOG-noted act. This crate knows nothing of scenario files or of how runs execute.
+
+use serde::Serialize;
+use sim_core::trace::{TraceRecord, TraceSink, TraceValue};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+/// `summary.json`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Summary {
+    pub scenario: String,
+    pub seed: u64,
+    pub sim_time_s: f64,
+    pub events: u64,
+    pub wall_s: f64,
+    pub trace_digest: String,
+    /// false when the run was cut short by --max-events or --max-wall.
+    pub complete: bool,
+    pub stop_reason: String,
+    pub flows: Vec<FlowSummary>,
+    pub links: Vec<LinkSummary>,
+    pub nodes: Vec<NodeSummary>,
+    pub captures: Vec<CaptureSummary>,
+    pub apps: Vec<AppOutput>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct FlowSummary {
+    pub id: String,
+    pub src: String,
+    pub dst: String,
+    pub proto: String,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub goodput_bps: f64,
+    pub lost_packets: u64,
+    pub rtt_ms: Option<RttSummary>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub extra: std::collections::BTreeMap<String, f64>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct RttSummary {
+    pub min: f64,
+    pub mean: f64,
+    pub max: f64,
+    pub samples: u64,
+}
+
+/// One direction of a link.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct LinkSummary {
+    /// "<link>:<from>-><to>"
+    pub id: String,
+    pub link: String,
+    pub from: String,
+    pub to: String,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub queue_drops: u64,
+    pub loss_drops: u64,
+    pub down_drops: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
+    pub corrupted: u64,
+    pub max_queue_packets: u64,
+    /// Fraction of the run the direction spent serializing frames.
+    pub utilization: f64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct NodeSummary {
+    pub name: String,
+    pub kind: String,
+    pub addresses: Vec<String>,
+    pub counters: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct CaptureSummary {
+    pub file: String,
+    pub packets: u64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct AppOutput {
+    pub node: String,
+    pub app: String,
+    pub lines: Vec<String>,
+}
+
+/// Writes `summary.json` (pretty-printed, stable key order).
+pub fn write_summary(path: &Path, s: &Summary) -> std::io::Result<()> {
+    let mut f = BufWriter::new(std::fs::File::create(path)?);
+    serde_json::to_writer_pretty(&mut f, s)?;
+    f.write_all(b"\n")?;
+    f.flush()
+}
+
+/// The short report printed on stdout after a run.
+pub fn human_summary(s: &Summary, out_dir: &str) -> String {
+    let mut o = String::new();
+    let status = if s.complete {
+        ""
+    } else {
+        " (PARTIAL: stopped early)"
+    };
+    o.push_str(&format!(
+        "{}: simulated {:.3} s in {:.3} s wall, {} events, seed {}{}\n",
+        s.scenario, s.sim_time_s, s.wall_s, s.events, s.seed, status
+    ));
+    o.push_str(&format!("trace digest {}\n", s.trace_digest));
+    for a in &s.apps {
+        o.push_str(&format!("\n[{} on {}]\n", a.app, a.node));
+        let n = a.lines.len();
+        for (i, l) in a.lines.iter().enumerate() {
+            if n > 24 && i == 10 {
+                o.push_str(&format!(
+                    "  ... {} more lines in summary.json ...\n",
+                    n - 20
+                ));
+            }
+            if n <= 24 || i < 10 || i >= n - 10 {
+                o.push_str(&format!("  {l}\n"));
+            }
+        }
+    }
+    if !s.flows.is_empty() {
+        o.push_str("\nflows:\n");
+        for f in &s.flows {
+            let rtt = f
+                .rtt_ms
+                .map(|r| format!(" rtt {:.3}/{:.3}/{:.3} ms", r.min, r.mean, r.max))
+                .unwrap_or_default();
+            o.push_str(&format!(
+                "  {:<16} {} -> {} {}: tx {} B, rx {} B, goodput {:.3} Mb/s, lost {}{}\n",
+                f.id,
+                f.src,
+                f.dst,
+                f.proto,
+                f.tx_bytes,
+                f.rx_bytes,
+                f.goodput_bps / 1e6,
+                f.lost_packets,
+                rtt
+            ));
+        }
+    }
+    let busy: Vec<&LinkSummary> = s.links.iter().filter(|l| l.tx_packets > 0).collect();
+    if !busy.is_empty() {
+        o.push_str("\nlinks (directions that carried traffic):\n");
+        for l in busy {
+            o.push_str(&format!(
+                "  {:<24} tx {} pkts, util {:.1}%, queue drops {}, loss drops {}\n",
+                l.id,
+                l.tx_packets,
+                l.utilization * 100.0,
+                l.queue_drops,
+                l.loss_drops
+            ));
+        }
+    }
+    for c in &s.captures {
+        o.push_str(&format!("capture {} ({} packets)\n", c.file, c.packets));
+    }
+    o.push_str(&format!("results in {out_dir}\n"));
+    o
+}
+
+/// Writes trace records as JSON lines: `{"t_ns":..,"node":..,"event":..,<fields>}`.
+pub struct JsonlTrace {
+    out: BufWriter<std::fs::File>,
+    line: String,
+    error: Option<String>,
+}
+
+impl JsonlTrace {
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        Ok(JsonlTrace {
+            out: BufWriter::new(std::fs::File::create(path)?),
+            line: String::with_capacity(256),
+            error: None,
+        })
+    }
+}
+
+fn push_json_str(line: &mut String, s: &str) {
+    // serde_json escapes correctly; a String never fails to serialize.
+    line.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+}
+
+impl TraceSink for JsonlTrace {
+    fn record(&mut self, r: &TraceRecord<'_>) {
+        if self.error.is_some() {
+            return;
+        }
+        let l = &mut self.line;
+        l.clear();
+        l.push_str(&format!("{{\"t_ns\":{},\"node\":", r.t.as_nanos()));
+        push_json_str(l, r.node);
+        l.push_str(",\"event\":");
+        push_json_str(l, r.event);
+        for (k, v) in r.fields {
+            l.push(',');
+            push_json_str(l, k);
+            l.push(':');
+            match v {
+                TraceValue::U64(x) => l.push_str(&x.to_string()),
+                TraceValue::I64(x) => l.push_str(&x.to_string()),
+                TraceValue::F64(x) if x.is_finite() => l.push_str(&x.to_string()),
+                TraceValue::F64(_) => l.push_str("null"),
+                TraceValue::Bool(x) => l.push_str(if *x { "true" } else { "false" }),
+                TraceValue::Str(s) => push_json_str(l, s),
+                TraceValue::String(s) => push_json_str(l, s),
+                TraceValue::Ip(a) => push_json_str(l, &a.to_string()),
+                TraceValue::Mac(m) => push_json_str(l, &m.to_string()),
+            }
+        }
+        l.push_str("}\n");
+        if let Err(e) = self.out.write_all(l.as_bytes()) {
+            self.error = Some(e.to_string());
+        }
+    }
+    fn finish(&mut self) -> Result<(), String> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.out.flush().map_err(|e| e.to_string())
+    }
+}

@@ -9,6 +9,7 @@ pub mod route;
 pub mod sched;
 pub mod switch;
 pub mod time;
+pub mod topology;
 pub mod trace;
 pub mod wire;
 pub mod world;

@@ -342,7 +342,9 @@ impl Payload {
                 stream,
                 offset,
                 len,
-            } => out.extend((0..*len as u64).map(|i| pattern_byte(*stream, offset + i))),
+            } => {
+                out.extend((0..*len as u64).map(|i| pattern_byte(*stream, offset.wrapping_add(i))))
+            }
             Payload::Bytes(b) => out.extend_from_slice(b),
         }
     }

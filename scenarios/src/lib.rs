@@ -1,0 +1,23 @@
+//! Scenario files: the RON schema, loading with located errors, building the simulated
+//! network, and running it.
+//!
+//! - [`units`]: values written with units ("100Mbps", "20ms", "10.0.1.0/24").
+//! - [`locate`]: maps a value path (`links[2].delay`) to a file position, and edits values
+//!   for `--set`.
+//! - [`schema`]: the file format as Rust types (reference: `docs/scenario-reference.md`).
+//! - [`load`]: parse, apply overrides, validate; every error has file:line:col.
+//! - [`build`]: scenario -> `sim_core::world::World` with `protocols` stacks.
+//! - [`run`]: run with bounds and write `summary.json`, `trace.jsonl` and pcaps.
+//!
+//! Architecture invariant: all knowledge of the file format stops here; sim-core and
+//! protocols are configured through plain Rust values.
+
+pub mod build;
+pub mod load;
+pub mod locate;
+pub mod run;
+pub mod schema;
+pub mod units;
+
+pub use load::{load_file, load_str, Loaded, ScenarioError};
+pub use run::{run, Outcome, RunError, RunOptions};

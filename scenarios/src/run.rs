@@ -1,0 +1,255 @@
+//! Running a built scenario and writing its outputs (summary.json, trace.jsonl, pcaps).
+
+use crate::build::{build, Built};
+use crate::load::{Loaded, ScenarioError};
+use reports::{
+    AppOutput, CaptureSummary, FlowSummary, LinkSummary, NodeSummary, RttSummary, Summary,
+};
+use sim_core::capture::PcapSink;
+use sim_core::time::SimTime;
+use sim_core::topology::NodeKind;
+use sim_core::trace::Category;
+use sim_core::world::{LinkId, NodeId, StopReason};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// How to run.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Overrides the scenario's seed.
+    pub seed: Option<u64>,
+    /// Output directory (created). None: write nothing (library use and tests).
+    pub out_dir: Option<PathBuf>,
+    /// Write trace.jsonl.
+    pub trace: bool,
+    pub max_events: Option<u64>,
+    /// Wall-clock bound in seconds (only checked, never used in simulation logic).
+    pub max_wall_s: Option<f64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error("cannot write results to {path}: {source}")]
+    Output {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// The result of a run.
+pub struct Outcome {
+    pub summary: Summary,
+    pub built: Built,
+}
+
+fn categories(l: &Loaded) -> Vec<Category> {
+    use crate::schema::TraceCategory as T;
+    if l.scenario.record.trace.is_empty() {
+        return Category::ALL.to_vec();
+    }
+    l.scenario
+        .record
+        .trace
+        .iter()
+        .map(|c| match c {
+            T::Link => Category::Link,
+            T::L2 => Category::L2,
+            T::Arp => Category::Arp,
+            T::Ip => Category::Ip,
+            T::Icmp => Category::Icmp,
+            T::Udp => Category::Udp,
+            T::Tcp => Category::Tcp,
+            T::App => Category::App,
+            T::Fault => Category::Fault,
+        })
+        .collect()
+}
+
+/// Builds and runs `l`, writing outputs if `opts.out_dir` is set.
+pub fn run(l: &Loaded, opts: &RunOptions) -> Result<Outcome, RunError> {
+    let seed = opts.seed.unwrap_or(l.scenario.seed);
+    let mut built = build(l, seed)?;
+    let out_err = |p: &Path, e: std::io::Error| RunError::Output {
+        path: p.display().to_string(),
+        source: e,
+    };
+    if let Some(dir) = &opts.out_dir {
+        std::fs::create_dir_all(dir).map_err(|e| out_err(dir, e))?;
+        let w = &mut built.world;
+        for (i, k) in l.scenario.links.iter().enumerate() {
+            if k.capture {
+                let file = format!("link-{}.pcap", built.link_names[i]);
+                let path = dir.join(&file);
+                let sink = PcapSink::create(&path)
+                    .map_err(|e| out_err(&path, std::io::Error::other(e.to_string())))?;
+                w.capture_link(LinkId(i as u32), &file, sink);
+            }
+        }
+        for (i, (name, d)) in l.scenario.nodes.0.iter().enumerate() {
+            if let crate::schema::NodeDecl::Host(d) | crate::schema::NodeDecl::Router(d) = d {
+                if d.capture {
+                    let file = format!("node-{name}.pcap");
+                    let path = dir.join(&file);
+                    let sink = PcapSink::create(&path)
+                        .map_err(|e| out_err(&path, std::io::Error::other(e.to_string())))?;
+                    w.capture_node(NodeId(i as u32), &file, sink);
+                }
+            }
+        }
+        if opts.trace || !l.scenario.record.trace.is_empty() {
+            let path = dir.join("trace.jsonl");
+            let sink = reports::JsonlTrace::create(&path).map_err(|e| out_err(&path, e))?;
+            w.net.tracer.attach(Box::new(sink), &categories(l));
+        }
+    }
+    let wall = Instant::now();
+    let w = &mut built.world;
+    w.start();
+    let end = SimTime::from_nanos(l.scenario.duration.as_nanos());
+    let max_wall = opts.max_wall_s;
+    let reason = w.run(end, opts.max_events, || {
+        max_wall.is_some_and(|m| wall.elapsed().as_secs_f64() > m)
+    });
+    let (captures, errors) = w.finish();
+    let wall_s = wall.elapsed().as_secs_f64();
+    let sim_end = match reason {
+        StopReason::EndTime | StopReason::Idle => end,
+        _ => w.now(),
+    };
+    let summary = summarize(l, &built, seed, sim_end, wall_s, reason, captures);
+    if let Some(dir) = &opts.out_dir {
+        let path = dir.join("summary.json");
+        reports::write_summary(&path, &summary).map_err(|e| out_err(&path, e))?;
+    }
+    if let Some(e) = errors.first() {
+        return Err(RunError::Output {
+            path: "capture/trace".into(),
+            source: std::io::Error::other(e.clone()),
+        });
+    }
+    Ok(Outcome { summary, built })
+}
+
+fn summarize(
+    l: &Loaded,
+    b: &Built,
+    seed: u64,
+    end: SimTime,
+    wall_s: f64,
+    reason: StopReason,
+    captures: Vec<(String, u64)>,
+) -> Summary {
+    let w = &b.world;
+    let t = end.as_secs_f64().max(1e-12);
+    let flows = w
+        .net
+        .flows
+        .iter()
+        .map(|f| FlowSummary {
+            id: f.id.clone(),
+            src: f.src.clone(),
+            dst: f.dst.clone(),
+            proto: f.proto.to_string(),
+            tx_packets: f.tx_packets,
+            tx_bytes: f.tx_bytes,
+            rx_packets: f.rx_packets,
+            rx_bytes: f.rx_bytes,
+            goodput_bps: f.goodput_bps(),
+            lost_packets: f.lost_packets,
+            rtt_ms: f.rtt.mean_ns().map(|m| RttSummary {
+                min: f.rtt.min_ns as f64 / 1e6,
+                mean: m / 1e6,
+                max: f.rtt.max_ns as f64 / 1e6,
+                samples: f.rtt.count,
+            }),
+            extra: f.extra.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        })
+        .collect();
+    let mut links = Vec::new();
+    for l in w.links() {
+        for (d, ch) in l.dirs.iter().enumerate() {
+            let from = w.node_name(l.ends[d].0).to_string();
+            let to = w.node_name(l.ends[1 - d].0).to_string();
+            let s = ch.stats;
+            links.push(LinkSummary {
+                id: format!("{}:{}->{}", l.name, from, to),
+                link: l.name.clone(),
+                from,
+                to,
+                tx_packets: s.tx_packets,
+                tx_bytes: s.tx_bytes,
+                queue_drops: s.queue_drops,
+                loss_drops: s.loss_drops,
+                down_drops: s.down_drops,
+                duplicated: s.duplicated,
+                reordered: s.reordered,
+                corrupted: s.corrupted,
+                max_queue_packets: s.max_queue_packets,
+                utilization: (s.busy_ns as f64 / 1e9 / t).min(1.0),
+            });
+        }
+    }
+    let nodes = (0..w.node_count())
+        .map(|i| {
+            let id = NodeId(i as u32);
+            let kind = match b.kinds[i] {
+                NodeKind::Host => "host",
+                NodeKind::Router => "router",
+                NodeKind::Switch => "switch",
+            };
+            let addresses = b.plan.ifaces[i]
+                .iter()
+                .flatten()
+                .map(|(a, p)| format!("{a}/{}", p.len))
+                .collect();
+            let counters = w
+                .counters(id)
+                .fields()
+                .iter()
+                .filter(|(_, v)| *v > 0)
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect();
+            NodeSummary {
+                name: w.node_name(id).to_string(),
+                kind: kind.into(),
+                addresses,
+                counters,
+            }
+        })
+        .collect();
+    let apps = w
+        .reports()
+        .into_iter()
+        .map(|(node, r)| AppOutput {
+            node,
+            app: r.app,
+            lines: r.lines,
+        })
+        .collect();
+    Summary {
+        scenario: l.scenario.name.clone(),
+        seed,
+        sim_time_s: end.as_secs_f64(),
+        events: w.events(),
+        wall_s,
+        trace_digest: w.trace_digest(),
+        complete: matches!(reason, StopReason::EndTime | StopReason::Idle),
+        stop_reason: match reason {
+            StopReason::EndTime => "end_time",
+            StopReason::Idle => "idle",
+            StopReason::MaxEvents => "max_events",
+            StopReason::Interrupted => "max_wall",
+        }
+        .into(),
+        flows,
+        links,
+        nodes,
+        captures: captures
+            .into_iter()
+            .map(|(file, packets)| CaptureSummary { file, packets })
+            .collect(),
+        apps,
+    }
+}
