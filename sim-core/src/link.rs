@@ -116,6 +116,9 @@ pub enum Offer {
     DroppedDown,
 }
 
+/// The next frame to serialize and how long it takes.
+pub type NextFrame = (PacketId, SimDuration);
+
 /// What happens to a frame when it has been serialized.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fate {
@@ -219,7 +222,7 @@ impl Channel {
     pub fn finish(
         &mut self,
         now: SimTime,
-    ) -> Option<(PacketId, Fate, Option<(PacketId, SimDuration)>)> {
+    ) -> Option<(PacketId, Fate, Option<NextFrame>)> {
         let (pkt, _) = self.in_service.take()?;
         let fate = self.decide_fate(now);
         let next = self.queue.pop_front().map(|(p, len)| {

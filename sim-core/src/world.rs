@@ -98,6 +98,9 @@ pub struct StackReport {
     pub lines: Vec<String>,
 }
 
+/// Computes every node's routing table (None for switches) from the world's current state.
+pub type RouteBuilder = Box<dyn FnMut(&World) -> Vec<Option<crate::route::RouteTable>>>;
+
 /// Builds a fresh stack for a node: at the start and again at each restart.
 pub type StackFactory = Box<dyn FnMut() -> Box<dyn Stack>>;
 
@@ -413,7 +416,7 @@ pub struct World {
     nodes: Vec<NodeState>,
     faults: Vec<FaultAction>,
     reroute: RerouteConfig,
-    route_builder: Option<Box<dyn FnMut(&World) -> Vec<Option<crate::route::RouteTable>>>>,
+    route_builder: Option<RouteBuilder>,
     events: u64,
 }
 
@@ -541,7 +544,7 @@ impl World {
     pub fn set_rerouting(
         &mut self,
         config: RerouteConfig,
-        builder: Box<dyn FnMut(&World) -> Vec<Option<crate::route::RouteTable>>>,
+        builder: RouteBuilder,
     ) {
         self.reroute = config;
         self.route_builder = Some(builder);

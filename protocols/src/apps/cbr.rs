@@ -149,7 +149,9 @@ impl App for UdpCbr {
         if let Some(h) = decode_header(payload) {
             if h.flow == self.cfg.flow.0 {
                 let rtt = os.now().as_nanos().saturating_sub(h.sent_ns);
+                let now = os.now();
                 if let Some(f) = os.flow(self.cfg.flow) {
+                    f.on_rx(now, payload.len() as u64);
                     f.rtt.add(rtt);
                 }
             }
