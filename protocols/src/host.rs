@@ -118,18 +118,22 @@ impl HostStack {
                     "port_unreachable",
                     &[("port", h.dst_port.into()), ("src", d.src.into())],
                 );
-                let quote = d.quote();
-                let msg = IcmpMessage::DestUnreachable {
-                    code: UnreachableCode::Port,
-                    next_hop_mtu: 0,
-                    quote,
-                };
-                let mut req = SendRequest::new(d.src, ip_proto::ICMP, IpBody::Icmp(msg));
-                req.src = Some(d.dst);
-                let _ = cx.send(req);
+                send_unreachable(cx, &d, UnreachableCode::Port);
             }
         }
     }
+}
+
+/// Answers `d` with ICMP destination unreachable, from the address it was sent to.
+fn send_unreachable(cx: &mut NodeCx<'_>, d: &sim_core::ip::Datagram, code: UnreachableCode) {
+    let msg = IcmpMessage::DestUnreachable {
+        code,
+        next_hop_mtu: 0,
+        quote: d.quote(),
+    };
+    let mut req = SendRequest::new(d.src, ip_proto::ICMP, IpBody::Icmp(msg));
+    req.src = Some(d.dst);
+    let _ = cx.send(req);
 }
 
 // IcmpError and Ipv4Packet are re-exported for apps that build their own errors.
@@ -174,15 +178,7 @@ impl Stack for HostStack {
                     "protocol_unreachable",
                     &[("protocol", d.protocol.into())],
                 );
-                let quote = d.quote();
-                let msg = IcmpMessage::DestUnreachable {
-                    code: UnreachableCode::Protocol,
-                    next_hop_mtu: 0,
-                    quote,
-                };
-                let mut req = SendRequest::new(d.src, ip_proto::ICMP, IpBody::Icmp(msg));
-                req.src = Some(d.dst);
-                let _ = cx.send(req);
+                send_unreachable(cx, &d, UnreachableCode::Protocol);
             }
             Upcall::Icmp(m) => self.deliver_icmp(cx, m),
         }

@@ -219,10 +219,7 @@ impl Channel {
 
     /// The frame in service has been serialized at `now`. Returns it with its fate, and the
     /// next frame to serialize with its serialization time, if any.
-    pub fn finish(
-        &mut self,
-        now: SimTime,
-    ) -> Option<(PacketId, Fate, Option<NextFrame>)> {
+    pub fn finish(&mut self, now: SimTime) -> Option<(PacketId, Fate, Option<NextFrame>)> {
         let (pkt, _) = self.in_service.take()?;
         let fate = self.decide_fate(now);
         let next = self.queue.pop_front().map(|(p, len)| {

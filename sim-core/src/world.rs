@@ -541,11 +541,7 @@ impl World {
     }
 
     /// Recompute automatic routes after faults, with `builder` producing each node's table.
-    pub fn set_rerouting(
-        &mut self,
-        config: RerouteConfig,
-        builder: RouteBuilder,
-    ) {
+    pub fn set_rerouting(&mut self, config: RerouteConfig, builder: RouteBuilder) {
         self.reroute = config;
         self.route_builder = Some(builder);
     }
