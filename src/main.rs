@@ -3,7 +3,8 @@
 //! 2 invalid input).
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -50,7 +51,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Check a scenario for errors without running it.
+    /// Check a scenario for every error `run` would report, without running it.
     Check {
         file: PathBuf,
         #[arg(long = "set", value_name = "PATH=VALUE")]
@@ -60,23 +61,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Check { file, set } => match scenarios::load_file(&file, &set) {
-            Ok(l) => {
-                println!(
-                    "{}: ok ({} nodes, {} links, {} apps)",
-                    file.display(),
-                    l.scenario.nodes.0.len(),
-                    l.scenario.links.len(),
-                    l.scenario.apps.len()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                ExitCode::from(2)
-            }
-        },
+    let result = match cli.command {
+        Command::Check { file, set } => check(&file, &set),
         Command::Run {
             file,
             seed,
@@ -88,48 +74,91 @@ fn main() -> ExitCode {
             quiet,
             json,
         } => {
-            let loaded = match scenarios::load_file(&file, &set) {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("{e}");
-                    return ExitCode::from(2);
-                }
-            };
-            let out_dir = out.unwrap_or_else(|| PathBuf::from("out").join(&loaded.scenario.name));
             let opts = scenarios::RunOptions {
                 seed,
-                out_dir: Some(out_dir.clone()),
+                out_dir: out,
                 trace,
                 max_events,
                 max_wall_s: max_wall,
             };
-            match scenarios::run(&loaded, &opts) {
-                Ok(o) => {
-                    if json {
-                        match serde_json::to_string_pretty(&o.summary) {
-                            Ok(s) => println!("{s}"),
-                            Err(e) => {
-                                eprintln!("error: {e}");
-                                return ExitCode::from(1);
-                            }
-                        }
-                    } else if !quiet {
-                        print!(
-                            "{}",
-                            reports::human_summary(&o.summary, &out_dir.display().to_string())
-                        );
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(scenarios::RunError::Scenario(e)) => {
-                    eprintln!("{e}");
-                    ExitCode::from(2)
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(1)
-                }
-            }
+            run(&file, &set, opts, quiet, json)
         }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(code) => code,
     }
+}
+
+/// Loads FILE and makes every check `run` makes before it starts the simulation.
+fn check(file: &Path, set: &[String]) -> Result<(), ExitCode> {
+    let loaded = scenarios::load_file(file, set).map_err(invalid)?;
+    scenarios::check(&loaded).map_err(invalid)?;
+    let s = &loaded.scenario;
+    print_out(&format!(
+        "{}: ok ({} nodes, {} links, {} apps)\n",
+        file.display(),
+        s.nodes.0.len(),
+        s.links.len(),
+        s.apps.len()
+    ))?;
+    Ok(())
+}
+
+fn run(
+    file: &Path,
+    set: &[String],
+    mut opts: scenarios::RunOptions,
+    quiet: bool,
+    json: bool,
+) -> Result<(), ExitCode> {
+    let loaded = scenarios::load_file(file, set).map_err(invalid)?;
+    let out_dir = opts
+        .out_dir
+        .get_or_insert_with(|| PathBuf::from("out").join(&loaded.scenario.name))
+        .clone();
+    let o = scenarios::run(&loaded, &opts).map_err(|e| match e {
+        scenarios::RunError::Scenario(e) => invalid(e),
+        e => fail(&format!("error: {e}")),
+    })?;
+    if json {
+        let s =
+            serde_json::to_string_pretty(&o.summary).map_err(|e| fail(&format!("error: {e}")))?;
+        print_out(&(s + "\n"))?;
+    } else if !quiet {
+        print_out(&reports::human_summary(
+            &o.summary,
+            &out_dir.display().to_string(),
+        ))?;
+    }
+    Ok(())
+}
+
+/// Invalid input: the located message, exit code 2.
+fn invalid(e: scenarios::ScenarioError) -> ExitCode {
+    print_err(&e.to_string());
+    ExitCode::from(2)
+}
+
+/// A run or output failure: the message, exit code 1.
+fn fail(message: &str) -> ExitCode {
+    print_err(message);
+    ExitCode::from(1)
+}
+
+/// Writes `text` to stdout. A reader that went away (`netdes run --json FILE | head`) only
+/// means nobody wants the rest: stop quietly with exit code 0. Any other write error is an
+/// output failure (exit code 1). Never panics, unlike `print!`.
+fn print_out(text: &str) -> Result<(), ExitCode> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(ExitCode::SUCCESS),
+        Err(e) => Err(fail(&format!("error: cannot write to stdout: {e}"))),
+    }
+}
+
+/// Writes a line to stderr, ignoring failure: there is nowhere left to report it.
+fn print_err(line: &str) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
 }

@@ -127,6 +127,14 @@ fn topo_error(l: &Loaded, e: TopologyError) -> ScenarioError {
     )
 }
 
+/// Every check that building the network makes (addressing, subnets, route gateways),
+/// without running anything: `netdes check`. It builds the world with the scenario's seed
+/// and drops it, so it rejects exactly what [`build`] (and so `netdes run`) rejects, with
+/// the same messages. No build error depends on the seed.
+pub fn check(l: &Loaded) -> Result<(), ScenarioError> {
+    build(l, l.scenario.seed).map(drop)
+}
+
 /// Builds the world for `l` with `seed`.
 pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
     let s = &l.scenario;

@@ -6,7 +6,8 @@
 //!   for `--set`.
 //! - [`schema`]: the file format as Rust types (reference: `docs/scenario-reference.md`).
 //! - [`load`]: parse, apply overrides, validate; every error has file:line:col.
-//! - [`build`]: scenario -> `sim_core::world::World` with `protocols` stacks.
+//! - [`build`]: scenario -> `sim_core::world::World` with `protocols` stacks; [`check`]
+//!   makes the same checks without running (`netdes check`).
 //! - [`run`]: run with bounds and write `summary.json`, `trace.jsonl` and pcaps.
 //!
 //! Architecture invariant: all knowledge of the file format stops here; sim-core and
@@ -19,5 +20,6 @@ pub mod run;
 pub mod schema;
 pub mod units;
 
+pub use build::check;
 pub use load::{load_file, load_str, Loaded, ScenarioError};
 pub use run::{run, Outcome, RunError, RunOptions};

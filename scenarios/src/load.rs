@@ -115,18 +115,39 @@ pub fn load_file(path: &std::path::Path, overrides: &[String]) -> Result<Loaded,
     load_str(&file, &source, overrides)
 }
 
-/// `--set links[0].delay=5ms`: the shell ate the quotes; a bare value that is not a RON
-/// number, boolean, or structured value is taken as a string.
+/// `--set links[0].delay=5ms`: the shell ate the quotes. A value that is RON text is used
+/// verbatim; a bare word is taken as a string. RON text is:
+///
+/// - anything starting with `"`, `'`, `(`, `[` or `{` (strings, chars, tuples, anonymous
+///   structs, lists, maps), or a raw string (`r"..."`, `r#"..."#`);
+/// - `Name(...)`: a named struct or an enum variant with data (`Host(routes: [...])`,
+///   `Record(trace: [Arp])`, `Bernoulli(0.05)`, `Some(...)`), whatever it contains;
+/// - a bare identifier starting with an uppercase letter: a unit variant (`Static`, `None`);
+/// - `true` and `false`;
+/// - a number as RON writes it, starting with a digit, a sign or a dot (`7`, `-1`, `0.05`,
+///   `1_000`, `0x10`, `1e3`).
+///
+/// Everything else becomes a string: `h2`, `r1-r2`, `10Mbps`, `1.5ms`, `1%`, `10.0.1.0/24`,
+/// `server:5001`, `inf`. Only the start of a structured value is looked at: if the rest is not
+/// valid RON, the parser reports it like any other error in the file.
 fn quote_bare_value(v: &str) -> String {
     let t = v.trim();
-    let structured =
-        t.starts_with('"') || t.starts_with('(') || t.starts_with('[') || t.starts_with('{');
-    let number = t.parse::<f64>().is_ok();
-    let keyword = matches!(t, "true" | "false" | "None") || t.starts_with("Some(");
-    let variant = t.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-        && t.chars()
-            .all(|c| c.is_alphanumeric() || "()_:., \"%".contains(c));
-    if structured || number || keyword || variant {
+    let Some(first) = t.chars().next() else {
+        return "\"\"".into();
+    };
+    let opens_structure = matches!(first, '"' | '\'' | '(' | '[' | '{')
+        || t.strip_prefix('r')
+            .is_some_and(|r| r.trim_start_matches('#').starts_with('"'));
+    let ident_len = t
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(t.len());
+    let is_ident = first.is_ascii_alphabetic() || first == '_';
+    let named_structure = is_ident && t[ident_len..].trim_start().starts_with('(');
+    let unit_variant = is_ident && ident_len == t.len() && first.is_ascii_uppercase();
+    let boolean = matches!(t, "true" | "false");
+    let number = (first.is_ascii_digit() || matches!(first, '+' | '-' | '.'))
+        && matches!(ron::from_str::<ron::Value>(t), Ok(ron::Value::Number(_)));
+    if opens_structure || named_structure || unit_variant || boolean || number {
         t.to_string()
     } else {
         format!("{t:?}")
@@ -343,4 +364,97 @@ pub fn app_name(a: &AppDecl, i: usize) -> String {
 pub fn link_name(s: &Scenario, i: usize) -> String {
     let k = &s.links[i];
     k.name.clone().unwrap_or_else(|| format!("{}-{}", k.a, k.b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: &str = r#"Scenario(
+    name: "x",
+    nodes: { "h1": Host(), "r": Router(), "h2": Host() },
+    links: [ Link(a: "h1", b: "r"), Link(a: "r", b: "h2") ],
+    apps: [ Ping(from: "h1", to: "h2") ],
+)"#;
+
+    fn load(sets: &[&str]) -> Result<Loaded, ScenarioError> {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        load_str("t.ron", SRC, &sets)
+    }
+
+    fn l3<'a>(l: &'a Loaded, node: &str) -> &'a L3Decl {
+        match l.scenario.nodes.0.iter().find(|(n, _)| n == node) {
+            Some((_, NodeDecl::Host(d) | NodeDecl::Router(d))) => d,
+            _ => panic!("no host or router {node}"),
+        }
+    }
+
+    #[test]
+    fn set_passes_ron_values_through_and_quotes_only_bare_words() {
+        // Structured values, whatever characters they contain, are RON text.
+        let l = load(&[
+            r#"nodes.h1=Host(capture: true, routes: [Route(to: "10.9.0.0/16", via: "10.0.0.2")], sysctl: {"ip_default_ttl": 3})"#,
+            "record=Record(trace: [Arp, Icmp])",
+            r#"links[0]=Link(a: "h1", b: "r", name: "h1-r", rate: "10Mbps", delay: "250µs")"#,
+            r#"links[1].queue=DropTail(limit: "10 packets")"#,
+            r#"links[1].reorder=Reorder(probability: "1%", delay: "1ms")"#,
+            "apps[0].count=Some(3)",
+            "links[1].loss=Bernoulli(0.05)",
+            r#"faults=[LinkDown(link: "r-h2", at: "1s", for: "2s")]"#,
+            "routing=Auto(ecmp: PerPacket, reconverge: \"1ms\")",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let h1 = l3(&l, "h1");
+        assert!(h1.capture);
+        assert_eq!(h1.routes.len(), 1);
+        assert_eq!(h1.sysctl.0, vec![("ip_default_ttl".to_string(), 3)]);
+        assert_eq!(
+            l.scenario.record.trace,
+            vec![TraceCategory::Arp, TraceCategory::Icmp]
+        );
+        assert_eq!(l.scenario.links[0].rate.bits_per_sec(), 10_000_000);
+        assert_eq!(l.scenario.links[0].delay.as_nanos(), 250_000);
+        assert_eq!(l.scenario.faults.len(), 1);
+        // A structured value of the wrong type reaches the type check unquoted.
+        let e = load(&["record=Record(trace: true)"]).unwrap_err();
+        assert!(!e.message.contains("string"), "{e}");
+        assert!(e.message.contains("`[`"), "{e}");
+
+        // Numbers (in any RON notation), booleans, variants and quoted strings too.
+        let l = load(&[
+            "seed=1_000",
+            "links[0].mtu=0x5dc",
+            "links[1].duplicate=0.5",
+            "nodes.r.capture=true",
+            "routing=Static",
+            "links[0].loss=None",
+            r#"apps[0].to="r""#,
+            "record=(trace: [Fault])",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(l.scenario.seed, 1000);
+        assert_eq!(l.scenario.links[0].mtu, 1500);
+        assert!(l3(&l, "r").capture);
+        assert_eq!(l.scenario.routing, Routing::Static);
+        assert_eq!(l.scenario.record.trace, vec![TraceCategory::Fault]);
+        assert!(matches!(&l.scenario.apps[0], AppDecl::Ping { to, .. } if to == "r"));
+
+        // Bare words, units, addresses and anything else become strings.
+        let l = load(&[
+            "links[0].rate=10Mbps",
+            "links[1].delay=1.5ms",
+            "links[1].subnet=10.7.0.0/24",
+            "links[1].duplicate=1%",
+            "apps[0].to=10.7.0.1",
+            "name=inf",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(l.scenario.links[0].rate.bits_per_sec(), 10_000_000);
+        assert_eq!(l.scenario.links[1].delay.as_nanos(), 1_500_000);
+        assert_eq!(l.scenario.name, "inf");
+        assert!(matches!(&l.scenario.apps[0], AppDecl::Ping { to, .. } if to == "10.7.0.1"));
+        let l = load(&["apps[0].to=h2", "links[0].name=h1-r"]).unwrap();
+        assert!(matches!(&l.scenario.apps[0], AppDecl::Ping { to, .. } if to == "h2"));
+        assert_eq!(l.scenario.links[0].name.as_deref(), Some("h1-r"));
+    }
 }

@@ -48,7 +48,71 @@ fn every_broken_scenario_is_rejected_with_a_located_message_and_exit_code_2() {
         }
         n += 1;
     }
-    assert!(n >= 12, "{n} broken scenarios");
+    assert!(n >= 14, "{n} broken scenarios");
+}
+
+/// Errors that only building the network finds (subnet conflicts, gateways off every
+/// subnet) must be reported by `check` exactly as `run` reports them.
+#[test]
+fn check_reports_build_time_errors_exactly_like_run() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/broken");
+    for name in ["conflicting-subnets.ron", "gateway-off-subnet.ron"] {
+        let path = dir.join(name);
+        let out_dir = std::env::temp_dir().join(format!("netdes-build-{}", std::process::id()));
+        let check = netdes().arg("check").arg(&path).output().unwrap();
+        let run = netdes()
+            .arg("run")
+            .arg(&path)
+            .arg("--out")
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        let check_err = String::from_utf8_lossy(&check.stderr);
+        let run_err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "run {name}: {run_err}");
+        assert_eq!(check.status.code(), Some(2), "check {name}: {check_err}");
+        assert!(check.stdout.is_empty(), "check {name} printed ok");
+        assert_eq!(check_err, run_err, "{name}: check and run disagree");
+        assert!(
+            check_err.starts_with(&format!("{}:", path.display())),
+            "{check_err}"
+        );
+        let _ = std::fs::remove_dir_all(&out_dir);
+    }
+}
+
+/// `netdes run --json FILE | head -c 10`: the reader goes away before the summary is
+/// printed. The binary must not panic on EPIPE; it stops quietly with exit code 0.
+#[test]
+fn run_json_into_a_closed_pipe_exits_quietly_without_panicking() {
+    let out = std::env::temp_dir().join(format!("netdes-epipe-{}", std::process::id()));
+    let ex = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/examples/ping-two-routers.ron");
+    // 20 000 ping replies make the JSON summary (about 1.5 MB) far larger than a pipe buffer,
+    // so printing it hits the closed pipe whenever the reader was closed.
+    let mut child = netdes()
+        .arg("run")
+        .arg(&ex)
+        .arg("--out")
+        .arg(&out)
+        .args(["--json", "--set", "apps[0].count=20000"])
+        .args(["--set", "apps[0].interval=100us"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read a little, as `head -c 10` would, then close the read end.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut head = [0u8; 10];
+    std::io::Read::read_exact(&mut stdout, &mut head).unwrap();
+    assert_eq!(head[0], b'{');
+    drop(stdout);
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "expected no message, got: {err}");
+    assert!(out.join("summary.json").exists());
+    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]
