@@ -16,6 +16,7 @@
 //! }
 //! ```
 
+use crate::tcp::{Errno, Shutdown, SockOpts, TcpEvent, TcpInfo, TcpSocketId, TcpStack};
 use crate::udp::{self, SocketId, UdpError, UdpTable};
 use sim_core::ip::{IcmpIn, SendError, SendRequest};
 use sim_core::metrics::{FlowId, FlowStats};
@@ -50,6 +51,8 @@ pub trait App {
     /// An ICMP message for the app: echo replies for its ping identifier, and errors about
     /// datagrams it sent (like Linux's IP_RECVERR).
     fn on_icmp(&mut self, _os: &mut Os<'_, '_>, _msg: &IcmpIn) {}
+    /// Something happened on one of the app's TCP sockets (poll-style readiness).
+    fn on_tcp(&mut self, _os: &mut Os<'_, '_>, _sock: TcpSocketId, _event: TcpEvent) {}
     /// The run ended (or the node crashed): record final measurements.
     fn finish(&mut self, _os: &mut Os<'_, '_>) {}
     /// Human-readable result lines (like the program's own output).
@@ -66,7 +69,10 @@ pub struct Os<'a, 'b> {
     pub(crate) cx: &'a mut NodeCx<'b>,
     pub(crate) udp: &'a mut UdpTable,
     pub(crate) icmp_idents: &'a mut Vec<(u16, usize)>,
+    pub(crate) tcp: &'a mut TcpStack,
+    pub(crate) notices: &'a mut std::collections::VecDeque<crate::host::Notice>,
     pub(crate) app: usize,
+    pub(crate) app_name: &'a str,
 }
 
 impl Os<'_, '_> {
@@ -87,9 +93,10 @@ impl Os<'_, '_> {
     pub fn cancel_timer(&mut self, h: TimerHandle) -> bool {
         self.cx.cancel_timer(h)
     }
-    /// A random stream private to this app.
+    /// A random stream private to this app: keyed by the node, the app's name and
+    /// `purpose`, so it does not change when other apps or nodes are added.
     pub fn rng(&self, purpose: &str) -> SimRng {
-        self.cx.rng(purpose)
+        self.cx.rng(&format!("app:{}:{purpose}", self.app_name))
     }
     /// Resolves a node name or a dotted address.
     pub fn resolve(&self, name_or_addr: &str) -> Option<Ipv4Addr> {
@@ -156,9 +163,122 @@ impl Os<'_, '_> {
     pub fn flow(&mut self, id: FlowId) -> Option<&mut FlowStats> {
         self.cx.flows().get_mut(id)
     }
+    // ------------------------------------------------------------------ TCP
+
+    /// socket(AF_INET, SOCK_STREAM).
+    pub fn tcp_socket(&mut self) -> TcpSocketId {
+        self.tcp.socket(self.app)
+    }
+    /// setsockopt(): changes the socket's options.
+    pub fn tcp_set(&mut self, s: TcpSocketId, f: impl FnOnce(&mut SockOpts)) -> Result<(), Errno> {
+        let (tcp, mut io) = self.tcp_io();
+        tcp.set_opts(&mut io, s, f)
+    }
+    /// bind() to `port` on every local address (0 picks an ephemeral port).
+    pub fn tcp_bind(&mut self, s: TcpSocketId, port: u16) -> Result<(), Errno> {
+        self.tcp_bind_addr(s, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port))
+    }
+    pub fn tcp_bind_addr(&mut self, s: TcpSocketId, addr: SocketAddrV4) -> Result<(), Errno> {
+        let (tcp, mut io) = self.tcp_io();
+        tcp.bind(&mut io, s, addr)
+    }
+    pub fn tcp_listen(&mut self, s: TcpSocketId, backlog: u32) -> Result<(), Errno> {
+        let (tcp, mut io) = self.tcp_io();
+        tcp.listen(&mut io, s, backlog)
+    }
+    /// accept(): a new connection and its peer, or EAGAIN.
+    pub fn tcp_accept(&mut self, s: TcpSocketId) -> Result<(TcpSocketId, SocketAddrV4), Errno> {
+        let (tcp, mut io) = self.tcp_io();
+        tcp.accept(&mut io, s)
+    }
+    /// connect() (non-blocking): [`TcpEvent::Connected`] or an error event follows.
+    pub fn tcp_connect(&mut self, s: TcpSocketId, to: SocketAddrV4) -> Result<(), Errno> {
+        let (tcp, mut io) = self.tcp_io();
+        tcp.connect(&mut io, s, to)
+    }
+    /// send(): queues as much of `data` as the send buffer takes; EAGAIN when full
+    /// ([`TcpEvent::Writable`] follows when space opens).
+    pub fn tcp_send(&mut self, s: TcpSocketId, data: &Payload) -> Result<usize, Errno> {
+        let (tcp, mut io) = self.tcp_io();
+        tcp.send(&mut io, s, data)
+    }
+    /// recv(): appends up to `max` bytes (as payload pieces) to `out`; `Ok(0)` is end of
+    /// stream, EAGAIN means nothing to read yet.
+    pub fn tcp_recv(
+        &mut self,
+        s: TcpSocketId,
+        max: usize,
+        out: &mut Vec<Payload>,
+    ) -> Result<usize, Errno> {
+        let (tcp, mut io) = self.tcp_io();
+        tcp.recv(&mut io, s, max, out)
+    }
+    /// recv() into real bytes (for small messages).
+    pub fn tcp_read(&mut self, s: TcpSocketId, max: usize) -> Result<Vec<u8>, Errno> {
+        let mut pieces = Vec::new();
+        self.tcp_recv(s, max, &mut pieces)?;
+        let mut out = Vec::new();
+        for p in &pieces {
+            p.write_to(&mut out);
+        }
+        Ok(out)
+    }
+    pub fn tcp_shutdown(&mut self, s: TcpSocketId, how: Shutdown) -> Result<(), Errno> {
+        let (tcp, mut io) = self.tcp_io();
+        tcp.shutdown(&mut io, s, how)
+    }
+    pub fn tcp_close(&mut self, s: TcpSocketId) -> Result<(), Errno> {
+        let (tcp, mut io) = self.tcp_io();
+        tcp.close(&mut io, s)
+    }
+    /// getsockopt(TCP_INFO).
+    pub fn tcp_info(&self, s: TcpSocketId) -> Result<TcpInfo, Errno> {
+        self.tcp.info(s)
+    }
+    /// TCP_INFO of the connection with this 4-tuple, also after the app closed it (it may
+    /// linger in FIN_WAIT_2, LAST_ACK or TIME_WAIT); `None` once the kernel has freed it.
+    /// Like `ss -ti`: for final reports, not for the data path.
+    pub fn tcp_find(&self, local: SocketAddrV4, remote: SocketAddrV4) -> Option<TcpInfo> {
+        self.tcp
+            .connections()
+            .find(|(_, _, i)| i.local == local && i.remote == remote)
+            .map(|(_, _, i)| i)
+    }
+    /// Free space in the socket's send buffer.
+    pub fn tcp_send_space(&self, s: TcpSocketId) -> Result<u64, Errno> {
+        self.tcp.send_space(s)
+    }
+
+    /// Sends a hand-made TCP segment, bypassing the socket layer (a raw socket, as SYN
+    /// flood tools use); `src` may be any address (spoofing).
+    pub fn tcp_raw_send(
+        &mut self,
+        src: Option<Ipv4Addr>,
+        dst: Ipv4Addr,
+        segment: &crate::tcp::wire::TcpRepr,
+        payload: Payload,
+    ) -> Result<(), AppSendError> {
+        let mut req =
+            SendRequest::new(dst, ip_proto::TCP, IpBody::Transport(segment.emit(payload)));
+        req.src = src;
+        self.cx.send(req).map_err(AppSendError::Ip)
+    }
+
     /// Emits an `app` trace event from this node.
     pub fn trace(&mut self, event: &'static str, fields: &[(&'static str, TraceValue)]) {
         self.cx.trace(Category::App, event, fields);
+    }
+}
+
+impl<'b> Os<'_, 'b> {
+    fn tcp_io(&mut self) -> (&mut TcpStack, crate::host::TcpIo<'_, 'b>) {
+        (
+            &mut *self.tcp,
+            crate::host::TcpIo {
+                cx: &mut *self.cx,
+                notices: &mut *self.notices,
+            },
+        )
     }
 }
 

@@ -1,17 +1,23 @@
 //! The stack of one host or router: sockets plus apps, behind sim-core's `Stack` trait.
 //!
-//! Owns dispatch: timers to the app that set them, datagrams to the socket's owner, ICMP
-//! echo replies to the app holding the identifier, ICMP errors to the app whose socket sent
-//! the offending datagram. Datagrams to a port nobody listens on get ICMP port unreachable.
+//! Owns dispatch: timers to the app that set them, datagrams to the socket's owner, TCP
+//! segments to the host's [`TcpStack`] and its events to the apps, ICMP echo replies to the
+//! app holding the identifier, ICMP errors to the socket that sent the offending datagram.
+//! Datagrams to a UDP port nobody listens on get ICMP port unreachable.
 
 use crate::app::{App, AppFactory, Os, APP_TOKEN_BITS};
+use crate::tcp::seq::SeqNum;
+use crate::tcp::{TcpConfig, TcpEnv, TcpEvent, TcpSocketId, TcpStack};
 use crate::udp::{self, UdpTable};
-use sim_core::ip::{IcmpError, IcmpIn, SendRequest, Upcall};
-use sim_core::packet::{ip_proto, IcmpMessage, IpBody, Ipv4Packet, UnreachableCode};
+use sim_core::ip::{IcmpIn, SendError, SendRequest, Upcall};
+use sim_core::packet::{ip_proto, IcmpMessage, IpBody, TransportPacket, UnreachableCode};
+use sim_core::sched::TimerHandle;
 use sim_core::time::{SimDuration, SimTime};
-use sim_core::trace::Category;
+use sim_core::trace::{Category, TraceValue};
 use sim_core::world::{NodeCx, Stack, StackReport};
-use std::net::SocketAddrV4;
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::rc::Rc;
 
 /// An app and when it starts (time since the run began).
 pub struct AppSlot {
@@ -19,24 +25,116 @@ pub struct AppSlot {
     pub factory: AppFactory,
 }
 
+/// A TCP event waiting for its app.
+pub(crate) type Notice = (usize, TcpSocketId, TcpEvent);
+
 /// Stack timer tokens with this app index are the stack's own (app start times).
 const START_TIMER_APP: u64 = (1 << (63 - APP_TOKEN_BITS)) - 1;
+/// ... and this one is the TCP stack's wake-up.
+const TCP_TIMER_APP: u64 = START_TIMER_APP - 1;
+/// ... and this one stops an app (a "kill" fault).
+const KILL_TIMER_APP: u64 = START_TIMER_APP - 2;
+
+/// The name of the [`StackReport`] in which a host's stack reports its TCP counters at the
+/// end of the run: one `"<Name> <value>"` line per non-zero counter, named as `nstat` names
+/// them without the `Tcp`/`TcpExt` prefix (see [`tcp_counter_fields`]).
+pub const TCP_COUNTERS_REPORT: &str = "kernel:tcp";
+
+/// The host's TCP counters with their `nstat` names (without the `Tcp`/`TcpExt` prefix).
+pub fn tcp_counter_fields(c: &crate::tcp::TcpCounters) -> [(&'static str, u64); 19] {
+    [
+        ("ActiveOpens", c.active_opens),
+        ("PassiveOpens", c.passive_opens),
+        ("AttemptFails", c.attempt_fails),
+        ("EstabResets", c.estab_resets),
+        ("InSegs", c.segs_in),
+        ("OutSegs", c.segs_out),
+        ("RetransSegs", c.retrans_segs),
+        ("InErrs", c.malformed),
+        ("OutRsts", c.resets_sent),
+        ("InRsts", c.resets_received),
+        ("ListenOverflows", c.listen_overflows),
+        ("ListenDrops", c.listen_drops),
+        ("SyncookiesSent", c.syncookies_sent),
+        ("SyncookiesRecv", c.syncookies_recv),
+        ("SyncookiesFailed", c.syncookies_failed),
+        ("TWRecycled", c.time_wait_recycled),
+        ("TCPChallengeACK", c.challenge_acks),
+        ("TCPAbortOnData", c.abort_on_data),
+        ("TCPAbortOnTimeout", c.abort_on_timeout),
+    ]
+}
+
+/// What a host runs: its apps and its kernel's TCP settings.
+pub struct HostConfig {
+    pub apps: Vec<AppSlot>,
+    pub tcp: TcpConfig,
+    /// Apps to kill (their sockets closed as the kernel does for a dead process), by
+    /// index in `apps`, and when.
+    pub kills: Vec<(usize, SimTime)>,
+}
 
 pub struct HostStack {
-    slots: std::rc::Rc<Vec<AppSlot>>,
+    config: Rc<HostConfig>,
     apps: Vec<Option<Box<dyn App>>>,
+    app_names: Vec<String>,
     udp: Option<UdpTable>,
+    tcp: Option<TcpStack>,
+    tcp_timer: Option<(SimTime, TimerHandle)>,
+    notices: VecDeque<Notice>,
     icmp_idents: Vec<(u16, usize)>,
     reports: Vec<StackReport>,
 }
 
+/// The TCP stack's view of the node (see [`TcpEnv`]).
+pub(crate) struct TcpIo<'a, 'b> {
+    pub cx: &'a mut NodeCx<'b>,
+    pub notices: &'a mut VecDeque<Notice>,
+}
+
+impl TcpEnv for TcpIo<'_, '_> {
+    fn now(&self) -> SimTime {
+        self.cx.now()
+    }
+    fn send(
+        &mut self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        pkt: TransportPacket,
+    ) -> Result<(), SendError> {
+        let mut req = SendRequest::new(dst, ip_proto::TCP, IpBody::Transport(pkt));
+        req.src = Some(src);
+        req.dont_fragment = true;
+        self.cx.send(req)
+    }
+    fn route(&self, dst: Ipv4Addr) -> Option<(Ipv4Addr, u32)> {
+        self.cx.ip().source_for(dst)
+    }
+    fn is_local(&self, addr: Ipv4Addr) -> bool {
+        self.cx.ip().is_local(addr)
+    }
+    fn notify(&mut self, owner: usize, sock: TcpSocketId, event: TcpEvent) {
+        self.notices.push_back((owner, sock, event));
+    }
+    fn tracing(&self) -> bool {
+        self.cx.tracing(Category::Tcp)
+    }
+    fn trace(&mut self, event: &'static str, fields: &[(&'static str, TraceValue)]) {
+        self.cx.trace(Category::Tcp, event, fields);
+    }
+}
+
 impl HostStack {
-    /// A stack that runs `slots`' apps; shared so a restart can build them again.
-    pub fn new(slots: std::rc::Rc<Vec<AppSlot>>) -> Self {
+    /// A stack that runs `config`'s apps; shared so a restart can build them again.
+    pub fn new(config: Rc<HostConfig>) -> Self {
         HostStack {
-            slots,
+            config,
             apps: Vec::new(),
+            app_names: Vec::new(),
             udp: None,
+            tcp: None,
+            tcp_timer: None,
+            notices: VecDeque::new(),
             icmp_idents: Vec::new(),
             reports: Vec::new(),
         }
@@ -48,7 +146,9 @@ impl HostStack {
         app: usize,
         f: impl FnOnce(&mut dyn App, &mut Os<'_, '_>),
     ) {
-        let Some(udp) = self.udp.as_mut() else { return };
+        let (Some(udp), Some(tcp)) = (self.udp.as_mut(), self.tcp.as_mut()) else {
+            return;
+        };
         let Some(Some(a)) = self.apps.get_mut(app) else {
             return;
         };
@@ -56,9 +156,43 @@ impl HostStack {
             cx,
             udp,
             icmp_idents: &mut self.icmp_idents,
+            tcp,
+            notices: &mut self.notices,
             app,
+            app_name: self.app_names.get(app).map_or("", |s| s.as_str()),
         };
         f(a.as_mut(), &mut os);
+    }
+
+    /// Delivers queued TCP events (which may queue more), then re-arms the TCP wake-up.
+    fn settle(&mut self, cx: &mut NodeCx<'_>) {
+        while let Some((app, sock, ev)) = self.notices.pop_front() {
+            self.with_app(cx, app, |a, os| a.on_tcp(os, sock, ev));
+        }
+        let Some(tcp) = self.tcp.as_ref() else { return };
+        let want = tcp.poll_at();
+        if want == self.tcp_timer.map(|(t, _)| t) {
+            return;
+        }
+        if let Some((_, h)) = self.tcp_timer.take() {
+            cx.cancel_timer(h);
+        }
+        if let Some(t) = want {
+            let now = cx.now();
+            let delay = if t > now { t - now } else { SimDuration::ZERO };
+            let h = cx.set_timer(delay, TCP_TIMER_APP << APP_TOKEN_BITS);
+            self.tcp_timer = Some((t, h));
+        }
+    }
+
+    fn with_tcp(&mut self, cx: &mut NodeCx<'_>, f: impl FnOnce(&mut TcpStack, &mut TcpIo<'_, '_>)) {
+        if let Some(tcp) = self.tcp.as_mut() {
+            let mut io = TcpIo {
+                cx,
+                notices: &mut self.notices,
+            };
+            f(tcp, &mut io);
+        }
     }
 
     fn deliver_icmp(&mut self, cx: &mut NodeCx<'_>, msg: IcmpIn) {
@@ -75,6 +209,10 @@ impl HostStack {
                     .as_ref()
                     .and_then(|u| u.lookup(quote.ports().0))
                     .map(|(_, a)| a),
+                ip_proto::TCP => {
+                    self.tcp_icmp(cx, &msg.message);
+                    None
+                }
                 ip_proto::ICMP => {
                     // Quoted echo request: identifier at bytes 4-5.
                     let ident = u16::from_be_bytes([quote.data[4], quote.data[5]]);
@@ -90,6 +228,34 @@ impl HostStack {
         if let Some(app) = owner {
             self.with_app(cx, app, |a, os| a.on_icmp(os, &msg));
         }
+    }
+
+    /// An ICMP error about a TCP segment we sent goes to its connection.
+    fn tcp_icmp(&mut self, cx: &mut NodeCx<'_>, m: &IcmpMessage) {
+        let (quote, code, mtu) = match m {
+            IcmpMessage::DestUnreachable {
+                code,
+                next_hop_mtu,
+                quote,
+            } => (quote, Some(*code), *next_hop_mtu),
+            IcmpMessage::TimeExceeded { quote, .. } => (quote, None, 0),
+            _ => return,
+        };
+        if quote.data_len < 8 {
+            return;
+        }
+        let (sport, dport) = quote.ports();
+        let seq = SeqNum(u32::from_be_bytes([
+            quote.data[4],
+            quote.data[5],
+            quote.data[6],
+            quote.data[7],
+        ]));
+        let local = SocketAddrV4::new(quote.src, sport);
+        let remote = SocketAddrV4::new(quote.dst, dport);
+        self.with_tcp(cx, |tcp, io| {
+            tcp.icmp_error(io, local, remote, seq, code, mtu)
+        });
     }
 
     fn deliver_udp(&mut self, cx: &mut NodeCx<'_>, d: sim_core::ip::Datagram) {
@@ -108,8 +274,7 @@ impl HostStack {
                 if let Some(u) = self.udp.as_mut() {
                     u.no_port += 1;
                 }
-                let is_broadcast =
-                    d.dst == std::net::Ipv4Addr::BROADCAST || !cx.ip().is_local(d.dst);
+                let is_broadcast = d.dst == Ipv4Addr::BROADCAST || !cx.ip().is_local(d.dst);
                 if is_broadcast {
                     return;
                 }
@@ -120,6 +285,33 @@ impl HostStack {
                 );
                 send_unreachable(cx, &d, UnreachableCode::Port);
             }
+        }
+    }
+
+    fn kill_app(&mut self, cx: &mut NodeCx<'_>, app: usize) {
+        if self.apps.get(app).is_none_or(|a| a.is_none()) {
+            return;
+        }
+        let name = self.app_names.get(app).cloned().unwrap_or_default();
+        cx.trace(
+            Category::App,
+            "app_killed",
+            &[("app", TraceValue::String(name))],
+        );
+        self.with_app(cx, app, |a, os| a.finish(os));
+        if let Some(Some(a)) = self.apps.get(app) {
+            let lines = a.report();
+            if !lines.is_empty() {
+                self.reports.push(StackReport {
+                    app: a.name().to_string(),
+                    lines,
+                });
+            }
+        }
+        self.apps[app] = None;
+        self.with_tcp(cx, |tcp, io| tcp.close_owned_by(io, app));
+        if let Some(u) = self.udp.as_mut() {
+            u.close_owned_by(app);
         }
     }
 }
@@ -136,18 +328,28 @@ fn send_unreachable(cx: &mut NodeCx<'_>, d: &sim_core::ip::Datagram, code: Unrea
     let _ = cx.send(req);
 }
 
-// IcmpError and Ipv4Packet are re-exported for apps that build their own errors.
-#[allow(unused_imports)]
-use {IcmpError as _, Ipv4Packet as _};
-
 impl Stack for HostStack {
     fn boot(&mut self, cx: &mut NodeCx<'_>) {
         let mut rng = cx.rng("udp-ephemeral");
         self.udp = Some(UdpTable::new(&mut rng));
+        let mut rng = cx.rng("tcp");
+        self.tcp = Some(TcpStack::new(self.config.tcp.clone(), &mut rng));
+        self.tcp_timer = None;
+        self.notices.clear();
         self.icmp_idents.clear();
-        self.apps = self.slots.iter().map(|s| Some((s.factory)())).collect();
+        self.apps = self
+            .config
+            .apps
+            .iter()
+            .map(|s| Some((s.factory)()))
+            .collect();
+        self.app_names = self
+            .apps
+            .iter()
+            .map(|a| a.as_ref().map_or(String::new(), |a| a.name().to_string()))
+            .collect();
         let now = cx.now();
-        for (i, s) in self.slots.iter().enumerate() {
+        for (i, s) in self.config.apps.iter().enumerate() {
             let delay = if s.start > now {
                 s.start - now
             } else {
@@ -155,22 +357,38 @@ impl Stack for HostStack {
             };
             cx.set_timer(delay, (START_TIMER_APP << APP_TOKEN_BITS) | i as u64);
         }
+        for &(app, at) in &self.config.kills {
+            if at >= now {
+                cx.set_timer(at - now, (KILL_TIMER_APP << APP_TOKEN_BITS) | app as u64);
+            }
+        }
     }
 
     fn on_timer(&mut self, cx: &mut NodeCx<'_>, token: u64) {
-        let app = (token >> APP_TOKEN_BITS) as usize;
+        let app = token >> APP_TOKEN_BITS;
         let app_token = token & ((1 << APP_TOKEN_BITS) - 1);
-        if app as u64 == START_TIMER_APP {
-            let i = app_token as usize;
-            self.with_app(cx, i, |a, os| a.start(os));
-        } else {
-            self.with_app(cx, app, |a, os| a.on_timer(os, app_token));
+        match app {
+            START_TIMER_APP => {
+                self.with_app(cx, app_token as usize, |a, os| a.start(os));
+            }
+            TCP_TIMER_APP => {
+                self.tcp_timer = None;
+                self.with_tcp(cx, |tcp, io| tcp.on_timers(io));
+            }
+            KILL_TIMER_APP => self.kill_app(cx, app_token as usize),
+            _ => {
+                self.with_app(cx, app as usize, |a, os| a.on_timer(os, app_token));
+            }
         }
+        self.settle(cx);
     }
 
     fn on_upcall(&mut self, cx: &mut NodeCx<'_>, upcall: Upcall) {
         match upcall {
             Upcall::Datagram(d) if d.protocol == ip_proto::UDP => self.deliver_udp(cx, d),
+            Upcall::Datagram(d) if d.protocol == ip_proto::TCP => {
+                self.with_tcp(cx, |tcp, io| tcp.input(io, d.src, d.dst, &d.packet));
+            }
             Upcall::Datagram(d) => {
                 // No handler for this protocol: protocol unreachable, as Linux does.
                 cx.trace(
@@ -182,13 +400,13 @@ impl Stack for HostStack {
             }
             Upcall::Icmp(m) => self.deliver_icmp(cx, m),
         }
+        self.settle(cx);
     }
 
     fn finish(&mut self, cx: &mut NodeCx<'_>) {
         for i in 0..self.apps.len() {
             self.with_app(cx, i, |a, os| a.finish(os));
         }
-        let name = cx.node_name().to_string();
         for a in self.apps.iter().flatten() {
             let lines = a.report();
             if !lines.is_empty() {
@@ -198,7 +416,19 @@ impl Stack for HostStack {
                 });
             }
         }
-        let _ = name;
+        if let Some(tcp) = self.tcp.as_ref() {
+            let lines: Vec<String> = tcp_counter_fields(tcp.counters())
+                .iter()
+                .filter(|(_, v)| *v > 0)
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            if !lines.is_empty() {
+                self.reports.push(StackReport {
+                    app: TCP_COUNTERS_REPORT.to_string(),
+                    lines,
+                });
+            }
+        }
     }
 
     fn report(&self) -> Vec<StackReport> {

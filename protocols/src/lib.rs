@@ -16,6 +16,7 @@
 pub mod app;
 pub mod apps;
 pub mod host;
+pub mod tcp;
 pub mod udp;
 
 pub use app::{App, AppFactory, Os};

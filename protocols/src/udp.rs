@@ -70,6 +70,19 @@ impl UdpTable {
         Ok((SocketId(id), port))
     }
 
+    /// Closes every socket `owner` holds (the app was killed).
+    pub fn close_owned_by(&mut self, owner: usize) {
+        let ids: Vec<u32> = self
+            .sockets
+            .iter()
+            .filter(|(_, s)| s.owner == owner)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.close(SocketId(id));
+        }
+    }
+
     fn ephemeral(&mut self) -> Result<u16, UdpError> {
         let span = EPHEMERAL_HIGH - EPHEMERAL_LOW + 1;
         for _ in 0..span {

@@ -3,7 +3,7 @@
 use crate::load::{app_name, app_node, link_name, Loaded, ScenarioError};
 use crate::schema::*;
 use protocols::apps::{cbr, echo, ping, traceroute};
-use protocols::host::{AppSlot, HostStack};
+use protocols::host::{AppSlot, HostConfig, HostStack};
 use protocols::App;
 use sim_core::ip::{Iface, IpConfig, IpNode};
 use sim_core::link::{ChannelConfig, LossModel, QueueLimit};
@@ -288,10 +288,14 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
                     .filter(|(_, a)| app_node(a).0 == name)
                     .map(|(i, a)| app_slot(a, i, flow_ids[i]))
                     .collect();
-                let slots = Rc::new(slots);
+                let config = Rc::new(HostConfig {
+                    apps: slots,
+                    tcp: protocols::tcp::TcpConfig::default(),
+                    kills: Vec::new(),
+                });
                 NodeSpec::Ip {
                     ip: Box::new(ip),
-                    factory: Some(Box::new(move || Box::new(HostStack::new(slots.clone())))),
+                    factory: Some(Box::new(move || Box::new(HostStack::new(config.clone())))),
                 }
             }
         };

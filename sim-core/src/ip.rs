@@ -290,6 +290,15 @@ impl IpNode {
                 .any(|i| i.prefix.len < 31 && i.prefix.broadcast() == addr)
     }
 
+    /// The source address and interface MTU a locally originated datagram to `dst` would
+    /// use (the route lookup Linux does at connect time); `None` without a route.
+    pub fn source_for(&self, dst: Ipv4Addr) -> Option<(Ipv4Addr, u32)> {
+        let route = self.routes.lookup(dst)?;
+        let hop = route.next_hops.first()?;
+        let ifc = self.ifaces.get(hop.iface as usize)?;
+        Some((ifc.addr, ifc.mtu))
+    }
+
     /// The node's first address, if any.
     pub fn primary_addr(&self) -> Option<Ipv4Addr> {
         self.ifaces.first().map(|i| i.addr)

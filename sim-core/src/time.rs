@@ -4,7 +4,7 @@
 //! simulation time, so arithmetic is exact and identical on every machine.
 
 use std::fmt;
-use std::ops::{Add, AddAssign, Sub};
+use std::ops::{Add, AddAssign, Div, Mul, Sub};
 
 /// An instant of virtual time, in nanoseconds since the run started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -95,6 +95,26 @@ impl Add for SimDuration {
     type Output = SimDuration;
     fn add(self, d: SimDuration) -> SimDuration {
         SimDuration(self.0.saturating_add(d.0))
+    }
+}
+/// Saturates at zero: a span is never negative.
+impl Sub for SimDuration {
+    type Output = SimDuration;
+    fn sub(self, d: SimDuration) -> SimDuration {
+        SimDuration(self.0.saturating_sub(d.0))
+    }
+}
+impl Mul<u64> for SimDuration {
+    type Output = SimDuration;
+    fn mul(self, k: u64) -> SimDuration {
+        self.saturating_mul(k)
+    }
+}
+impl Div<u64> for SimDuration {
+    type Output = SimDuration;
+    /// Integer division (truncating); dividing by zero saturates to the largest span.
+    fn div(self, k: u64) -> SimDuration {
+        SimDuration(self.0.checked_div(k).unwrap_or(u64::MAX))
     }
 }
 

@@ -158,6 +158,10 @@ impl<'a> NodeCx<'a> {
             .position(|n| n == name)
             .and_then(|i| self.net.node_addrs[i])
     }
+    /// Is `cat` being recorded? (Lets callers skip building costly fields.)
+    pub fn tracing(&self, cat: Category) -> bool {
+        self.net.tracer.enabled(cat)
+    }
     /// Emits a trace record from this node.
     pub fn trace(
         &mut self,

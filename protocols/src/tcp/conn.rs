@@ -1,0 +1,2522 @@
+//! One TCP connection: the RFC 9293 state machine with Linux's timers and defaults.
+//!
+//! Owns: sequence-space bookkeeping, the retransmission queue and SACK scoreboard, loss
+//! recovery (RFC 6675 with SACK, RFC 6582 NewReno without; Proportional Rate Reduction as
+//! Linux does), the RTO, delayed ACKs, flow control with window scaling and persist
+//! probes, Nagle, keepalive, path MTU updates, and close through TIME_WAIT.
+//!
+//! Does not own: port binding, demultiplexing, listen queues or segments for no
+//! connection (the stack's), nor where segments go (the [`TcpEnv`]'s).
+//!
+//! Inside, the send side counts in 64-bit offsets from the ISS (the SYN is offset 0, data
+//! byte k is offset k + 1) and the receive side in offsets from the peer's ISN, so only the
+//! conversions at the wire deal with wraparound.
+
+use super::buffer::{RecvBuffer, SendBuffer};
+use super::cc::{AckInfo, CcEvent, CongestionControl, Window};
+use super::config::{Errno, SockOpts, TcpConfig};
+use super::rtt::RttEstimator;
+use super::seq::SeqNum;
+use super::timer::{Deadlines, TimerKind, TimerQueue};
+use super::wire::{flags, SackBlocks, TcpOptions, TcpRepr};
+use super::{TcpCounters, TcpEnv, TcpEvent, TcpInfo, TcpSocketId, TcpState};
+use sim_core::packet::Payload;
+use sim_core::time::{SimDuration, SimTime};
+use sim_core::trace::TraceValue;
+use std::collections::VecDeque;
+use std::net::SocketAddrV4;
+
+/// Linux's `TCP_MAX_QUICKACKS`.
+const MAX_QUICKACKS: u8 = 16;
+/// Linux's `sysctl_tcp_invalid_ratelimit`: at most one out-of-window ACK per 500 ms.
+const OOW_RATELIMIT: SimDuration = SimDuration::from_millis(500);
+/// MSS assumed when the peer sends no MSS option (RFC 9293, RB-TCP-02).
+pub const DEFAULT_PEER_MSS: u16 = 536;
+/// Linux's `TCP_TIMEOUT_INIT`: the base of the SYN retry schedule.
+const TIMEOUT_INIT: SimDuration = SimDuration::from_secs(1);
+
+/// What the stack passes to every connection call.
+pub(crate) struct Ctx<'a> {
+    pub now: SimTime,
+    pub cfg: &'a TcpConfig,
+    pub env: &'a mut dyn TcpEnv,
+    pub timers: &'a mut TimerQueue,
+    pub counters: &'a mut TcpCounters,
+}
+
+/// Loss-recovery state (Linux's `icsk_ca_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaState {
+    Open,
+    Disorder,
+    Recovery,
+    Loss,
+}
+
+impl CaState {
+    pub fn name(self) -> &'static str {
+        match self {
+            CaState::Open => "open",
+            CaState::Disorder => "disorder",
+            CaState::Recovery => "recovery",
+            CaState::Loss => "loss",
+        }
+    }
+}
+
+const SENT_SACKED: u8 = 1;
+const SENT_LOST: u8 = 2;
+/// A retransmission of this segment is in flight.
+const SENT_RETRANS: u8 = 4;
+/// The segment was retransmitted at some point (Karn's rule).
+const SENT_EVER_RETRANS: u8 = 8;
+const SENT_FIN: u8 = 16;
+
+/// One transmitted, unacknowledged segment.
+#[derive(Clone, Copy, Debug)]
+struct Sent {
+    start: u64,
+    end: u64,
+    sent_at: SimTime,
+    flags: u8,
+}
+
+impl Sent {
+    fn len(&self) -> u64 {
+        self.end - self.start
+    }
+    fn has(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+}
+
+/// What a segment did to the connection, for the stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum InputOutcome {
+    Nothing,
+    /// A SYN_RECV child completed the handshake.
+    Established,
+    /// The connection is gone; remove it.
+    Closed,
+    /// Answer the segment with a reset; the connection stays.
+    Reset,
+    /// TIME_WAIT accepted a new SYN for the same 4-tuple: remove, then give the SYN to
+    /// the listener.
+    Reopen,
+}
+
+/// Delayed-ACK machinery (Linux's `icsk_ack`).
+#[derive(Clone, Copy, Debug)]
+struct AckState {
+    /// An ACK is owed.
+    pending: bool,
+    /// Send the owed ACK at once.
+    now: bool,
+    quick: u8,
+    pingpong: bool,
+    ato: SimDuration,
+    lrcvtime: SimTime,
+    /// Estimate of the peer's segment size.
+    rcv_mss: u32,
+}
+
+/// Dynamic right-sizing of the receive buffer (Linux `tcp_rcv_space_adjust`).
+#[derive(Clone, Copy, Debug)]
+struct RcvSpace {
+    time: SimTime,
+    seq: u64,
+    space: u64,
+}
+
+pub(crate) struct Conn {
+    pub id: TcpSocketId,
+    /// The owning app; `None` once the app closed it (orphaned).
+    pub owner: Option<usize>,
+    pub state: TcpState,
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+    pub opts: SockOpts,
+    /// For connections created by a listener and not yet accepted.
+    pub parent: Option<TcpSocketId>,
+    /// A SYN_RECV child whose final ACK arrived while the accept queue was full.
+    pub acked_while_full: bool,
+    pub listen: Option<Box<super::stack::ListenState>>,
+    pub deadlines: Deadlines,
+
+    iss: SeqNum,
+    irs: SeqNum,
+    snd_wscale: u8,
+    rcv_wscale: u8,
+    sack_ok: bool,
+    /// The peer's SYN carried window scaling (so ours does too).
+    ws_negotiated: bool,
+    ts_ok: bool,
+    ts_off: u32,
+    ts_recent: u32,
+    /// MSS the peer announced.
+    peer_mss: u32,
+    /// MSS we announce (interface MTU - 40).
+    advmss: u32,
+    pmtu: u32,
+
+    snd_una: u64,
+    snd_nxt: u64,
+    snd_wnd: u64,
+    snd_wl1: SeqNum,
+    snd_wl2: SeqNum,
+    max_window: u64,
+    sndbuf: SendBuffer,
+    sndbuf_cap: u64,
+    fin_queued: bool,
+    rtx: VecDeque<Sent>,
+    sacked_bytes: u64,
+    lost_bytes: u64,
+    retrans_bytes: u64,
+    /// NewReno (no SACK): duplicate ACKs counted as virtual SACKs, in segments.
+    reno_dupacks: u32,
+    ca: CaState,
+    high_seq: u64,
+    prior_cwnd: u64,
+    prr_delivered: u64,
+    prr_out: u64,
+    win: Window,
+    cc: Box<dyn CongestionControl>,
+    cwnd_limited: bool,
+    last_send: SimTime,
+    /// End of the last small segment sent (Minshall's Nagle variant).
+    snd_sml: u64,
+    rtt: RttEstimator,
+    rto: SimDuration,
+    retransmits: u8,
+    retrans_stamp: Option<SimTime>,
+    probes_out: u8,
+    /// Unanswered keepalive probes.
+    ka_probes: u8,
+    /// When the last zero-window probe (one byte at `snd_nxt`, not counted as sent) left.
+    probe_out: Option<SimTime>,
+    soft_err: Option<Errno>,
+
+    rcvbuf: RecvBuffer,
+    /// Stream offset of the peer's FIN, once seen (possibly out of order).
+    fin_at: Option<u64>,
+    fin_received: bool,
+    /// Receive offset (from the peer's ISN) when we last advertised a window, and that
+    /// window.
+    rcv_wup: u64,
+    rcv_wnd: u64,
+    rcv_ssthresh: u64,
+    rcvbuf_cap: u64,
+    rcv_space: RcvSpace,
+    last_ooo: Option<u64>,
+    last_rcv: SimTime,
+    ack: AckState,
+    last_oow_ack: Option<SimTime>,
+
+    pub pending_err: Option<Errno>,
+    pub shut_rd: bool,
+    pub shut_wr: bool,
+    want_write: bool,
+    connect_notified: bool,
+
+    bytes_acked: u64,
+    bytes_received: u64,
+    /// Bytes the application has read (receive-buffer auto-tuning follows this).
+    bytes_copied: u64,
+    segs_out: u64,
+    segs_in: u64,
+    retrans_segs: u64,
+    rto_timeouts: u64,
+    fast_retransmits: u64,
+    dup_acks_in: u64,
+    zero_window_probes: u64,
+}
+
+fn model_timeout(boundary: u8, rto_base: SimDuration, rto_max: SimDuration) -> SimDuration {
+    // Linux tcp_model_timeout: exponential backoff from rto_base up to rto_max, then linear.
+    let base = rto_base.as_nanos().max(1);
+    let ratio = rto_max.as_nanos() / base;
+    let thresh = if ratio == 0 {
+        0
+    } else {
+        63 - ratio.leading_zeros()
+    };
+    let b = boundary as u32;
+    if b <= thresh {
+        SimDuration::from_nanos(((2u64 << b) - 1) * base)
+    } else {
+        SimDuration::from_nanos(
+            ((2u64 << thresh) - 1) * base + (b - thresh) as u64 * rto_max.as_nanos(),
+        )
+    }
+}
+
+impl Conn {
+    pub fn new(
+        id: TcpSocketId,
+        owner: Option<usize>,
+        cfg: &TcpConfig,
+        opts: SockOpts,
+        cc: Box<dyn CongestionControl>,
+    ) -> Conn {
+        let unspecified = SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0);
+        Conn {
+            id,
+            owner,
+            state: TcpState::Closed,
+            local: unspecified,
+            remote: unspecified,
+            opts,
+            parent: None,
+            acked_while_full: false,
+            listen: None,
+            deadlines: Deadlines::default(),
+            iss: SeqNum(0),
+            irs: SeqNum(0),
+            snd_wscale: 0,
+            rcv_wscale: 0,
+            sack_ok: false,
+            ws_negotiated: false,
+            ts_ok: false,
+            ts_off: 0,
+            ts_recent: 0,
+            peer_mss: DEFAULT_PEER_MSS as u32,
+            advmss: 1460,
+            pmtu: 1500,
+            snd_una: 0,
+            snd_nxt: 0,
+            snd_wnd: 0,
+            snd_wl1: SeqNum(0),
+            snd_wl2: SeqNum(0),
+            max_window: 0,
+            sndbuf: SendBuffer::default(),
+            sndbuf_cap: 0,
+            fin_queued: false,
+            rtx: VecDeque::new(),
+            sacked_bytes: 0,
+            lost_bytes: 0,
+            retrans_bytes: 0,
+            reno_dupacks: 0,
+            ca: CaState::Open,
+            high_seq: 0,
+            prior_cwnd: 0,
+            prr_delivered: 0,
+            prr_out: 0,
+            win: Window {
+                cwnd: 0,
+                ssthresh: u64::MAX,
+                mss: 536,
+            },
+            cc,
+            cwnd_limited: false,
+            last_send: SimTime::ZERO,
+            snd_sml: 0,
+            rtt: RttEstimator::new(cfg.rto_initial),
+            rto: cfg.rto_initial,
+            retransmits: 0,
+            retrans_stamp: None,
+            probes_out: 0,
+            ka_probes: 0,
+            probe_out: None,
+            soft_err: None,
+            rcvbuf: RecvBuffer::default(),
+            fin_at: None,
+            fin_received: false,
+            rcv_wup: 0,
+            rcv_wnd: 0,
+            rcv_ssthresh: 0,
+            rcvbuf_cap: 0,
+            rcv_space: RcvSpace {
+                time: SimTime::ZERO,
+                seq: 0,
+                space: 0,
+            },
+            last_ooo: None,
+            last_rcv: SimTime::ZERO,
+            ack: AckState {
+                pending: false,
+                now: false,
+                quick: 0,
+                pingpong: false,
+                ato: SimDuration::ZERO,
+                lrcvtime: SimTime::ZERO,
+                rcv_mss: 536,
+            },
+            last_oow_ack: None,
+            pending_err: None,
+            shut_rd: false,
+            shut_wr: false,
+            want_write: false,
+            connect_notified: false,
+            bytes_acked: 0,
+            bytes_received: 0,
+            bytes_copied: 0,
+            segs_out: 0,
+            segs_in: 0,
+            retrans_segs: 0,
+            rto_timeouts: 0,
+            fast_retransmits: 0,
+            dup_acks_in: 0,
+            zero_window_probes: 0,
+        }
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    fn seq_of(&self, off: u64) -> SeqNum {
+        self.iss + off as u32
+    }
+
+    /// The send offset an incoming ACK number stands for.
+    fn ack_off(&self, ack: SeqNum) -> i64 {
+        self.snd_una as i64 + (ack - self.seq_of(self.snd_una)) as i64
+    }
+
+    /// Receive offset (from the peer's ISN) of the next byte expected: SYN, data, FIN.
+    fn rcv_nxt_off(&self) -> u64 {
+        1 + self.rcvbuf.next() + self.fin_received as u64
+    }
+
+    fn rcv_nxt(&self) -> SeqNum {
+        self.irs + self.rcv_nxt_off() as u32
+    }
+
+    /// Send offset of the FIN, if one is queued.
+    fn fin_off(&self) -> Option<u64> {
+        self.fin_queued.then(|| self.sndbuf.end() + 1)
+    }
+
+    /// Offset of the first data byte not yet sent.
+    fn data_nxt(&self) -> u64 {
+        self.snd_nxt.max(1) - 1
+    }
+
+    fn unsent(&self) -> u64 {
+        self.sndbuf.end().saturating_sub(self.data_nxt())
+    }
+
+    pub fn mss(&self) -> u32 {
+        let opt = if self.ts_ok { 12 } else { 0 };
+        let mut m = self.peer_mss.min(self.pmtu.saturating_sub(40)).max(64) - opt;
+        if let Some(clamp) = self.opts.max_seg {
+            m = m.min(clamp as u32).max(48);
+        }
+        m
+    }
+
+    /// Bytes in flight (RFC 6675 "pipe"; Linux `tcp_packets_in_flight` in bytes).
+    fn in_flight(&self) -> u64 {
+        let out = self.snd_nxt - self.snd_una;
+        let reno_sacked = self.reno_dupacks as u64 * self.win.mss as u64;
+        (out + self.retrans_bytes).saturating_sub(self.sacked_bytes + self.lost_bytes + reno_sacked)
+    }
+
+    fn ts_val(&self, now: SimTime) -> u32 {
+        ((now.as_nanos() / 1_000_000) as u32).wrapping_add(self.ts_off)
+    }
+
+    fn set_timer(&mut self, ctx: &mut Ctx<'_>, kind: TimerKind, after: SimDuration) {
+        let at = ctx.now + after;
+        self.deadlines
+            .set(ctx.timers, self.id.slot, self.id.gen, kind, at);
+    }
+
+    fn clear_timer(&mut self, kind: TimerKind) {
+        self.deadlines.clear(kind);
+    }
+
+    pub fn clear_all_timers(&mut self) {
+        for k in TimerKind::ALL {
+            self.deadlines.clear(k);
+        }
+    }
+
+    fn notify(&mut self, ctx: &mut Ctx<'_>, ev: TcpEvent) {
+        if self.parent.is_some() {
+            return;
+        }
+        if let Some(owner) = self.owner {
+            ctx.env.notify(owner, self.id, ev);
+        }
+    }
+
+    pub fn set_state(&mut self, ctx: &mut Ctx<'_>, to: TcpState) {
+        let from = self.state;
+        if from == to {
+            return;
+        }
+        debug_assert!(from.may_become(to), "{} -> {}", from.name(), to.name());
+        self.state = to;
+        if ctx.env.tracing() {
+            ctx.env.trace(
+                "tcp_state",
+                &[
+                    ("conn", self.conn_label()),
+                    ("from", TraceValue::Str(from.name())),
+                    ("to", TraceValue::Str(to.name())),
+                ],
+            );
+        }
+    }
+
+    fn conn_label(&self) -> TraceValue {
+        TraceValue::String(format!(
+            "{}:{}->{}:{}",
+            self.local.ip(),
+            self.local.port(),
+            self.remote.ip(),
+            self.remote.port()
+        ))
+    }
+
+    fn trace_error(&self, ctx: &mut Ctx<'_>, err: Errno) {
+        if ctx.env.tracing() {
+            ctx.env.trace(
+                "tcp_error",
+                &[
+                    ("conn", self.conn_label()),
+                    ("errno", TraceValue::Str(err.name())),
+                    ("state", TraceValue::Str(self.state.name())),
+                ],
+            );
+        }
+    }
+
+    /// The connection failed: report `err` to the owner and close.
+    fn fail(&mut self, ctx: &mut Ctx<'_>, err: Errno) {
+        self.trace_error(ctx, err);
+        self.pending_err = Some(err);
+        self.set_state(ctx, TcpState::Closed);
+        self.discard_queues();
+        self.clear_all_timers();
+        self.notify(ctx, TcpEvent::Error(err));
+    }
+
+    fn discard_queues(&mut self) {
+        self.sndbuf = SendBuffer::default();
+        self.rtx = VecDeque::new();
+        self.sacked_bytes = 0;
+        self.lost_bytes = 0;
+        self.retrans_bytes = 0;
+        self.reno_dupacks = 0;
+    }
+
+    // ------------------------------------------------------------------ setup
+
+    fn init_buffers(&mut self, cfg: &TcpConfig) {
+        self.rcvbuf_cap = self.opts.rcvbuf.map_or(cfg.rmem[1], |b| b.max(cfg.rmem[0])) as u64;
+        self.sndbuf_cap = self.opts.sndbuf.map_or(cfg.wmem[1], |b| b.max(cfg.wmem[0])) as u64;
+        // Window scale large enough for the biggest buffer auto-tuning may reach.
+        let max_space = if self.opts.rcvbuf.is_some() {
+            self.rcvbuf_cap
+        } else {
+            (cfg.rmem[2] as u64).max(self.rcvbuf_cap)
+        };
+        self.rcv_wscale = 0;
+        if cfg.window_scaling {
+            let mut space = max_space;
+            while space > 65535 && self.rcv_wscale < 14 {
+                space >>= 1;
+                self.rcv_wscale += 1;
+            }
+        }
+    }
+
+    /// The initial receive window (Linux `tcp_select_initial_window`): at most 65535,
+    /// rounded down to a multiple of the MSS (64240 for MSS 1460).
+    fn initial_window(&self) -> u64 {
+        let space = self.rcvbuf_cap.min(65535);
+        let mss = self.advmss as u64;
+        if space > mss {
+            space / mss * mss
+        } else {
+            space
+        }
+    }
+
+    fn syn_options(&self, cfg: &TcpConfig, now: SimTime, tsecr: u32) -> TcpOptions {
+        let mut o = TcpOptions {
+            mss: Some(self.advmss.min(65535) as u16),
+            ..TcpOptions::default()
+        };
+        let syn_ack = self.state == TcpState::SynReceived;
+        if cfg.window_scaling && (!syn_ack || self.ws_negotiated) {
+            o.window_scale = Some(self.rcv_wscale);
+        }
+        if cfg.sack && (!syn_ack || self.sack_ok) {
+            o.sack_permitted = true;
+        }
+        if cfg.timestamps && (!syn_ack || self.ts_ok) {
+            o.timestamps = Some((self.ts_val(now), tsecr));
+        }
+        o
+    }
+
+    /// Active open: send the SYN.
+    #[allow(clippy::too_many_arguments)]
+    pub fn connect(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        mtu: u32,
+        isn: SeqNum,
+        ts_off: u32,
+    ) -> Result<(), Errno> {
+        self.local = local;
+        self.remote = remote;
+        self.pmtu = mtu;
+        self.advmss = mtu.saturating_sub(40).max(88);
+        if let Some(m) = self.opts.max_seg {
+            self.advmss = self.advmss.min(m as u32);
+        }
+        self.iss = isn;
+        self.ts_off = ts_off;
+        self.init_buffers(ctx.cfg);
+        self.rcv_wnd = self.initial_window();
+        self.snd_una = 0;
+        self.snd_nxt = 0;
+        self.set_state(ctx, TcpState::SynSent);
+        ctx.counters.active_opens += 1;
+        self.send_syn(ctx, false)?;
+        self.rto = ctx.cfg.rto_initial;
+        self.set_timer(ctx, TimerKind::Retransmit, self.rto);
+        Ok(())
+    }
+
+    fn send_syn(&mut self, ctx: &mut Ctx<'_>, retransmit: bool) -> Result<(), Errno> {
+        let syn_ack = self.state == TcpState::SynReceived;
+        let tsecr = if syn_ack { self.ts_recent } else { 0 };
+        let options = self.syn_options(ctx.cfg, ctx.now, tsecr);
+        let mut fl = flags::SYN;
+        let ack = if syn_ack {
+            fl |= flags::ACK;
+            self.rcv_nxt()
+        } else {
+            SeqNum(0)
+        };
+        let repr = TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq: self.iss,
+            ack,
+            flags: fl,
+            window: self.rcv_wnd.min(65535) as u16,
+            options,
+        };
+        if syn_ack {
+            self.rcv_wup = self.rcv_nxt_off();
+        }
+        self.snd_nxt = self.snd_nxt.max(1);
+        if retransmit {
+            self.retrans_segs += 1;
+            ctx.counters.retrans_segs += 1;
+        }
+        self.transmit(ctx, repr, Payload::empty(), retransmit)
+    }
+
+    /// Passive open: a child socket for a SYN that reached a listener.
+    #[allow(clippy::too_many_arguments)]
+    pub fn accept_syn(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        mtu: u32,
+        syn: &TcpRepr,
+        isn: SeqNum,
+        ts_off: u32,
+    ) {
+        self.local = local;
+        self.remote = remote;
+        self.pmtu = mtu;
+        self.advmss = mtu.saturating_sub(40).max(88);
+        if let Some(m) = self.opts.max_seg {
+            self.advmss = self.advmss.min(m as u32);
+        }
+        self.iss = isn;
+        self.ts_off = ts_off;
+        self.init_buffers(ctx.cfg);
+        self.learn_syn(ctx.cfg, syn);
+        self.rcv_wnd = self.initial_window();
+        self.state = TcpState::Listen;
+        self.set_state(ctx, TcpState::SynReceived);
+        ctx.counters.passive_opens += 1;
+        self.last_rcv = ctx.now;
+        let _ = self.send_syn(ctx, false);
+        self.rto = TIMEOUT_INIT;
+        self.set_timer(ctx, TimerKind::Retransmit, self.rto);
+    }
+
+    /// A connection rebuilt from a valid SYN cookie: established at once, with the MSS the
+    /// cookie encoded and none of the other options (Linux without timestamps).
+    #[allow(clippy::too_many_arguments)]
+    pub fn establish_from_cookie(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        mtu: u32,
+        ack_seg: &TcpRepr,
+        peer_mss: u32,
+    ) {
+        self.local = local;
+        self.remote = remote;
+        self.pmtu = mtu;
+        self.advmss = mtu.saturating_sub(40).max(88);
+        self.init_buffers(ctx.cfg);
+        self.rcv_wscale = 0;
+        self.iss = ack_seg.ack - 1;
+        self.irs = ack_seg.seq - 1;
+        self.peer_mss = peer_mss;
+        self.snd_una = 1;
+        self.snd_nxt = 1;
+        self.snd_wnd = ack_seg.window as u64;
+        self.max_window = self.snd_wnd;
+        self.snd_wl1 = ack_seg.seq;
+        self.snd_wl2 = ack_seg.ack;
+        self.rcv_wnd = self.initial_window();
+        self.rcv_wup = 1;
+        self.state = TcpState::Listen;
+        self.set_state(ctx, TcpState::SynReceived);
+        self.set_state(ctx, TcpState::Established);
+        self.on_established(ctx);
+    }
+
+    fn learn_syn(&mut self, cfg: &TcpConfig, syn: &TcpRepr) {
+        self.irs = syn.seq;
+        let o = &syn.options;
+        self.peer_mss = o.mss.map_or(DEFAULT_PEER_MSS as u32, |m| m.max(64) as u32);
+        match o.window_scale {
+            Some(ws) if cfg.window_scaling => {
+                self.snd_wscale = ws.min(14);
+                self.ws_negotiated = true;
+            }
+            _ => {
+                self.snd_wscale = 0;
+                self.rcv_wscale = 0;
+                self.ws_negotiated = false;
+            }
+        }
+        self.sack_ok = cfg.sack && o.sack_permitted;
+        match o.timestamps {
+            Some((val, _)) if cfg.timestamps => {
+                self.ts_ok = true;
+                self.ts_recent = val;
+            }
+            _ => self.ts_ok = false,
+        }
+        // The window in a SYN is never scaled.
+        self.snd_wnd = syn.window as u64;
+        self.max_window = self.snd_wnd;
+        self.snd_wl1 = syn.seq;
+    }
+
+    /// Both directions are synchronized: size the windows and buffers.
+    fn on_established(&mut self, ctx: &mut Ctx<'_>) {
+        let mss = self.mss();
+        self.win.mss = mss;
+        self.win.cwnd = ctx.cfg.initial_cwnd as u64 * mss as u64;
+        self.win.ssthresh = u64::MAX;
+        self.ack.rcv_mss = self.advmss.min(self.peer_mss).min(1460);
+        self.rcv_ssthresh = self.rcv_wnd;
+        self.rcv_space = RcvSpace {
+            time: ctx.now,
+            seq: 0,
+            space: self.rcv_wnd.min(10 * self.advmss as u64),
+        };
+        self.expand_sndbuf(ctx.cfg);
+        self.last_rcv = ctx.now;
+        self.last_send = ctx.now;
+        self.arm_keepalive(ctx);
+    }
+
+    fn expand_sndbuf(&mut self, cfg: &TcpConfig) {
+        if self.opts.sndbuf.is_some() {
+            return;
+        }
+        // Linux tcp_sndbuf_expand: room for twice the larger of the congestion window and
+        // the initial window, in payload bytes here.
+        let segs = (self.win.cwnd / self.win.mss.max(1) as u64).max(cfg.initial_cwnd as u64);
+        let want = 2 * segs * self.win.mss as u64;
+        self.sndbuf_cap = self.sndbuf_cap.max(want.min(cfg.wmem[2] as u64));
+    }
+
+    // ------------------------------------------------------------------ output
+
+    /// Emits one segment and does the bookkeeping every transmission shares.
+    fn transmit(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        repr: TcpRepr,
+        payload: Payload,
+        retransmit: bool,
+    ) -> Result<(), Errno> {
+        let len = payload.len();
+        if ctx.env.tracing() {
+            self.trace_segment(ctx, "tcp_tx", &repr, len, retransmit);
+        }
+        let pkt = repr.emit(payload);
+        self.segs_out += 1;
+        ctx.counters.segs_out += 1;
+        if repr.has(flags::ACK) {
+            // Any ACK we send carries the owed acknowledgement.
+            self.ack.pending = false;
+            self.ack.now = false;
+            self.clear_timer(TimerKind::DelayedAck);
+            if self.ack.quick > 0 {
+                self.ack.quick -= 1;
+            }
+        }
+        self.last_send = ctx.now;
+        ctx.env
+            .send(*self.local.ip(), *self.remote.ip(), pkt)
+            .map_err(|e| match e {
+                sim_core::ip::SendError::NetUnreachable(_) => Errno::NetUnreach,
+                sim_core::ip::SendError::MessageTooLong { .. } => Errno::MsgSize,
+                _ => Errno::HostUnreach,
+            })
+    }
+
+    fn trace_segment(
+        &self,
+        ctx: &mut Ctx<'_>,
+        event: &'static str,
+        r: &TcpRepr,
+        len: usize,
+        retransmit: bool,
+    ) {
+        let mut f = String::new();
+        for (bit, c) in [
+            (flags::SYN, 'S'),
+            (flags::FIN, 'F'),
+            (flags::RST, 'R'),
+            (flags::PSH, 'P'),
+            (flags::ACK, '.'),
+        ] {
+            if r.has(bit) {
+                f.push(c);
+            }
+        }
+        let mut opts = String::new();
+        let o = &r.options;
+        if let Some(m) = o.mss {
+            opts.push_str(&format!("mss {m},"));
+        }
+        if o.sack_permitted {
+            opts.push_str("sackOK,");
+        }
+        if let Some((v, e)) = o.timestamps {
+            opts.push_str(&format!("TS val {v} ecr {e},"));
+        }
+        if let Some(ws) = o.window_scale {
+            opts.push_str(&format!("wscale {ws},"));
+        }
+        for (l, rr) in o.sack.as_slice() {
+            opts.push_str(&format!("sack {l}:{rr},"));
+        }
+        opts.pop();
+        ctx.env.trace(
+            event,
+            &[
+                ("conn", self.conn_label()),
+                ("flags", TraceValue::String(f)),
+                ("seq", r.seq.0.into()),
+                ("ack", r.ack.0.into()),
+                ("len", len.into()),
+                ("win", r.window.into()),
+                ("opts", TraceValue::String(opts)),
+                ("retransmit", TraceValue::Bool(retransmit)),
+            ],
+        );
+    }
+
+    /// The window to advertise now (Linux `tcp_select_window`): free buffer space, bounded
+    /// by `rcv_ssthresh`, never shrinking what was already offered.
+    fn select_window(&mut self) -> u64 {
+        let free = self.rcvbuf_cap.saturating_sub(self.rcvbuf.held());
+        let mss = self.advmss as u64;
+        let mut w = free.min(self.rcv_ssthresh.max(mss));
+        if w < mss && free < self.rcvbuf_cap / 2 {
+            w = 0;
+        }
+        let max = 65535u64 << self.rcv_wscale;
+        w = w.min(max);
+        // Round down to the window's granularity.
+        w = w >> self.rcv_wscale << self.rcv_wscale;
+        let cur = (self.rcv_wup + self.rcv_wnd).saturating_sub(self.rcv_nxt_off());
+        if w < cur {
+            w = cur.div_ceil(1 << self.rcv_wscale) << self.rcv_wscale;
+        }
+        self.rcv_wnd = w;
+        self.rcv_wup = self.rcv_nxt_off();
+        w
+    }
+
+    fn sack_blocks(&self) -> SackBlocks {
+        let mut blocks = SackBlocks::default();
+        if !self.sack_ok || !self.rcvbuf.has_ooo() {
+            return blocks;
+        }
+        let mut ranges = Vec::new();
+        self.rcvbuf.ooo_ranges(&mut ranges);
+        let max = if self.ts_ok { 3 } else { 4 };
+        let base = self.irs + 1;
+        let recent = self
+            .last_ooo
+            .and_then(|o| ranges.iter().position(|(s, e)| *s <= o && o < *e));
+        if let Some(i) = recent {
+            let (s, e) = ranges[i];
+            blocks.push(base + s as u32, base + e as u32);
+        }
+        for (i, (s, e)) in ranges.iter().enumerate() {
+            if Some(i) == recent {
+                continue;
+            }
+            if blocks.len() >= max {
+                break;
+            }
+            blocks.push(base + *s as u32, base + *e as u32);
+        }
+        blocks
+    }
+
+    /// A segment carrying the current ACK and window.
+    fn make_segment(&mut self, now: SimTime, seq_off: u64, fl: u8) -> TcpRepr {
+        let window = (self.select_window() >> self.rcv_wscale).min(65535) as u16;
+        let mut options = TcpOptions::default();
+        if self.ts_ok {
+            options.timestamps = Some((self.ts_val(now), self.ts_recent));
+        }
+        options.sack = self.sack_blocks();
+        TcpRepr {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq: self.seq_of(seq_off),
+            ack: self.rcv_nxt(),
+            flags: fl | flags::ACK,
+            window,
+            options,
+        }
+    }
+
+    pub fn send_ack(&mut self, ctx: &mut Ctx<'_>) {
+        let repr = self.make_segment(ctx.now, self.snd_nxt, 0);
+        let _ = self.transmit(ctx, repr, Payload::empty(), false);
+    }
+
+    /// An ACK for an out-of-window or otherwise unacceptable segment, rate-limited.
+    fn send_oow_ack(&mut self, ctx: &mut Ctx<'_>, challenge: bool) {
+        if let Some(last) = self.last_oow_ack {
+            if ctx.now.saturating_since(last) < OOW_RATELIMIT {
+                return;
+            }
+        }
+        self.last_oow_ack = Some(ctx.now);
+        if challenge {
+            ctx.counters.challenge_acks += 1;
+            if ctx.env.tracing() {
+                ctx.env
+                    .trace("tcp_challenge_ack", &[("conn", self.conn_label())]);
+            }
+        }
+        self.send_ack(ctx);
+    }
+
+    /// Sends a reset for this connection (abort).
+    pub fn send_reset(&mut self, ctx: &mut Ctx<'_>) {
+        let mut repr = self.make_segment(ctx.now, self.snd_nxt, flags::RST);
+        repr.options.sack = SackBlocks::default();
+        ctx.counters.resets_sent += 1;
+        let _ = self.transmit(ctx, repr, Payload::empty(), false);
+    }
+
+    /// Sends what the windows, Nagle and recovery allow.
+    pub fn push(&mut self, ctx: &mut Ctx<'_>) {
+        if !matches!(
+            self.state,
+            TcpState::Established
+                | TcpState::CloseWait
+                | TcpState::FinWait1
+                | TcpState::Closing
+                | TcpState::LastAck
+        ) {
+            return;
+        }
+        if ctx.cfg.slow_start_after_idle
+            && self.snd_una == self.snd_nxt
+            && ctx.now.saturating_since(self.last_send) > self.rto
+            && self.win.cwnd > ctx.cfg.initial_cwnd as u64 * self.win.mss as u64
+            && self.ca == CaState::Open
+        {
+            // Linux tcp_cwnd_restart: halve per idle RTO, down to the initial window.
+            let iw = ctx.cfg.initial_cwnd as u64 * self.win.mss as u64;
+            let mut idle = ctx.now.saturating_since(self.last_send).as_nanos();
+            let rto = self.rto.as_nanos().max(1);
+            let mut cwnd = self.win.cwnd;
+            while idle > rto && cwnd > iw {
+                cwnd /= 2;
+                idle -= rto;
+            }
+            self.win.ssthresh = self.win.ssthresh.max(self.win.cwnd / 4 * 3);
+            self.win.cwnd = cwnd.max(iw);
+            self.cc.on_event(&mut self.win, CcEvent::IdleRestart);
+        }
+        let mut sent_any = false;
+        loop {
+            if self.in_flight() >= self.win.cwnd {
+                self.cwnd_limited = true;
+                break;
+            }
+            if self.ca != CaState::Open && self.retransmit_next_lost(ctx) {
+                sent_any = true;
+                continue;
+            }
+            if !self.send_new_segment(ctx, None) {
+                break;
+            }
+            sent_any = true;
+        }
+        if sent_any && self.deadlines.get(TimerKind::Retransmit).is_none() {
+            self.set_timer(ctx, TimerKind::Retransmit, self.rto);
+        }
+        self.check_persist(ctx);
+    }
+
+    /// Sends one new segment if the windows and Nagle allow; false if nothing went out.
+    /// `fill` sends a partial segment that exactly fills what is left of the peer's window
+    /// (Linux `tcp_write_wakeup`, from the persist timer).
+    fn send_new_segment(&mut self, ctx: &mut Ctx<'_>, fill: Option<u64>) -> bool {
+        let mss = fill.unwrap_or(self.win.mss as u64).min(self.win.mss as u64);
+        let unsent = self.unsent();
+        let fin_off = self.fin_off();
+        let fin_pending = fin_off.is_some_and(|f| self.snd_nxt <= f);
+        if unsent == 0 && !fin_pending {
+            self.cwnd_limited = false;
+            return false;
+        }
+        let len = unsent.min(mss);
+        let wnd_end = self.snd_una + self.snd_wnd;
+        if len > 0 && self.snd_nxt + len > wnd_end {
+            // Linux sends only segments that fit the window entirely.
+            return false;
+        }
+        let ends_stream = self.data_nxt() + len == self.sndbuf.end();
+        let with_fin = fin_pending && ends_stream;
+        if len < mss && len > 0 && !with_fin && fill.is_none() {
+            // Nagle (Minshall's variant): hold a small segment while another small one
+            // is unacknowledged.
+            let small_unacked = self.snd_sml > self.snd_una;
+            if !self.opts.nodelay && small_unacked {
+                return false;
+            }
+        }
+        let start = self.snd_nxt;
+        self.probe_out = None;
+        let payload = self.sndbuf.read(self.data_nxt(), len);
+        let mut fl = 0;
+        if ends_stream && len > 0 {
+            fl |= flags::PSH;
+        }
+        if with_fin {
+            fl |= flags::FIN;
+        }
+        let repr = self.make_segment(ctx.now, start, fl);
+        let end = start + len + with_fin as u64;
+        self.snd_nxt = end;
+        if len < mss {
+            self.snd_sml = end;
+        }
+        self.rtx.push_back(Sent {
+            start,
+            end,
+            sent_at: ctx.now,
+            flags: if with_fin { SENT_FIN } else { 0 },
+        });
+        if self.ca == CaState::Recovery {
+            self.prr_out += end - start;
+        }
+        let _ = self.transmit(ctx, repr, payload, false);
+        true
+    }
+
+    /// Retransmits the first segment marked lost and not yet retransmitted.
+    fn retransmit_next_lost(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        let Some(i) = self
+            .rtx
+            .iter()
+            .position(|s| s.has(SENT_LOST) && !s.has(SENT_RETRANS) && !s.has(SENT_SACKED))
+        else {
+            return false;
+        };
+        self.retransmit_index(ctx, i);
+        true
+    }
+
+    /// Retransmits `rtx[i]` (split to the current MSS first if it grew too big for it).
+    fn retransmit_index(&mut self, ctx: &mut Ctx<'_>, i: usize) {
+        let mss = self.win.mss as u64;
+        let s = self.rtx[i];
+        let data_len = s.len() - s.has(SENT_FIN) as u64;
+        if data_len > mss {
+            let mut head = s;
+            head.end = s.start + mss;
+            head.flags &= !SENT_FIN;
+            let mut tail = s;
+            tail.start = head.end;
+            self.rtx[i] = head;
+            self.rtx.insert(i + 1, tail);
+        }
+        let s = self.rtx[i];
+        let fin = s.has(SENT_FIN);
+        let data_len = s.len() - fin as u64;
+        let payload = if data_len > 0 {
+            self.sndbuf.read(s.start - 1, data_len)
+        } else {
+            Payload::empty()
+        };
+        let mut fl = if fin { flags::FIN } else { 0 };
+        if data_len > 0 && s.start - 1 + data_len == self.sndbuf.end() {
+            fl |= flags::PSH;
+        }
+        let repr = self.make_segment(ctx.now, s.start, fl);
+        if self.retrans_stamp.is_none() {
+            self.retrans_stamp = Some(s.sent_at);
+        }
+        let seg = &mut self.rtx[i];
+        if !seg.has(SENT_RETRANS) {
+            self.retrans_bytes += seg.len();
+        }
+        seg.flags |= SENT_RETRANS | SENT_EVER_RETRANS;
+        seg.sent_at = ctx.now;
+        if self.ca == CaState::Recovery {
+            self.prr_out += s.len();
+        }
+        self.retrans_segs += 1;
+        ctx.counters.retrans_segs += 1;
+        let _ = self.transmit(ctx, repr, payload, true);
+    }
+
+    /// Zero window with data waiting and nothing in flight: arm the persist timer.
+    fn check_persist(&mut self, ctx: &mut Ctx<'_>) {
+        let blocked = self.snd_nxt == self.snd_una
+            && (self.unsent() > 0 || self.fin_off().is_some_and(|f| self.snd_nxt <= f))
+            && self.snd_una + self.snd_wnd
+                < self.snd_nxt + self.unsent().min(self.win.mss as u64).max(1);
+        if blocked {
+            if self.deadlines.get(TimerKind::Persist).is_none() {
+                let t = self.probe_timeout(ctx.cfg);
+                self.set_timer(ctx, TimerKind::Persist, t);
+            }
+        } else {
+            self.clear_timer(TimerKind::Persist);
+            if self.deadlines.get(TimerKind::Persist).is_none() {
+                self.probes_out = 0;
+            }
+        }
+    }
+
+    fn probe_timeout(&self, cfg: &TcpConfig) -> SimDuration {
+        let base = self.rtt.rto().max(cfg.rto_min);
+        let t = base.as_nanos().saturating_mul(1 << self.probes_out.min(20));
+        SimDuration::from_nanos(t).min(cfg.rto_max)
+    }
+
+    /// Persist timer: send a one-byte zero-window probe beyond the window.
+    fn on_persist(&mut self, ctx: &mut Ctx<'_>) {
+        if self.snd_nxt != self.snd_una || self.unsent() == 0 {
+            self.probes_out = 0;
+            return;
+        }
+        let room = (self.snd_una + self.snd_wnd).saturating_sub(self.snd_nxt);
+        if room > 0 {
+            // Part of a segment fits: send exactly that.
+            if self.send_new_segment(ctx, Some(room)) {
+                self.set_timer(ctx, TimerKind::Retransmit, self.rto);
+            }
+            self.probes_out = 0;
+            self.check_persist(ctx);
+            return;
+        }
+        let seq = self.snd_nxt;
+        let payload = self.sndbuf.read(self.data_nxt(), 1);
+        let repr = self.make_segment(ctx.now, seq, 0);
+        self.zero_window_probes += 1;
+        if ctx.env.tracing() {
+            ctx.env
+                .trace("tcp_zero_window_probe", &[("conn", self.conn_label())]);
+        }
+        let _ = self.transmit(ctx, repr, payload, false);
+        self.probe_out = Some(ctx.now);
+        self.probes_out = self.probes_out.saturating_add(1);
+        let t = self.probe_timeout(ctx.cfg);
+        self.set_timer(ctx, TimerKind::Persist, t);
+    }
+
+    // ------------------------------------------------------------------ input
+
+    /// Processes a segment for this connection (any state but LISTEN).
+    pub fn input(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr, payload: &Payload) -> InputOutcome {
+        self.segs_in += 1;
+        if ctx.env.tracing() {
+            self.trace_segment(ctx, "tcp_rx", seg, payload.len(), false);
+        }
+        match self.state {
+            TcpState::SynSent => return self.input_syn_sent(ctx, seg),
+            TcpState::TimeWait => return self.input_time_wait(ctx, seg, payload),
+            TcpState::Closed | TcpState::Listen => return InputOutcome::Nothing,
+            _ => {}
+        }
+        let seq_len = seg.seq_len(payload.len());
+        let rst = seg.has(flags::RST);
+
+        // PAWS (RFC 7323): an old timestamp marks an old duplicate.
+        if self.ts_ok && !rst {
+            if let Some((val, _)) = seg.options.timestamps {
+                if (val.wrapping_sub(self.ts_recent) as i32) < 0 && seq_len > 0 {
+                    self.send_oow_ack(ctx, false);
+                    return InputOutcome::Nothing;
+                }
+            }
+        }
+
+        // Sequence acceptability (Linux tcp_sequence): not entirely before what we last
+        // acknowledged, not beyond the right edge of the window.
+        let rcv_nxt = self.rcv_nxt();
+        let wup = self.irs + self.rcv_wup as u32;
+        let right = rcv_nxt + self.receive_window() as u32;
+        let end = seg.seq + seq_len;
+        let acceptable = !end.before(wup) && !seg.seq.after(right);
+        if !acceptable {
+            if !rst {
+                if self.state == TcpState::SynReceived && seg.has(flags::SYN) {
+                    // A retransmitted SYN: answer with the SYN-ACK again.
+                    let _ = self.send_syn(ctx, true);
+                    return InputOutcome::Nothing;
+                }
+                self.send_oow_ack(ctx, false);
+            }
+            return InputOutcome::Nothing;
+        }
+
+        if rst {
+            // RFC 5961: only an exact RST resets; an in-window one gets a challenge ACK.
+            if seg.seq == rcv_nxt {
+                ctx.counters.resets_received += 1;
+                return self.on_reset(ctx);
+            }
+            self.send_oow_ack(ctx, true);
+            return InputOutcome::Nothing;
+        }
+
+        // Simultaneous open: the peer's SYN-ACK completes our SYN_RECV (Linux lets it
+        // past the RFC 5961 SYN check).
+        let simultaneous_synack = self.state == TcpState::SynReceived
+            && self.parent.is_none()
+            && seg.has(flags::SYN | flags::ACK)
+            && seg.has(flags::ACK)
+            && seg.seq + 1 == rcv_nxt
+            && self.ack_off(seg.ack) == self.snd_nxt as i64;
+        if seg.has(flags::SYN) && !simultaneous_synack {
+            if self.state == TcpState::SynReceived && seg.seq == self.irs {
+                let _ = self.send_syn(ctx, true);
+                return InputOutcome::Nothing;
+            }
+            // RFC 5961 section 4: a SYN in a synchronized state gets a challenge ACK.
+            self.send_oow_ack(ctx, true);
+            return InputOutcome::Nothing;
+        }
+
+        if !seg.has(flags::ACK) {
+            return InputOutcome::Nothing;
+        }
+
+        // Timestamps: remember the peer's clock for segments covering rcv_wup.
+        if self.ts_ok {
+            if let Some((val, _)) = seg.options.timestamps {
+                if !seg.seq.after(wup) {
+                    self.ts_recent = val;
+                }
+            }
+        }
+        self.last_rcv = ctx.now;
+        self.ka_probes = 0;
+
+        let mut outcome = InputOutcome::Nothing;
+        if self.state == TcpState::SynReceived {
+            if self.ack_off(seg.ack) != 1 {
+                return InputOutcome::Reset;
+            }
+            if self.parent.is_some() {
+                // The stack decides whether the accept queue has room.
+                return InputOutcome::Established;
+            }
+            self.handshake_acked(ctx, seg);
+            self.set_state(ctx, TcpState::Established);
+            self.on_established(ctx);
+            self.notify_connected(ctx);
+            outcome = InputOutcome::Established;
+        }
+
+        if let Some(o) = self.process_ack(ctx, seg, payload) {
+            return o;
+        }
+        if let Some(o) = self.process_data(ctx, seg, payload) {
+            return o;
+        }
+        self.push(ctx);
+        self.ack_snd_check(ctx);
+        if self.state == TcpState::Closed {
+            return InputOutcome::Closed;
+        }
+        outcome
+    }
+
+    /// Completes a SYN_RECV child's handshake once the stack found room for it.
+    pub fn finish_passive_open(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seg: &TcpRepr,
+        payload: &Payload,
+    ) -> InputOutcome {
+        self.handshake_acked(ctx, seg);
+        self.set_state(ctx, TcpState::Established);
+        self.on_established(ctx);
+        self.finish_passive_open_data(ctx, seg, payload)
+    }
+
+    /// The rest of the segment that completed a passive open: its ACK and data.
+    pub fn finish_passive_open_data(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seg: &TcpRepr,
+        payload: &Payload,
+    ) -> InputOutcome {
+        if let Some(o) = self.process_ack(ctx, seg, payload) {
+            return o;
+        }
+        if let Some(o) = self.process_data(ctx, seg, payload) {
+            return o;
+        }
+        self.push(ctx);
+        self.ack_snd_check(ctx);
+        InputOutcome::Nothing
+    }
+
+    /// The ACK of our SYN-ACK arrived (SYN_RECV to ESTABLISHED).
+    fn handshake_acked(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr) {
+        self.snd_una = 1;
+        self.snd_wnd = (seg.window as u64) << self.snd_wscale;
+        self.max_window = self.max_window.max(self.snd_wnd);
+        self.snd_wl1 = seg.seq;
+        self.snd_wl2 = seg.ack;
+        self.clear_timer(TimerKind::Retransmit);
+        if self.retransmits == 0 {
+            self.rtt_sample(ctx, ctx.now.saturating_since(self.last_send));
+        }
+        self.retransmits = 0;
+        self.retrans_stamp = None;
+        self.rto = self.rtt.rto().max(ctx.cfg.rto_min);
+    }
+
+    fn notify_connected(&mut self, ctx: &mut Ctx<'_>) {
+        if !self.connect_notified {
+            self.connect_notified = true;
+            self.notify(ctx, TcpEvent::Connected);
+        }
+    }
+
+    /// The receive window still open to the peer.
+    fn receive_window(&self) -> u64 {
+        (self.rcv_wup + self.rcv_wnd).saturating_sub(self.rcv_nxt_off())
+    }
+
+    fn input_syn_sent(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr) -> InputOutcome {
+        if seg.has(flags::ACK) {
+            let ack = self.ack_off(seg.ack);
+            if ack != 1 {
+                if seg.has(flags::RST) {
+                    return InputOutcome::Nothing;
+                }
+                // An ACK for something we never sent (e.g. a stale connection's challenge
+                // ACK after our restart): reset it, as RFC 9293 says.
+                return InputOutcome::Reset;
+            }
+        }
+        if seg.has(flags::RST) {
+            if seg.has(flags::ACK) {
+                ctx.counters.resets_received += 1;
+                ctx.counters.attempt_fails += 1;
+                self.fail(ctx, Errno::ConnRefused);
+                return InputOutcome::Closed;
+            }
+            return InputOutcome::Nothing;
+        }
+        if !seg.has(flags::SYN) {
+            return InputOutcome::Nothing;
+        }
+        self.learn_syn(ctx.cfg, seg);
+        self.clear_timer(TimerKind::Retransmit);
+        if seg.has(flags::ACK) {
+            self.snd_una = 1;
+            self.snd_wl2 = seg.ack;
+            if self.retransmits == 0 {
+                self.rtt_sample(ctx, ctx.now.saturating_since(self.last_send));
+            }
+            self.retransmits = 0;
+            self.retrans_stamp = None;
+            self.rto = self.rtt.rto().max(ctx.cfg.rto_min);
+            self.set_state(ctx, TcpState::Established);
+            self.on_established(ctx);
+            self.send_ack(ctx);
+            self.notify_connected(ctx);
+            self.push(ctx);
+            InputOutcome::Nothing
+        } else {
+            // Simultaneous open (RB-TCP-12).
+            self.set_state(ctx, TcpState::SynReceived);
+            self.rcv_wnd = self.initial_window();
+            let _ = self.send_syn(ctx, false);
+            self.set_timer(ctx, TimerKind::Retransmit, self.rto);
+            InputOutcome::Nothing
+        }
+    }
+
+    fn input_time_wait(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seg: &TcpRepr,
+        payload: &Payload,
+    ) -> InputOutcome {
+        if seg.has(flags::RST) {
+            // RFC 1337 is off in Linux by default: a reset ends TIME_WAIT early.
+            self.clear_all_timers();
+            return InputOutcome::Closed;
+        }
+        let rcv_nxt = self.rcv_nxt();
+        if seg.has(flags::SYN) && seg.seq.after(rcv_nxt) {
+            // A new incarnation of the connection (Linux TCP_TW_SYN).
+            ctx.counters.time_wait_recycled += 1;
+            self.clear_all_timers();
+            return InputOutcome::Reopen;
+        }
+        if seg.has(flags::FIN) && seg.seq + payload.len() as u32 + 1 == rcv_nxt {
+            // A retransmitted FIN: ACK it again and restart the TIME_WAIT clock (RB-TCP-09).
+            self.send_ack(ctx);
+            let tw = ctx.cfg.time_wait;
+            self.set_timer(ctx, TimerKind::Linger, tw);
+            return InputOutcome::Nothing;
+        }
+        if seq_len_of(seg, payload) > 0 || !seg.has(flags::ACK) {
+            self.send_oow_ack(ctx, false);
+        }
+        InputOutcome::Nothing
+    }
+
+    fn on_reset(&mut self, ctx: &mut Ctx<'_>) -> InputOutcome {
+        let err = match self.state {
+            TcpState::SynReceived if self.parent.is_some() => {
+                self.set_state(ctx, TcpState::Closed);
+                self.clear_all_timers();
+                return InputOutcome::Closed;
+            }
+            TcpState::SynSent => Errno::ConnRefused,
+            TcpState::CloseWait => Errno::Pipe,
+            TcpState::Closing | TcpState::LastAck => {
+                self.set_state(ctx, TcpState::Closed);
+                self.clear_all_timers();
+                return InputOutcome::Closed;
+            }
+            _ => Errno::ConnReset,
+        };
+        if matches!(self.state, TcpState::Established | TcpState::CloseWait) {
+            ctx.counters.estab_resets += 1;
+        }
+        self.rcvbuf.clear();
+        self.fail(ctx, err);
+        InputOutcome::Closed
+    }
+
+    /// ACK processing (RFC 9293 "fifth, check the ACK field", Linux `tcp_ack`). Returns
+    /// an outcome when the connection ended.
+    fn process_ack(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seg: &TcpRepr,
+        payload: &Payload,
+    ) -> Option<InputOutcome> {
+        let ack = self.ack_off(seg.ack);
+        if ack == self.snd_nxt as i64 + 1 && self.probe_out.is_some() && self.unsent() > 0 {
+            // The peer took our one-byte zero-window probe: it was sent after all.
+            let sent_at = self.probe_out.take().unwrap_or(ctx.now);
+            self.rtx.push_back(Sent {
+                start: self.snd_nxt,
+                end: self.snd_nxt + 1,
+                sent_at,
+                flags: 0,
+            });
+            self.snd_nxt += 1;
+        }
+        if ack > self.snd_nxt as i64 {
+            // Acknowledges data never sent: drop (Linux sends nothing here).
+            return Some(InputOutcome::Nothing);
+        }
+        if ack < self.snd_una as i64 {
+            // An old ACK: too old means a blind injection attempt (RFC 5961 5.2).
+            if (self.snd_una as i64 - ack) as u64 > self.max_window.max(65535) {
+                self.send_oow_ack(ctx, true);
+                return Some(InputOutcome::Nothing);
+            }
+            return None;
+        }
+        let ack = ack as u64;
+        let prior_una = self.snd_una;
+        let prior_in_flight = self.in_flight();
+        let nwin = (seg.window as u64) << self.snd_wscale;
+
+        // Window update (Linux tcp_may_update_window).
+        if ack > prior_una
+            || seg.seq.after(self.snd_wl1)
+            || (seg.seq == self.snd_wl1 && nwin > self.snd_wnd)
+        {
+            let opened = self.snd_wnd == 0 && nwin > 0;
+            self.snd_wnd = nwin;
+            self.max_window = self.max_window.max(nwin);
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = seg.ack;
+            if opened {
+                self.probes_out = 0;
+                self.clear_timer(TimerKind::Persist);
+            }
+        }
+
+        // SACK scoreboard.
+        let mut delivered = 0;
+        let mut newly_sacked = false;
+        if self.sack_ok && !seg.options.sack.is_empty() {
+            for &(l, r) in seg.options.sack.as_slice() {
+                let lo = self.ack_off(l);
+                let hi = self.ack_off(r);
+                if lo < ack as i64 || hi > self.snd_nxt as i64 || lo >= hi {
+                    continue; // D-SACK or bogus
+                }
+                let (lo, hi) = (lo as u64, hi as u64);
+                for s in self.rtx.iter_mut() {
+                    if s.start >= hi {
+                        break;
+                    }
+                    if s.start >= lo && s.end <= hi && !s.has(SENT_SACKED) {
+                        s.flags |= SENT_SACKED;
+                        self.sacked_bytes += s.len();
+                        delivered += s.len();
+                        newly_sacked = true;
+                        if s.has(SENT_LOST) {
+                            s.flags &= !SENT_LOST;
+                            self.lost_bytes -= s.len();
+                        }
+                        if s.has(SENT_RETRANS) {
+                            s.flags &= !SENT_RETRANS;
+                            self.retrans_bytes -= s.len();
+                        }
+                    }
+                }
+            }
+        }
+
+        let is_dupack = ack == prior_una
+            && payload.is_empty()
+            && !seg.has(flags::SYN | flags::FIN)
+            && prior_una < self.snd_nxt
+            && nwin == self.snd_wnd;
+
+        let mut rtt = None;
+        let mut fin_acked = false;
+        if ack > prior_una {
+            // Remove what is acknowledged.
+            let mut seq_rtt: Option<SimTime> = None;
+            let mut ever_retrans = false;
+            while let Some(s) = self.rtx.front().copied() {
+                if s.end > ack {
+                    if s.start < ack {
+                        // Partially acknowledged: trim.
+                        let front = &mut self.rtx[0];
+                        let cut = ack - s.start;
+                        if s.has(SENT_LOST) {
+                            self.lost_bytes -= cut;
+                        }
+                        if s.has(SENT_RETRANS) {
+                            self.retrans_bytes -= cut;
+                        }
+                        front.start = ack;
+                        if !s.has(SENT_SACKED) {
+                            delivered += cut;
+                        }
+                    }
+                    break;
+                }
+                self.rtx.pop_front();
+                if s.has(SENT_SACKED) {
+                    self.sacked_bytes -= s.len();
+                } else {
+                    delivered += s.len();
+                }
+                if s.has(SENT_LOST) {
+                    self.lost_bytes -= s.len();
+                }
+                if s.has(SENT_RETRANS) {
+                    self.retrans_bytes -= s.len();
+                }
+                if s.has(SENT_FIN) {
+                    fin_acked = true;
+                }
+                if s.has(SENT_EVER_RETRANS) {
+                    ever_retrans = true;
+                } else if seq_rtt.is_none() {
+                    seq_rtt = Some(s.sent_at);
+                }
+            }
+            let data_acked = ack.min(self.sndbuf.end() + 1) - prior_una.max(1).min(ack);
+            self.bytes_acked += data_acked;
+            self.sndbuf.release(ack.saturating_sub(1));
+            self.snd_una = ack;
+            // Karn's rule, with timestamps as the tiebreaker (RB-TCP-32, RB-TCP-38).
+            if let Some(t) = seq_rtt.filter(|_| !ever_retrans) {
+                rtt = Some(ctx.now.saturating_since(t));
+            } else if let (true, Some((_, ecr))) = (self.ts_ok, seg.options.timestamps) {
+                if ecr != 0 {
+                    let ms = self.ts_val(ctx.now).wrapping_sub(ecr);
+                    if ms < 1 << 30 {
+                        rtt = Some(SimDuration::from_millis(ms as u64));
+                    }
+                }
+            }
+            if let Some(r) = rtt {
+                self.rtt_sample(ctx, r);
+            }
+            self.retransmits = 0;
+            self.retrans_stamp = None;
+            self.reno_dupacks = if self.sack_ok {
+                0
+            } else {
+                // A cumulative ACK consumes the virtual SACKs it covers (Linux tcp_remove_reno_sacks).
+                let segs = (ack - prior_una).div_ceil(self.win.mss.max(1) as u64) as u32;
+                self.reno_dupacks.saturating_sub(segs)
+            };
+            if self.snd_una == self.snd_nxt {
+                self.clear_timer(TimerKind::Retransmit);
+            } else {
+                self.set_timer(ctx, TimerKind::Retransmit, self.rto);
+            }
+            if self.want_write && self.sndbuf.len() < self.sndbuf_cap {
+                self.want_write = false;
+                self.notify(ctx, TcpEvent::Writable);
+            }
+        } else if is_dupack {
+            self.dup_acks_in += 1;
+            if !self.sack_ok {
+                let max = ((self.snd_nxt - self.snd_una) / self.win.mss.max(1) as u64) as u32;
+                self.reno_dupacks = (self.reno_dupacks + 1).min(max.saturating_sub(1));
+                delivered += self.win.mss as u64;
+            }
+        }
+
+        // Loss detection and recovery (Linux tcp_fastretrans_alert).
+        self.recovery(
+            ctx,
+            ack > prior_una,
+            is_dupack,
+            newly_sacked,
+            delivered,
+            prior_in_flight,
+            rtt,
+        );
+
+        if fin_acked {
+            if let Some(o) = self.on_fin_acked(ctx) {
+                return Some(o);
+            }
+        }
+        None
+    }
+
+    fn rtt_sample(&mut self, ctx: &mut Ctx<'_>, r: SimDuration) {
+        self.rtt.sample(
+            r,
+            self.seq_of(self.snd_una),
+            self.seq_of(self.snd_nxt),
+            ctx.cfg.rto_min,
+            ctx.cfg.rto_max,
+        );
+        self.rto = self.rtt.rto().max(ctx.cfg.rto_min).min(ctx.cfg.rto_max);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn recovery(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        una_advanced: bool,
+        dupack: bool,
+        newly_sacked: bool,
+        delivered: u64,
+        prior_in_flight: u64,
+        rtt: Option<SimDuration>,
+    ) {
+        let mss = self.win.mss as u64;
+        // Leaving a recovery episode.
+        if matches!(self.ca, CaState::Recovery | CaState::Loss) && self.snd_una >= self.high_seq {
+            if self.ca == CaState::Recovery {
+                self.win.cwnd = self.win.ssthresh.max(mss);
+                self.cc.on_event(&mut self.win, CcEvent::ExitRecovery);
+            }
+            self.ca = CaState::Open;
+            self.reno_dupacks = 0;
+            self.trace_ca(ctx);
+        }
+        if self.snd_una == self.snd_nxt {
+            return;
+        }
+        if self.sack_ok && newly_sacked {
+            self.mark_lost_from_sacks();
+        }
+        match self.ca {
+            CaState::Open | CaState::Disorder => {
+                let dupthresh = ctx.cfg.reordering;
+                let trigger = if self.sack_ok {
+                    self.lost_bytes > 0
+                } else {
+                    self.reno_dupacks >= dupthresh
+                };
+                if trigger {
+                    self.enter_recovery(ctx);
+                    self.prr_update(ctx, delivered);
+                    return;
+                }
+                self.ca = if self.sacked_bytes > 0 || self.reno_dupacks > 0 {
+                    CaState::Disorder
+                } else {
+                    CaState::Open
+                };
+                if una_advanced || (delivered > 0 && !dupack) {
+                    let info = AckInfo {
+                        now: ctx.now,
+                        delivered,
+                        rtt,
+                        prior_in_flight,
+                        cwnd_limited: self.cwnd_limited
+                            || (self.win.in_slow_start() && self.win.cwnd < 2 * prior_in_flight),
+                    };
+                    if una_advanced {
+                        self.cc.on_ack(&mut self.win, &info);
+                        self.expand_sndbuf(ctx.cfg);
+                    }
+                }
+            }
+            CaState::Recovery => {
+                if una_advanced && !self.sack_ok {
+                    // NewReno partial ACK (RFC 6582): the next hole is lost too.
+                    if let Some(s) = self.rtx.front_mut() {
+                        if !s.has(SENT_LOST) {
+                            s.flags |= SENT_LOST;
+                            s.flags &= !SENT_RETRANS;
+                            self.lost_bytes += s.len();
+                        } else if s.has(SENT_RETRANS) {
+                            s.flags &= !SENT_RETRANS;
+                            self.retrans_bytes -= s.len();
+                        }
+                    }
+                }
+                self.prr_update(ctx, delivered);
+            }
+            CaState::Loss => {
+                if una_advanced {
+                    let info = AckInfo {
+                        now: ctx.now,
+                        delivered,
+                        rtt,
+                        prior_in_flight,
+                        cwnd_limited: true,
+                    };
+                    self.cc.on_ack(&mut self.win, &info);
+                }
+            }
+        }
+    }
+
+    /// RFC 6675 IsLost: a segment with DupThresh segments (or (DupThresh-1)*MSS + 1
+    /// bytes) SACKed above it is lost.
+    fn mark_lost_from_sacks(&mut self) {
+        let mss = self.win.mss as u64;
+        let mut sacked_above_segs = 0u32;
+        let mut sacked_above_bytes = 0u64;
+        for i in (0..self.rtx.len()).rev() {
+            let s = self.rtx[i];
+            if s.has(SENT_SACKED) {
+                sacked_above_segs += 1;
+                sacked_above_bytes += s.len();
+                continue;
+            }
+            let lost = sacked_above_segs >= 3 || sacked_above_bytes > 2 * mss;
+            if lost && !s.has(SENT_LOST) && !s.has(SENT_RETRANS) {
+                self.rtx[i].flags |= SENT_LOST;
+                self.lost_bytes += s.len();
+            }
+        }
+    }
+
+    fn enter_recovery(&mut self, ctx: &mut Ctx<'_>) {
+        let in_flight = self.in_flight();
+        self.prior_cwnd = self.win.cwnd;
+        self.win.ssthresh = self.cc.ssthresh(&self.win, in_flight);
+        self.cc.on_event(&mut self.win, CcEvent::EnterRecovery);
+        self.high_seq = self.snd_nxt;
+        self.prr_delivered = 0;
+        self.prr_out = 0;
+        self.ca = CaState::Recovery;
+        self.fast_retransmits += 1;
+        if !self.sack_ok {
+            // NewReno: the first unacknowledged segment is lost.
+            if let Some(s) = self.rtx.front_mut() {
+                if !s.has(SENT_LOST) {
+                    s.flags |= SENT_LOST;
+                    self.lost_bytes += s.len();
+                }
+            }
+        }
+        self.trace_ca(ctx);
+    }
+
+    /// Proportional Rate Reduction (RFC 6937, Linux `tcp_cwnd_reduction`).
+    fn prr_update(&mut self, _ctx: &mut Ctx<'_>, delivered: u64) {
+        if delivered == 0 {
+            return;
+        }
+        let mss = self.win.mss as u64;
+        self.prr_delivered += delivered;
+        let pipe = self.in_flight();
+        let ssthresh = self.win.ssthresh;
+        let sndcnt = if pipe > ssthresh {
+            let dividend = ssthresh * self.prr_delivered + self.prior_cwnd.max(1) - 1;
+            (dividend / self.prior_cwnd.max(1)).saturating_sub(self.prr_out)
+        } else {
+            let limit = self
+                .prr_delivered
+                .saturating_sub(self.prr_out)
+                .max(delivered)
+                + mss;
+            (ssthresh - pipe).min(limit)
+        };
+        let sndcnt = sndcnt.max(if self.prr_out == 0 { mss } else { 0 });
+        self.win.cwnd = (pipe + sndcnt).max(mss);
+    }
+
+    fn trace_ca(&self, ctx: &mut Ctx<'_>) {
+        if ctx.env.tracing() {
+            ctx.env.trace(
+                "tcp_ca_state",
+                &[
+                    ("conn", self.conn_label()),
+                    ("ca_state", TraceValue::Str(self.ca.name())),
+                    ("cwnd", self.win.cwnd.into()),
+                    ("ssthresh", self.win.ssthresh.min(u32::MAX as u64).into()),
+                ],
+            );
+        }
+    }
+
+    /// Our FIN was acknowledged.
+    fn on_fin_acked(&mut self, ctx: &mut Ctx<'_>) -> Option<InputOutcome> {
+        match self.state {
+            TcpState::FinWait1 => {
+                self.set_state(ctx, TcpState::FinWait2);
+                if self.owner.is_none() {
+                    // Orphaned: give the peer tcp_fin_timeout to finish (RB-TCP-10).
+                    let t = ctx.cfg.fin_timeout;
+                    self.set_timer(ctx, TimerKind::Linger, t);
+                }
+                None
+            }
+            TcpState::Closing => {
+                self.enter_time_wait(ctx);
+                None
+            }
+            TcpState::LastAck => {
+                self.set_state(ctx, TcpState::Closed);
+                self.clear_all_timers();
+                Some(InputOutcome::Closed)
+            }
+            _ => None,
+        }
+    }
+
+    fn enter_time_wait(&mut self, ctx: &mut Ctx<'_>) {
+        self.set_state(ctx, TcpState::TimeWait);
+        self.clear_all_timers();
+        self.discard_queues();
+        self.rcvbuf.clear();
+        let tw = ctx.cfg.time_wait;
+        self.set_timer(ctx, TimerKind::Linger, tw);
+    }
+
+    /// Data and FIN (RFC 9293 "seventh, process the segment text"; Linux `tcp_data_queue`).
+    fn process_data(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seg: &TcpRepr,
+        payload: &Payload,
+    ) -> Option<InputOutcome> {
+        let len = payload.len() as u64;
+        let fin = seg.has(flags::FIN);
+        if len == 0 && !fin {
+            return None;
+        }
+        if !matches!(
+            self.state,
+            TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2
+        ) {
+            return None;
+        }
+        // Stream offset of the segment's first byte.
+        let rel = seg.seq - self.rcv_nxt();
+        let at = self.rcvbuf.next() as i64 + rel as i64;
+        if self.owner.is_none() && self.parent.is_none() {
+            // Data after close(): the application will never read it (RB-TCP-15).
+            let new_data = at + len as i64 > self.rcvbuf.next() as i64;
+            if len > 0 && new_data {
+                ctx.counters.abort_on_data += 1;
+                self.send_reset(ctx);
+                self.set_state(ctx, TcpState::Closed);
+                self.clear_all_timers();
+                return Some(InputOutcome::Closed);
+            }
+        }
+        if len > 0 {
+            self.ack.rcv_mss = self.ack.rcv_mss.max(len.min(self.advmss as u64) as u32);
+            if at + len as i64 <= self.rcvbuf.next() as i64 {
+                // Entirely old: a retransmission; ACK at once (and enter quickack).
+                self.enter_quickack();
+                self.ack.now = true;
+                self.ack.pending = true;
+            } else if at > self.rcvbuf.next() as i64 {
+                // Out of order: keep it and ACK at once with SACK blocks.
+                let at = at as u64;
+                let room = self.receive_window();
+                if at + len > self.rcvbuf.next() + room + self.advmss as u64 {
+                    self.ack.now = true;
+                    self.ack.pending = true;
+                } else {
+                    self.rcvbuf.insert(at, payload);
+                    self.last_ooo = Some(at);
+                    self.ack.now = true;
+                    self.ack.pending = true;
+                    self.enter_quickack();
+                }
+                if fin {
+                    self.fin_at = Some(at + len);
+                }
+            } else if self.receive_window() == 0 && at == self.rcvbuf.next() as i64 {
+                // A zero window: in-order data is dropped and re-ACKed (a window probe).
+                self.ack.now = true;
+                self.ack.pending = true;
+                return None;
+            } else {
+                let had_ooo = self.rcvbuf.has_ooo();
+                let n = self.rcvbuf.insert(at.max(0) as u64, payload);
+                if n > 0 {
+                    self.bytes_received += n;
+                    self.event_data_recv(ctx, n);
+                    self.ack.pending = true;
+                    if had_ooo && !self.rcvbuf.has_ooo() {
+                        // RFC 5681 4.2: ACK at once when a gap is filled.
+                        self.ack.now = true;
+                    }
+                    self.notify(ctx, TcpEvent::Readable);
+                }
+                if fin {
+                    self.fin_at = Some(at.max(0) as u64 + len);
+                }
+            }
+        } else if fin {
+            let at = at.max(0) as u64;
+            if at >= self.rcvbuf.next() {
+                self.fin_at = Some(at);
+            }
+        }
+        // The FIN counts once all data before it arrived.
+        if !self.fin_received && self.fin_at == Some(self.rcvbuf.next()) {
+            self.fin_received = true;
+            return self.on_fin(ctx);
+        }
+        None
+    }
+
+    /// Linux `tcp_fin`.
+    fn on_fin(&mut self, ctx: &mut Ctx<'_>) -> Option<InputOutcome> {
+        self.ack.pending = true;
+        self.notify(ctx, TcpEvent::Readable);
+        match self.state {
+            TcpState::Established => {
+                self.set_state(ctx, TcpState::CloseWait);
+                self.ack.pingpong = true;
+            }
+            TcpState::FinWait1 => {
+                self.send_ack(ctx);
+                self.set_state(ctx, TcpState::Closing);
+            }
+            TcpState::FinWait2 => {
+                self.send_ack(ctx);
+                self.enter_time_wait(ctx);
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn enter_quickack(&mut self) {
+        let quick =
+            (self.rcv_wnd / (2 * self.ack.rcv_mss.max(1) as u64)).min(MAX_QUICKACKS as u64) as u8;
+        self.ack.quick = self.ack.quick.max(quick.max(2));
+        self.ack.pingpong = false;
+        self.ack.ato = SimDuration::from_millis(40);
+    }
+
+    /// Linux `tcp_event_data_recv`: adapts the delayed-ACK timeout to the arrival pattern.
+    fn event_data_recv(&mut self, ctx: &mut Ctx<'_>, _n: u64) {
+        let ato_min = ctx.cfg.delack_min;
+        let now = ctx.now;
+        if self.ack.ato == SimDuration::ZERO {
+            self.enter_quickack();
+            self.ack.ato = ato_min;
+        } else {
+            let m = now.saturating_since(self.ack.lrcvtime);
+            if m <= ato_min / 2 {
+                self.ack.ato = self.ack.ato / 2 + ato_min / 2;
+            } else if m < self.ack.ato {
+                self.ack.ato = (self.ack.ato / 2 + m).min(self.rto);
+            } else if m > self.rto {
+                self.enter_quickack();
+            }
+        }
+        self.ack.lrcvtime = now;
+        self.rcv_space_adjust(ctx);
+        // Grow the offered window as in-order data arrives (Linux tcp_grow_window).
+        let clamp = self.rcvbuf_cap;
+        if self.rcv_ssthresh < clamp {
+            self.rcv_ssthresh = (self.rcv_ssthresh + 2 * self.advmss as u64).min(clamp);
+        }
+    }
+
+    /// Receive-buffer auto-tuning, once per RTT (Linux `tcp_rcv_space_adjust`).
+    fn rcv_space_adjust(&mut self, ctx: &mut Ctx<'_>) {
+        if !ctx.cfg.moderate_rcvbuf || self.opts.rcvbuf.is_some() {
+            return;
+        }
+        let rtt = self.rtt.srtt().unwrap_or(SimDuration::from_millis(200));
+        if ctx.now.saturating_since(self.rcv_space.time) < rtt {
+            return;
+        }
+        let copied = self.bytes_copied.saturating_sub(self.rcv_space.seq);
+        if copied > self.rcv_space.space {
+            let rcvwin = 2 * copied + 16 * self.advmss as u64;
+            let cap = (ctx.cfg.rmem[2] as u64).max(self.rcvbuf_cap);
+            self.rcvbuf_cap = self.rcvbuf_cap.max(rcvwin.min(cap));
+            self.rcv_space.space = copied;
+        }
+        self.rcv_space.seq = self.bytes_copied;
+        self.rcv_space.time = ctx.now;
+    }
+
+    /// Sends the owed ACK now or arms the delayed-ACK timer (Linux `__tcp_ack_snd_check`).
+    fn ack_snd_check(&mut self, ctx: &mut Ctx<'_>) {
+        if !self.ack.pending {
+            return;
+        }
+        let unacked = self.rcv_nxt_off() - self.rcv_wup;
+        let in_quickack = self.ack.quick > 0 && !self.ack.pingpong;
+        if (unacked > self.ack.rcv_mss as u64)
+            || in_quickack
+            || self.ack.now
+            || self.rcvbuf.has_ooo()
+        {
+            self.send_ack(ctx);
+            return;
+        }
+        self.schedule_delayed_ack(ctx);
+    }
+
+    /// Linux `tcp_send_delayed_ack`.
+    fn schedule_delayed_ack(&mut self, ctx: &mut Ctx<'_>) {
+        let mut ato = self.ack.ato.max(ctx.cfg.delack_min);
+        if ato > ctx.cfg.delack_min {
+            let mut max_ato = SimDuration::from_millis(500);
+            if self.ack.pingpong {
+                max_ato = ctx.cfg.delack_max;
+            }
+            if let Some(srtt) = self.rtt.srtt() {
+                let rtt = srtt.max(ctx.cfg.delack_min);
+                if rtt < max_ato {
+                    max_ato = rtt;
+                }
+            }
+            ato = ato.min(max_ato);
+        }
+        let timeout = ctx.now + ato;
+        if let Some(existing) = self.deadlines.get(TimerKind::DelayedAck) {
+            if existing <= ctx.now + ato / 4 {
+                self.send_ack(ctx);
+                return;
+            }
+            if existing <= timeout {
+                return;
+            }
+        }
+        self.deadlines.set(
+            ctx.timers,
+            self.id.slot,
+            self.id.gen,
+            TimerKind::DelayedAck,
+            timeout,
+        );
+    }
+
+    // ------------------------------------------------------------------ timers
+
+    /// A deadline of `kind` passed. Returns true when the connection is gone.
+    pub fn on_timer(&mut self, ctx: &mut Ctx<'_>, kind: TimerKind) -> bool {
+        match kind {
+            TimerKind::Retransmit => self.on_retransmit_timer(ctx),
+            TimerKind::Persist => {
+                self.on_persist(ctx);
+                false
+            }
+            TimerKind::DelayedAck => {
+                if self.ack.pending {
+                    if self.ack.pingpong {
+                        self.ack.pingpong = false;
+                        self.ack.ato = ctx.cfg.delack_min;
+                    } else {
+                        self.ack.ato = (self.ack.ato * 2).min(self.rto);
+                    }
+                    self.send_ack(ctx);
+                }
+                false
+            }
+            TimerKind::Keepalive => self.on_keepalive(ctx),
+            TimerKind::Linger => {
+                // TIME_WAIT over, or an orphaned FIN_WAIT_2 timed out.
+                self.set_state(ctx, TcpState::Closed);
+                self.clear_all_timers();
+                true
+            }
+        }
+    }
+
+    /// Linux `retransmits_timed_out`.
+    fn write_timed_out(&self, ctx: &Ctx<'_>, boundary: u8, base: SimDuration) -> bool {
+        if self.retransmits == 0 {
+            return false;
+        }
+        let Some(start) = self.retrans_stamp else {
+            return false;
+        };
+        ctx.now.saturating_since(start) >= model_timeout(boundary, base, ctx.cfg.rto_max)
+    }
+
+    fn on_retransmit_timer(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        match self.state {
+            TcpState::SynSent => {
+                if self.retransmits > 0
+                    && self.write_timed_out(ctx, ctx.cfg.syn_retries, TIMEOUT_INIT)
+                {
+                    ctx.counters.attempt_fails += 1;
+                    let err = self.soft_err.unwrap_or(Errno::TimedOut);
+                    self.fail(ctx, err);
+                    return true;
+                }
+                if self.retrans_stamp.is_none() {
+                    self.retrans_stamp = Some(self.last_send);
+                }
+                self.retransmits += 1;
+                self.rto_timeouts += 1;
+                self.trace_rto(ctx);
+                let _ = self.send_syn(ctx, true);
+                self.rto = (self.rto * 2).min(ctx.cfg.rto_max);
+                self.set_timer(ctx, TimerKind::Retransmit, self.rto);
+                false
+            }
+            TcpState::SynReceived => {
+                // SYN-ACK retries (RB-TCP-05), also for children whose ACK found the
+                // accept queue full (RB-TCP-06).
+                if self.retransmits >= ctx.cfg.synack_retries {
+                    self.set_state(ctx, TcpState::Closed);
+                    self.clear_all_timers();
+                    return true;
+                }
+                self.retransmits += 1;
+                self.rto_timeouts += 1;
+                self.trace_rto(ctx);
+                let _ = self.send_syn(ctx, true);
+                let t = TIMEOUT_INIT
+                    .as_nanos()
+                    .saturating_mul(1 << self.retransmits.min(30));
+                self.rto = SimDuration::from_nanos(t).min(ctx.cfg.rto_max);
+                self.set_timer(ctx, TimerKind::Retransmit, self.rto);
+                false
+            }
+            _ => {
+                if self.rtx.is_empty() {
+                    return false;
+                }
+                let limit = if self.owner.is_none() {
+                    ctx.cfg.orphan_retry_limit()
+                } else {
+                    ctx.cfg.retries2
+                };
+                if self.write_timed_out(ctx, limit, ctx.cfg.rto_min) {
+                    ctx.counters.abort_on_timeout += 1;
+                    let err = self.soft_err.unwrap_or(Errno::TimedOut);
+                    self.fail(ctx, err);
+                    return true;
+                }
+                self.rto_timeouts += 1;
+                self.trace_rto(ctx);
+                self.enter_loss(ctx);
+                if let Some(i) = self.rtx.iter().position(|s| !s.has(SENT_SACKED)) {
+                    self.retransmit_index(ctx, i);
+                }
+                self.retransmits = self.retransmits.saturating_add(1);
+                self.rto = (self.rto * 2).min(ctx.cfg.rto_max);
+                self.set_timer(ctx, TimerKind::Retransmit, self.rto);
+                false
+            }
+        }
+    }
+
+    fn trace_rto(&self, ctx: &mut Ctx<'_>) {
+        if ctx.env.tracing() {
+            ctx.env.trace(
+                "tcp_rto",
+                &[
+                    ("conn", self.conn_label()),
+                    ("rto_ms", (self.rto.as_nanos() as f64 / 1e6).into()),
+                    ("retransmits", self.retransmits.into()),
+                    ("state", TraceValue::Str(self.state.name())),
+                ],
+            );
+        }
+    }
+
+    /// Linux `tcp_enter_loss`: everything not SACKed is lost; restart from one segment.
+    fn enter_loss(&mut self, ctx: &mut Ctx<'_>) {
+        let in_flight = self.in_flight();
+        if self.ca != CaState::Loss || self.retransmits == 0 {
+            if matches!(self.ca, CaState::Open | CaState::Disorder) || self.snd_una == self.high_seq
+            {
+                self.win.ssthresh = self.cc.ssthresh(&self.win, in_flight);
+            }
+            self.cc.on_event(&mut self.win, CcEvent::Timeout);
+        }
+        self.win.cwnd = self.win.mss as u64;
+        for s in self.rtx.iter_mut() {
+            if s.has(SENT_RETRANS) {
+                s.flags &= !SENT_RETRANS;
+            }
+            if !s.has(SENT_SACKED) && !s.has(SENT_LOST) {
+                s.flags |= SENT_LOST;
+                self.lost_bytes += s.len();
+            }
+        }
+        self.retrans_bytes = 0;
+        self.reno_dupacks = 0;
+        self.high_seq = self.snd_nxt;
+        self.ca = CaState::Loss;
+        self.trace_ca(ctx);
+    }
+
+    pub fn arm_keepalive(&mut self, ctx: &mut Ctx<'_>) {
+        if self.opts.keepalive {
+            let t = self.opts.keep_idle.unwrap_or(ctx.cfg.keepalive_time);
+            self.set_timer(ctx, TimerKind::Keepalive, t);
+        }
+    }
+
+    /// Linux `tcp_keepalive_timer`.
+    fn on_keepalive(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        if !self.opts.keepalive
+            || !matches!(
+                self.state,
+                TcpState::Established | TcpState::CloseWait | TcpState::FinWait2
+            )
+        {
+            return false;
+        }
+        let idle_limit = self.opts.keep_idle.unwrap_or(ctx.cfg.keepalive_time);
+        let intvl = self.opts.keep_intvl.unwrap_or(ctx.cfg.keepalive_intvl);
+        let probes = self.opts.keep_cnt.unwrap_or(ctx.cfg.keepalive_probes);
+        if !self.rtx.is_empty() || self.unsent() > 0 {
+            // Data outstanding: the retransmission timer watches the peer.
+            self.set_timer(ctx, TimerKind::Keepalive, idle_limit);
+            return false;
+        }
+        let idle = ctx.now.saturating_since(self.last_rcv);
+        if idle >= idle_limit {
+            if self.ka_probes >= probes {
+                self.send_reset(ctx);
+                self.fail(ctx, self.soft_err.unwrap_or(Errno::TimedOut));
+                return true;
+            }
+            // A probe: one byte before snd_una, which the peer must ACK.
+            let repr = self.make_segment(ctx.now, self.snd_una.saturating_sub(1), 0);
+            if ctx.env.tracing() {
+                ctx.env
+                    .trace("tcp_keepalive_probe", &[("conn", self.conn_label())]);
+            }
+            let _ = self.transmit(ctx, repr, Payload::empty(), false);
+            self.ka_probes += 1;
+            self.set_timer(ctx, TimerKind::Keepalive, intvl);
+        } else {
+            self.set_timer(ctx, TimerKind::Keepalive, idle_limit - idle);
+        }
+        false
+    }
+
+    // ------------------------------------------------------------------ ICMP
+
+    /// An ICMP error about a segment of this connection (Linux `tcp_v4_err`).
+    pub fn icmp_error(&mut self, ctx: &mut Ctx<'_>, err: Errno, frag_mtu: Option<u32>) -> bool {
+        if let Some(mtu) = frag_mtu {
+            // Path MTU discovery (RB-IP-04): shrink and retransmit what no longer fits.
+            if mtu >= 68 && mtu < self.pmtu {
+                self.pmtu = mtu;
+                let mss = self.mss();
+                if ctx.env.tracing() {
+                    ctx.env.trace(
+                        "tcp_pmtu",
+                        &[
+                            ("conn", self.conn_label()),
+                            ("mtu", mtu.into()),
+                            ("mss", mss.into()),
+                        ],
+                    );
+                }
+                if mss < self.win.mss {
+                    self.win.mss = mss;
+                    // Linux tcp_simple_retransmit: too-big segments are lost; resend now.
+                    for s in self.rtx.iter_mut() {
+                        let data = s.len() - s.has(SENT_FIN) as u64;
+                        if data > mss as u64 && !s.has(SENT_SACKED) {
+                            if s.has(SENT_RETRANS) {
+                                s.flags &= !SENT_RETRANS;
+                                self.retrans_bytes -= s.len();
+                            }
+                            if !s.has(SENT_LOST) {
+                                s.flags |= SENT_LOST;
+                                self.lost_bytes += s.len();
+                            }
+                        }
+                    }
+                    if self.ca == CaState::Open || self.ca == CaState::Disorder {
+                        self.high_seq = self.snd_nxt;
+                        self.prior_cwnd = self.win.cwnd;
+                        self.ca = CaState::Loss;
+                        self.trace_ca(ctx);
+                    }
+                    let _ = self.retransmit_next_lost(ctx);
+                    self.push(ctx);
+                }
+            }
+            return false;
+        }
+        match self.state {
+            TcpState::SynSent | TcpState::SynReceived if self.parent.is_none() => {
+                ctx.counters.attempt_fails += 1;
+                self.fail(ctx, err);
+                true
+            }
+            _ => {
+                self.soft_err = Some(err);
+                false
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ API
+
+    /// send(): queues what fits in the send buffer; returns the bytes taken.
+    pub fn api_send(&mut self, ctx: &mut Ctx<'_>, data: &Payload) -> Result<usize, Errno> {
+        if let Some(e) = self.pending_err.take() {
+            return Err(e);
+        }
+        match self.state {
+            TcpState::Established | TcpState::CloseWait => {}
+            TcpState::SynSent | TcpState::SynReceived => return Err(Errno::Again),
+            TcpState::Closed if !self.connect_notified => return Err(Errno::NotConn),
+            _ => return Err(Errno::Pipe),
+        }
+        if self.shut_wr {
+            return Err(Errno::Pipe);
+        }
+        let room = self.sndbuf_cap.saturating_sub(self.sndbuf.len());
+        let take = (data.len() as u64).min(room) as usize;
+        if take == 0 {
+            self.want_write = true;
+            return Err(Errno::Again);
+        }
+        if take < data.len() {
+            self.want_write = true;
+        }
+        let piece = super::buffer::slice_payload(data, 0, take);
+        self.sndbuf.push(piece);
+        self.push(ctx);
+        Ok(take)
+    }
+
+    /// recv(): up to `max` bytes into `out`; Ok(0) means end of stream.
+    pub fn api_recv(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        max: usize,
+        out: &mut Vec<Payload>,
+    ) -> Result<usize, Errno> {
+        if self.rcvbuf.readable() == 0 {
+            if let Some(e) = self.pending_err.take() {
+                return Err(e);
+            }
+            if self.fin_received || self.shut_rd || self.state == TcpState::Closed {
+                return Ok(0);
+            }
+            return Err(Errno::Again);
+        }
+        let before_wnd = self.receive_window();
+        let n = self.rcvbuf.read(max as u64, out) as usize;
+        self.bytes_copied += n as u64;
+        // Linux tcp_cleanup_rbuf: tell the peer when the window has grown a lot.
+        if matches!(
+            self.state,
+            TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2
+        ) {
+            let free = self.rcvbuf_cap.saturating_sub(self.rcvbuf.held());
+            let new_wnd = free.min(self.rcv_ssthresh.max(self.advmss as u64));
+            if 2 * before_wnd <= self.rcvbuf_cap
+                && new_wnd >= 2 * before_wnd.max(1)
+                && new_wnd >= self.advmss as u64
+            {
+                self.send_ack(ctx);
+            }
+        }
+        Ok(n)
+    }
+
+    /// shutdown(SHUT_WR): queue a FIN after the data.
+    pub fn api_shutdown_write(&mut self, ctx: &mut Ctx<'_>) -> Result<(), Errno> {
+        if self.shut_wr {
+            return Ok(());
+        }
+        match self.state {
+            TcpState::Established => self.set_state(ctx, TcpState::FinWait1),
+            TcpState::CloseWait => self.set_state(ctx, TcpState::LastAck),
+            TcpState::SynReceived => self.set_state(ctx, TcpState::FinWait1),
+            TcpState::SynSent => {
+                self.set_state(ctx, TcpState::Closed);
+                self.clear_all_timers();
+                return Ok(());
+            }
+            _ => return Err(Errno::NotConn),
+        }
+        self.shut_wr = true;
+        self.fin_queued = true;
+        self.push(ctx);
+        Ok(())
+    }
+
+    /// close(): returns true when the connection is gone at once.
+    pub fn api_close(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        self.owner = None;
+        let unread = self.rcvbuf.readable() > 0;
+        let linger0 = self.opts.linger == Some(SimDuration::ZERO);
+        match self.state {
+            TcpState::Closed | TcpState::Listen => {
+                self.set_state(ctx, TcpState::Closed);
+                self.clear_all_timers();
+                return true;
+            }
+            TcpState::SynSent => {
+                self.set_state(ctx, TcpState::Closed);
+                self.clear_all_timers();
+                return true;
+            }
+            _ => {}
+        }
+        if unread || linger0 {
+            // RB-TCP-15 / RB-TCP-16: abort with RST, discard everything, no TIME_WAIT.
+            if matches!(
+                self.state,
+                TcpState::Established
+                    | TcpState::CloseWait
+                    | TcpState::FinWait1
+                    | TcpState::FinWait2
+                    | TcpState::SynReceived
+            ) {
+                self.send_reset(ctx);
+            }
+            self.discard_queues();
+            self.rcvbuf.clear();
+            self.set_state(ctx, TcpState::Closed);
+            self.clear_all_timers();
+            return true;
+        }
+        if !self.shut_wr {
+            let _ = self.api_shutdown_write(ctx);
+        } else if self.state == TcpState::FinWait2 {
+            let t = ctx.cfg.fin_timeout;
+            self.set_timer(ctx, TimerKind::Linger, t);
+        }
+        false
+    }
+
+    pub fn info(&self) -> TcpInfo {
+        TcpInfo {
+            state: self.state,
+            local: self.local,
+            remote: self.remote,
+            mss: self.win.mss,
+            cwnd: self.win.cwnd,
+            ssthresh: self.win.ssthresh,
+            srtt: self.rtt.srtt(),
+            rttvar: self.rtt.rttvar(),
+            min_rtt: self.rtt.min_rtt(),
+            rto: self.rto,
+            bytes_in_flight: self.in_flight(),
+            bytes_acked: self.bytes_acked,
+            bytes_received: self.bytes_received,
+            bytes_unsent: self.unsent(),
+            segs_out: self.segs_out,
+            segs_in: self.segs_in,
+            retransmits: self.retrans_segs,
+            rto_timeouts: self.rto_timeouts,
+            fast_retransmits: self.fast_retransmits,
+            dup_acks_in: self.dup_acks_in,
+            zero_window_probes: self.zero_window_probes,
+            snd_wnd: self.snd_wnd,
+            rcv_wnd: self.rcv_wnd,
+            ca_state: self.ca.name(),
+            error: self.pending_err,
+        }
+    }
+
+    /// Is `seq` within what we have sent and not had acknowledged (ICMP validation)?
+    pub fn seq_in_flight(&self, seq: SeqNum) -> bool {
+        let off = self.ack_off(seq);
+        off >= self.snd_una as i64 && off <= self.snd_nxt as i64
+    }
+
+    pub fn readable(&self) -> bool {
+        self.rcvbuf.readable() > 0 || self.fin_received
+    }
+
+    pub fn send_space(&self) -> u64 {
+        self.sndbuf_cap.saturating_sub(self.sndbuf.len())
+    }
+}
+
+fn seq_len_of(seg: &TcpRepr, payload: &Payload) -> u32 {
+    seg.seq_len(payload.len())
+}

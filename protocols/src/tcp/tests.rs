@@ -1,0 +1,1141 @@
+//! Reference-behaviour tests for TCP, each citing its RB item. Single-stack tests inject
+//! segments and time and assert exactly what the stack emits (packetdrill style); pair
+//! tests run two stacks over a wire.
+
+use super::harness::*;
+use super::seq::SeqNum;
+use super::wire::flags::*;
+use super::wire::TcpOptions;
+use super::{Errno, Shutdown, TcpConfig, TcpEvent, TcpState};
+use sim_core::packet::Payload;
+use sim_core::time::{SimDuration, SimTime};
+use std::net::Ipv4Addr;
+
+const PEER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 9);
+
+fn host() -> Host {
+    Host::new(Ipv4Addr::new(10, 0, 0, 1), TcpConfig::default())
+}
+
+fn pattern(offset: u64, len: u32) -> Payload {
+    Payload::Pattern {
+        stream: 1,
+        offset,
+        len,
+    }
+}
+
+/// Client host with a connection established to PEER:80 (peer ISN 5000, MSS 1460, no
+/// options unless `opts`). Returns (host, socket, our ISS).
+fn established_client(opts: TcpOptions) -> (Host, super::TcpSocketId, u32) {
+    let mut h = host();
+    let s = h.connect(std::net::SocketAddrV4::new(PEER, 80));
+    let syn = h.take_sent().remove(0);
+    let iss = syn.seg.seq.0;
+    let mut sa = seg(80, syn.seg.src_port, SYN | ACK, 5000, iss + 1, 65535);
+    sa.options = opts;
+    h.inject(PEER, sa, Payload::empty());
+    h.take_sent();
+    h.take_events();
+    (h, s, iss)
+}
+
+// RB-TCP-01
+#[test]
+fn handshake_carries_random_isn_and_linux_options() {
+    let mut h = host();
+    let s = h.connect(std::net::SocketAddrV4::new(PEER, 80));
+    let out = h.take_sent();
+    assert_eq!(out.len(), 1);
+    let syn = &out[0];
+    assert!(syn.is(SYN));
+    let o = syn.seg.options;
+    assert_eq!(o.mss, Some(1460));
+    assert_eq!(o.window_scale, Some(7));
+    assert!(o.sack_permitted);
+    assert!(o.timestamps.is_some());
+    assert_eq!(syn.seg.window, 64240);
+    assert!((32768..=60999).contains(&syn.seg.src_port));
+    // Another host (another secret) picks another ISN.
+    let mut h2 = Host::new(Ipv4Addr::new(10, 0, 0, 2), TcpConfig::default());
+    h2.connect(std::net::SocketAddrV4::new(PEER, 80));
+    assert_ne!(h2.take_sent()[0].seg.seq, syn.seg.seq);
+
+    let iss = syn.seg.seq.0;
+    let mut sa = seg(80, syn.seg.src_port, SYN | ACK, 777, iss + 1, 65535);
+    sa.options = linux_syn_options(1460, 100, o.timestamps.unwrap().0);
+    h.inject(PEER, sa, Payload::empty());
+    let out = h.take_sent();
+    assert_eq!(out.len(), 1);
+    assert!(out[0].is(ACK));
+    assert_eq!(out[0].seg.seq.0, iss + 1);
+    assert_eq!(out[0].seg.ack.0, 778);
+    assert_eq!(h.tcp.state(s).unwrap(), TcpState::Established);
+    assert_eq!(h.take_events(), vec![(APP, s, TcpEvent::Connected)]);
+}
+
+// RB-TCP-02
+#[test]
+fn mss_is_negotiated_and_defaults_to_536() {
+    let (mut h, s, _) = established_client(TcpOptions {
+        mss: Some(1000),
+        ..TcpOptions::default()
+    });
+    h.send(s, &pattern(0, 5000));
+    let out = h.take_sent();
+    assert!(!out.is_empty());
+    assert!(out.iter().all(|x| x.len() <= 1000));
+    assert_eq!(out[0].len(), 1000);
+
+    let (mut h, s, _) = established_client(TcpOptions::default());
+    h.send(s, &pattern(0, 5000));
+    let out = h.take_sent();
+    assert_eq!(out[0].len(), 536);
+    assert!(out.iter().all(|x| x.len() <= 536));
+}
+
+// RB-TCP-03
+#[test]
+fn syn_to_closed_or_unlistened_port_gets_rst() {
+    let mut h = host();
+    // A socket bound to 80 but never listening is as good as closed.
+    let bound = h.tcp.socket(APP);
+    let a = h.addr(80);
+    h.tcp.bind(&mut h.env, bound, a).unwrap();
+    for port in [80, 81] {
+        h.inject(
+            PEER,
+            seg(40000, port, SYN, 1000, 0, 65535),
+            Payload::empty(),
+        );
+        let out = h.take_sent();
+        assert_eq!(out.len(), 1);
+        assert!(out[0].is(RST | ACK));
+        assert_eq!(out[0].seg.seq.0, 0);
+        assert_eq!(out[0].seg.ack.0, 1001);
+    }
+    // And the client side: RST in SYN_SENT fails connect() at once.
+    let s = h.connect(std::net::SocketAddrV4::new(PEER, 80));
+    let syn = h.take_sent().remove(0);
+    h.env.now = at_ms(10);
+    h.inject(
+        PEER,
+        seg(80, syn.seg.src_port, RST | ACK, 0, syn.seg.seq.0 + 1, 0),
+        Payload::empty(),
+    );
+    assert_eq!(
+        h.take_events(),
+        vec![(APP, s, TcpEvent::Error(Errno::ConnRefused))]
+    );
+    assert_eq!(h.tcp.state(s).unwrap(), TcpState::Closed);
+    let mut out = Vec::new();
+    assert_eq!(
+        h.tcp.recv(&mut h.env, s, 10, &mut out),
+        Err(Errno::ConnRefused)
+    );
+}
+
+// RB-TCP-04
+#[test]
+fn unanswered_syn_retries_at_linux_times_then_etimedout_at_127s() {
+    let mut h = host();
+    let s = h.connect(std::net::SocketAddrV4::new(PEER, 80));
+    h.advance_to(at_s(200));
+    let times: Vec<u64> = h
+        .take_sent()
+        .iter()
+        .inspect(|x| assert!(x.is(SYN)))
+        .map(|x| x.at.as_nanos() / 1_000_000_000)
+        .collect();
+    assert_eq!(times, vec![0, 1, 3, 7, 15, 31, 63]);
+    let ev = h.take_events();
+    assert_eq!(ev, vec![(APP, s, TcpEvent::Error(Errno::TimedOut))]);
+    // The error surfaced exactly at 127 s: the socket is closed and the port free.
+    let mut h = host();
+    let s = h.connect(std::net::SocketAddrV4::new(PEER, 80));
+    h.advance_to(SimTime::from_nanos(127_000_000_000 - 1));
+    assert_eq!(h.tcp.state(s).unwrap(), TcpState::SynSent);
+    h.advance_to(at_s(127));
+    assert_eq!(h.tcp.state(s).unwrap(), TcpState::Closed);
+}
+
+// RB-TCP-04 with a smaller tcp_syn_retries
+#[test]
+fn syn_retries_is_configurable() {
+    let cfg = TcpConfig {
+        syn_retries: 2,
+        ..TcpConfig::default()
+    };
+    let mut h = Host::new(Ipv4Addr::new(10, 0, 0, 1), cfg);
+    let s = h.connect(std::net::SocketAddrV4::new(PEER, 80));
+    h.advance_to(SimTime::from_nanos(at_s(7).as_nanos() - 1));
+    assert_eq!(h.tcp.state(s).unwrap(), TcpState::SynSent);
+    h.advance_to(at_s(7));
+    assert_eq!(h.take_sent().len(), 3);
+    assert_eq!(
+        h.take_events(),
+        vec![(APP, s, TcpEvent::Error(Errno::TimedOut))]
+    );
+}
+
+// RB-TCP-05
+#[test]
+fn synack_retries_then_half_open_connection_is_dropped() {
+    let mut h = host();
+    let l = h.listen(80, 128);
+    h.inject(PEER, seg(40000, 80, SYN, 1000, 0, 65535), Payload::empty());
+    h.advance_to(at_s(100));
+    let out = h.take_sent();
+    let times: Vec<u64> = out
+        .iter()
+        .map(|x| x.at.as_nanos() / 1_000_000_000)
+        .collect();
+    assert!(out.iter().all(|x| x.is(SYN | ACK)));
+    assert_eq!(times, vec![0, 1, 3, 7, 15, 31]);
+    // Dropped silently: a late ACK now finds no connection and is reset.
+    let isn = out[0].seg.seq.0;
+    h.inject(
+        PEER,
+        seg(40000, 80, ACK, 1001, isn + 1, 65535),
+        Payload::empty(),
+    );
+    let out = h.take_sent();
+    assert_eq!(out.len(), 1);
+    assert!(out[0].is(RST));
+    assert_eq!(h.tcp.accept(&mut h.env, l), Err(Errno::Again));
+}
+
+fn syn_in(h: &mut Host, sport: u16) -> u32 {
+    h.inject(PEER, seg(sport, 80, SYN, 1000, 0, 65535), Payload::empty());
+    let sa = h.take_sent().pop().expect("SYN-ACK");
+    assert!(sa.is(SYN | ACK));
+    sa.seg.seq.0
+}
+
+fn ack_in(h: &mut Host, sport: u16, isn: u32) {
+    h.inject(
+        PEER,
+        seg(sport, 80, ACK, 1001, isn + 1, 65535),
+        Payload::empty(),
+    );
+}
+
+/// Backlog 2: two connections wait in the accept queue and two more handshakes are
+/// half done; the third ACK fills the queue (Linux allows backlog + 1, since
+/// `sk_acceptq_is_full` is `len > backlog`) and the fourth overflows it.
+fn fill_accept_queue(h: &mut Host) -> u32 {
+    for sport in [40001, 40002] {
+        let isn = syn_in(h, sport);
+        ack_in(h, sport, isn);
+    }
+    let isn3 = syn_in(h, 40003);
+    let isn4 = syn_in(h, 40004);
+    ack_in(h, 40003, isn3);
+    assert_eq!(h.tcp.counters().listen_overflows, 0);
+    ack_in(h, 40004, isn4);
+    assert_eq!(h.tcp.counters().listen_overflows, 1);
+    isn4
+}
+
+// RB-TCP-06 (tcp_abort_on_overflow = 0)
+#[test]
+fn accept_queue_overflow_drops_the_ack_and_completes_later() {
+    let mut h = host();
+    let l = h.listen(80, 2);
+    let isn4 = fill_accept_queue(&mut h);
+    assert!(h.take_sent().is_empty(), "the ACK is dropped silently");
+    // A full queue also drops new SYNs.
+    h.inject(PEER, seg(40005, 80, SYN, 1000, 0, 65535), Payload::empty());
+    assert!(h.take_sent().is_empty());
+    // Room appears; the SYN-ACK retransmission at 1 s brings the client's ACK again.
+    h.tcp.accept(&mut h.env, l).unwrap();
+    h.advance_to(at_s(1));
+    let out = h.take_sent();
+    assert_eq!(out.len(), 1);
+    assert!(out[0].is(SYN | ACK));
+    assert_eq!(out[0].dst, PEER);
+    assert_eq!(out[0].seg.dst_port, 40004);
+    ack_in(&mut h, 40004, isn4);
+    let mut ports = Vec::new();
+    while let Ok((_, peer)) = h.tcp.accept(&mut h.env, l) {
+        ports.push(peer.port());
+    }
+    assert_eq!(ports, vec![40002, 40003, 40004]);
+}
+
+// RB-TCP-06 (tcp_abort_on_overflow = 1)
+#[test]
+fn accept_queue_overflow_with_abort_sends_rst() {
+    let cfg = TcpConfig {
+        abort_on_overflow: true,
+        ..TcpConfig::default()
+    };
+    let mut h = Host::new(Ipv4Addr::new(10, 0, 0, 1), cfg);
+    h.listen(80, 2);
+    fill_accept_queue(&mut h);
+    let out = h.take_sent();
+    assert_eq!(out.len(), 1);
+    assert!(out[0].flags() & RST != 0);
+    assert_eq!(out[0].seg.dst_port, 40004);
+}
+
+// RB-TCP-07
+#[test]
+fn syn_flood_gets_cookies_and_a_real_client_still_connects() {
+    let mut h = host();
+    let l = h.listen(80, 8);
+    for i in 0..100u16 {
+        h.inject(
+            Ipv4Addr::new(192, 0, 2, (i % 250) as u8 + 1),
+            seg(1000 + i, 80, SYN, 7 * i as u32, 0, 65535),
+            Payload::empty(),
+        );
+    }
+    assert_eq!(h.tcp.counters().syncookies_sent, 92);
+    h.take_sent();
+    // A legitimate client, answered with a cookie, completes.
+    let mut syn = seg(45000, 80, SYN, 9000, 0, 65535);
+    syn.options.mss = Some(1460);
+    h.inject(PEER, syn, Payload::empty());
+    let sa = h.take_sent().pop().unwrap();
+    assert!(sa.is(SYN | ACK));
+    assert_eq!(sa.seg.options.mss, Some(1460));
+    h.inject(
+        PEER,
+        seg(45000, 80, ACK, 9001, sa.seg.seq.0 + 1, 65535),
+        Payload::empty(),
+    );
+    assert_eq!(h.tcp.counters().syncookies_recv, 1);
+    let (c, peer) = h.tcp.accept(&mut h.env, l).unwrap();
+    assert_eq!(peer.port(), 45000);
+    assert_eq!(h.tcp.state(c).unwrap(), TcpState::Established);
+    // A forged ACK (wrong cookie) is reset.
+    h.inject(PEER, seg(45001, 80, ACK, 1, 12345, 65535), Payload::empty());
+    assert!(h.take_sent().pop().unwrap().is(RST));
+
+    // Without cookies the flood fills the SYN queue and the client's SYN is dropped.
+    let cfg = TcpConfig {
+        syncookies: 0,
+        ..TcpConfig::default()
+    };
+    let mut h = Host::new(Ipv4Addr::new(10, 0, 0, 1), cfg);
+    h.listen(80, 8);
+    for i in 0..8u16 {
+        h.inject(PEER, seg(1000 + i, 80, SYN, 1, 0, 65535), Payload::empty());
+    }
+    h.take_sent();
+    h.inject(PEER, seg(45000, 80, SYN, 9000, 0, 65535), Payload::empty());
+    assert!(h.take_sent().is_empty());
+    assert!(h.tcp.counters().listen_drops >= 1);
+}
+
+fn pair() -> Pair {
+    Pair::new(
+        TcpConfig::default(),
+        TcpConfig::default(),
+        SimDuration::from_millis(10),
+    )
+}
+
+/// Client (host 0) connected to server (host 1) port 80; returns (client, server) sockets.
+fn connected(p: &mut Pair) -> (super::TcpSocketId, super::TcpSocketId) {
+    let l = p.hosts[1].listen(80, 16);
+    let to = p.hosts[1].addr(80);
+    let c = p.hosts[0].connect(to);
+    p.run_until(p.now + SimDuration::from_millis(30));
+    let (s, _) = p.hosts[1].tcp.accept(&mut p.hosts[1].env, l).unwrap();
+    assert_eq!(p.hosts[0].tcp.state(c).unwrap(), TcpState::Established);
+    (c, s)
+}
+
+fn state(p: &Pair, h: usize, s: super::TcpSocketId) -> TcpState {
+    p.hosts[h].tcp.state(s).unwrap_or(TcpState::Closed)
+}
+
+// RB-TCP-08
+#[test]
+fn four_way_close_and_three_way_close() {
+    let mut p = pair();
+    let (c, s) = connected(&mut p);
+    p.log.clear();
+    p.hosts[0].tcp.close(&mut p.hosts[0].env, c).unwrap();
+    p.run_until(p.now + SimDuration::from_millis(5));
+    assert_eq!(state(&p, 0, c), TcpState::FinWait1);
+    p.run_until(p.now + SimDuration::from_millis(10));
+    assert_eq!(state(&p, 1, s), TcpState::CloseWait);
+    // The server does not close yet: its delayed ACK goes out alone (pingpong: 40 ms+).
+    p.run_until(p.now + SimDuration::from_millis(300));
+    assert_eq!(state(&p, 0, c), TcpState::FinWait2);
+    p.hosts[1].tcp.close(&mut p.hosts[1].env, s).unwrap();
+    p.run_until(p.now + SimDuration::from_millis(5));
+    assert_eq!(state(&p, 1, s), TcpState::LastAck);
+    p.run_until(p.now + SimDuration::from_millis(30));
+    assert_eq!(state(&p, 1, s), TcpState::Closed);
+    assert_eq!(state(&p, 0, c), TcpState::TimeWait);
+    let flags: Vec<String> = p
+        .log
+        .iter()
+        .map(|(i, x, _)| format!("{i}{}", flag_str(x.flags())))
+        .collect();
+    assert_eq!(flags, vec!["0F.", "1.", "1F.", "0."]);
+
+    // Three-way close: the server closes as soon as it sees EOF.
+    let mut p = pair();
+    let (c, s) = connected(&mut p);
+    p.log.clear();
+    p.hosts[0].tcp.close(&mut p.hosts[0].env, c).unwrap();
+    p.run_until(p.now + SimDuration::from_millis(10));
+    let (_, eof) = p.hosts[1].read_all(s);
+    assert!(eof);
+    p.hosts[1].tcp.close(&mut p.hosts[1].env, s).unwrap();
+    p.run_until(p.now + SimDuration::from_millis(50));
+    let flags: Vec<String> = p
+        .log
+        .iter()
+        .map(|(i, x, _)| format!("{i}{}", flag_str(x.flags())))
+        .collect();
+    assert_eq!(flags, vec!["0F.", "1F.", "0."]);
+    assert_eq!(state(&p, 0, c), TcpState::TimeWait);
+}
+
+// RB-TCP-09
+#[test]
+fn time_wait_lasts_60s_and_a_retransmitted_fin_restarts_it() {
+    let mut p = pair();
+    let (c, s) = connected(&mut p);
+    p.hosts[0].tcp.close(&mut p.hosts[0].env, c).unwrap();
+    p.run_until(p.now + SimDuration::from_millis(10));
+    p.hosts[1].read_all(s);
+    p.hosts[1].tcp.close(&mut p.hosts[1].env, s).unwrap();
+    // Lose the client's last ACK so the server retransmits its FIN.
+    p.drop = Some(Box::new(|i, x, _| i == 0 && x.is(ACK)));
+    p.run_until(p.now + SimDuration::from_millis(25));
+    let tw_start = p.now;
+    assert_eq!(state(&p, 0, c), TcpState::TimeWait);
+    p.drop = None;
+    // The server's FIN comes again after its RTO; the client re-ACKs and restarts.
+    p.run_until(tw_start + SimDuration::from_secs(5));
+    let refin = p
+        .log
+        .iter()
+        .filter(|(i, x, _)| *i == 1 && x.flags() & FIN != 0)
+        .map(|(_, x, _)| x.at)
+        .nth(1)
+        .expect("FIN retransmitted");
+    assert_eq!(state(&p, 1, s), TcpState::Closed);
+    let restart = refin + p.delay;
+    p.run_until(SimTime::from_nanos(
+        (restart + SimDuration::from_secs(60)).as_nanos() - 1,
+    ));
+    assert_eq!(state(&p, 0, c), TcpState::TimeWait);
+    p.run_until(restart + SimDuration::from_secs(60));
+    assert_eq!(state(&p, 0, c), TcpState::Closed);
+}
+
+// RB-TCP-10
+#[test]
+fn orphaned_fin_wait_2_dies_after_fin_timeout_but_shutdown_waits_forever() {
+    let mut p = pair();
+    let (c, _s) = connected(&mut p);
+    p.hosts[0].tcp.close(&mut p.hosts[0].env, c).unwrap();
+    p.run_until(p.now + SimDuration::from_millis(300));
+    assert_eq!(state(&p, 0, c), TcpState::FinWait2);
+    let t = p.now;
+    p.run_until(t + SimDuration::from_secs(59));
+    assert_eq!(state(&p, 0, c), TcpState::FinWait2);
+    p.run_until(t + SimDuration::from_secs(61));
+    assert_eq!(state(&p, 0, c), TcpState::Closed);
+
+    let mut p = pair();
+    let (c, _s) = connected(&mut p);
+    p.hosts[0]
+        .tcp
+        .shutdown(&mut p.hosts[0].env, c, Shutdown::Write)
+        .unwrap();
+    p.run_until(p.now + SimDuration::from_secs(1000));
+    assert_eq!(state(&p, 0, c), TcpState::FinWait2);
+}
+
+// RB-TCP-11
+#[test]
+fn simultaneous_close_goes_through_closing() {
+    let mut p = pair();
+    let (c, s) = connected(&mut p);
+    p.hosts[0].tcp.close(&mut p.hosts[0].env, c).unwrap();
+    p.hosts[1].tcp.close(&mut p.hosts[1].env, s).unwrap();
+    assert_eq!(state(&p, 0, c), TcpState::FinWait1);
+    p.run_until(p.now + SimDuration::from_millis(10));
+    assert_eq!(state(&p, 0, c), TcpState::Closing);
+    assert_eq!(state(&p, 1, s), TcpState::Closing);
+    p.run_until(p.now + SimDuration::from_millis(15));
+    assert_eq!(state(&p, 0, c), TcpState::TimeWait);
+    assert_eq!(state(&p, 1, s), TcpState::TimeWait);
+}
+
+// RB-TCP-12
+#[test]
+fn simultaneous_open_takes_four_segments() {
+    let mut p = pair();
+    let a = p.hosts[0].tcp.socket(APP);
+    let b = p.hosts[1].tcp.socket(APP);
+    let (a_addr, b_addr) = (p.hosts[0].addr(5000), p.hosts[1].addr(6000));
+    p.hosts[0].tcp.bind(&mut p.hosts[0].env, a, a_addr).unwrap();
+    p.hosts[1].tcp.bind(&mut p.hosts[1].env, b, b_addr).unwrap();
+    p.hosts[0]
+        .tcp
+        .connect(&mut p.hosts[0].env, a, b_addr)
+        .unwrap();
+    p.hosts[1]
+        .tcp
+        .connect(&mut p.hosts[1].env, b, a_addr)
+        .unwrap();
+    p.run_until(p.now + SimDuration::from_millis(15));
+    assert_eq!(state(&p, 0, a), TcpState::SynReceived);
+    assert_eq!(state(&p, 1, b), TcpState::SynReceived);
+    p.run_until(p.now + SimDuration::from_millis(20));
+    assert_eq!(state(&p, 0, a), TcpState::Established);
+    assert_eq!(state(&p, 1, b), TcpState::Established);
+    let flags: Vec<String> = p.log.iter().map(|(_, x, _)| flag_str(x.flags())).collect();
+    assert_eq!(flags, vec!["S", "S", "S.", "S."]);
+    assert_eq!(
+        p.hosts[0].take_events(),
+        vec![(APP, a, TcpEvent::Connected)]
+    );
+}
+
+// RB-TCP-14
+#[test]
+fn half_close_lets_the_peer_keep_sending() {
+    let mut p = pair();
+    let (c, s) = connected(&mut p);
+    p.hosts[0]
+        .tcp
+        .shutdown(&mut p.hosts[0].env, c, Shutdown::Write)
+        .unwrap();
+    p.run_until(p.now + SimDuration::from_millis(20));
+    let (_, eof) = p.hosts[1].read_all(s);
+    assert!(eof);
+    assert_eq!(p.hosts[1].send(s, &pattern(0, 3000)), 3000);
+    p.run_until(p.now + SimDuration::from_millis(50));
+    let (got, eof) = p.hosts[0].read_all(c);
+    assert!(!eof);
+    assert_eq!(got.iter().map(|x| x.len()).sum::<usize>(), 3000);
+    assert_eq!(
+        p.hosts[0].tcp.send(&mut p.hosts[0].env, c, &pattern(0, 1)),
+        Err(Errno::Pipe)
+    );
+}
+
+// RB-TCP-15
+#[test]
+fn close_with_unread_data_sends_rst_and_data_after_close_gets_rst() {
+    let mut p = pair();
+    let (c, s) = connected(&mut p);
+    p.hosts[0].send(c, &pattern(0, 100));
+    p.run_until(p.now + SimDuration::from_millis(20));
+    p.log.clear();
+    p.hosts[1].tcp.close(&mut p.hosts[1].env, s).unwrap();
+    p.run_until(p.now + SimDuration::from_millis(20));
+    assert!(p.log[0].1.flags() & RST != 0, "{:?}", p.flags_log());
+    assert_eq!(
+        p.hosts[0].take_events().last(),
+        Some(&(APP, c, TcpEvent::Error(Errno::ConnReset)))
+    );
+
+    // Data arriving after close() (orphan in FIN_WAIT) is answered with RST.
+    let mut p = pair();
+    let (c, s) = connected(&mut p);
+    p.hosts[1].tcp.close(&mut p.hosts[1].env, s).unwrap();
+    p.run_until(p.now + SimDuration::from_millis(30));
+    p.log.clear();
+    p.hosts[0].send(c, &pattern(0, 100));
+    p.run_until(p.now + SimDuration::from_millis(30));
+    let rst = p
+        .log
+        .iter()
+        .find(|(i, x, _)| *i == 1 && x.flags() & RST != 0);
+    assert!(rst.is_some(), "{:?}", p.flags_log());
+}
+
+// RB-TCP-16
+#[test]
+fn linger_zero_aborts_with_rst_and_skips_time_wait() {
+    let mut p = pair();
+    let (c, s) = connected(&mut p);
+    p.hosts[0]
+        .tcp
+        .set_opts(&mut p.hosts[0].env, c, |o| {
+            o.linger = Some(SimDuration::ZERO)
+        })
+        .unwrap();
+    p.hosts[0].send(c, &pattern(0, 100_000));
+    p.log.clear();
+    p.hosts[0].tcp.close(&mut p.hosts[0].env, c).unwrap();
+    assert!(
+        p.hosts[0].tcp.state(c).is_err(),
+        "the socket is gone at once"
+    );
+    p.run_until(p.now + SimDuration::from_millis(30));
+    let last0 = p.log.iter().rev().find(|(i, _, _)| *i == 0).unwrap();
+    assert!(last0.1.flags() & RST != 0);
+    assert_eq!(state(&p, 1, s), TcpState::Closed);
+}
+
+// RB-TCP-17
+#[test]
+fn after_rst_recv_reports_econnreset_and_send_epipe() {
+    let mut p = pair();
+    let (c, s) = connected(&mut p);
+    p.hosts[1]
+        .tcp
+        .set_opts(&mut p.hosts[1].env, s, |o| {
+            o.linger = Some(SimDuration::ZERO)
+        })
+        .unwrap();
+    p.hosts[1].tcp.close(&mut p.hosts[1].env, s).unwrap();
+    p.run_until(p.now + SimDuration::from_millis(20));
+    let mut out = Vec::new();
+    assert_eq!(
+        p.hosts[0].tcp.recv(&mut p.hosts[0].env, c, 10, &mut out),
+        Err(Errno::ConnReset)
+    );
+    assert_eq!(
+        p.hosts[0].tcp.send(&mut p.hosts[0].env, c, &pattern(0, 1)),
+        Err(Errno::Pipe)
+    );
+}
+
+// RB-TCP-18
+#[test]
+fn only_an_exact_rst_resets_an_in_window_one_gets_a_challenge_ack() {
+    let (mut h, s, iss) = established_client(TcpOptions::default());
+    // Out of window: ignored silently.
+    h.inject(
+        PEER,
+        seg(80, h_port(&h, s), RST, 5001 + 1_000_000, 0, 0),
+        Payload::empty(),
+    );
+    assert!(h.take_sent().is_empty());
+    // In window, not exact: challenge ACK.
+    h.inject(
+        PEER,
+        seg(80, h_port(&h, s), RST, 5001 + 100, 0, 0),
+        Payload::empty(),
+    );
+    let out = h.take_sent();
+    assert_eq!(out.len(), 1);
+    assert!(out[0].is(ACK));
+    assert_eq!(out[0].seg.seq.0, iss + 1);
+    assert_eq!(out[0].seg.ack.0, 5001);
+    assert_eq!(h.tcp.state(s).unwrap(), TcpState::Established);
+    // Exact: reset.
+    h.inject(
+        PEER,
+        seg(80, h_port(&h, s), RST, 5001, 0, 0),
+        Payload::empty(),
+    );
+    assert_eq!(h.tcp.state(s).unwrap(), TcpState::Closed);
+    assert_eq!(
+        h.take_events(),
+        vec![(APP, s, TcpEvent::Error(Errno::ConnReset))]
+    );
+}
+
+fn h_port(h: &Host, s: super::TcpSocketId) -> u16 {
+    h.tcp.info(s).unwrap().local.port()
+}
+
+// RB-TCP-19
+#[test]
+fn syn_on_established_connection_gets_a_challenge_ack_and_the_rst_clears_it() {
+    let mut p = pair();
+    let (c, s) = connected(&mut p);
+    let port = p.hosts[0].tcp.info(c).unwrap().local.port();
+    // The client host restarts and reuses the port: a fresh stack on the same address.
+    p.hosts[0] = Host::new(Ipv4Addr::new(10, 0, 0, 1), TcpConfig::default());
+    p.hosts[0].advance_to(p.now);
+    let c2 = p.hosts[0].tcp.socket(APP);
+    let a = p.hosts[0].addr(port);
+    p.hosts[0].tcp.bind(&mut p.hosts[0].env, c2, a).unwrap();
+    let to = p.hosts[1].addr(80);
+    p.hosts[0].tcp.connect(&mut p.hosts[0].env, c2, to).unwrap();
+    p.log.clear();
+    p.run_until(p.now + SimDuration::from_millis(35));
+    let flags: Vec<String> = p
+        .log
+        .iter()
+        .map(|(i, x, _)| format!("{i}{}", flag_str(x.flags())))
+        .collect();
+    // SYN, challenge ACK, RST from the new client; the stale connection is gone.
+    assert_eq!(&flags[..3], &["0S", "1.", "0R"]);
+    assert_eq!(state(&p, 1, s), TcpState::Closed);
+    // The SYN retransmission at 1 s then connects.
+    p.run_until(p.now + SimDuration::from_secs(2));
+    assert_eq!(p.hosts[0].tcp.state(c2).unwrap(), TcpState::Established);
+}
+
+// RB-TCP-20 (retransmissions to a crashed peer)
+#[test]
+fn retries2_gives_etimedout_after_924_6_seconds() {
+    let mut p = Pair::new(
+        TcpConfig::default(),
+        TcpConfig::default(),
+        SimDuration::from_micros(100),
+    );
+    let (c, _s) = connected(&mut p);
+    // Warm the RTT estimator so RTO sits at its 200 ms floor.
+    for i in 0..20u64 {
+        p.hosts[0].send(c, &pattern(i * 100, 100));
+        p.run_until(p.now + SimDuration::from_millis(300));
+    }
+    let rto = p.hosts[0].tcp.info(c).unwrap().rto;
+    // RTO = SRTT + max(4 * RTTVAR, 200 ms): just above 200 ms on this short path.
+    assert_eq!(rto, SimDuration::from_micros(200_200));
+    // The server vanishes.
+    p.drop = Some(Box::new(|_, _, _| true));
+    let t0 = p.now;
+    p.hosts[0].send(c, &pattern(2000, 100));
+    p.run_until(t0 + SimDuration::from_secs(924));
+    assert_eq!(p.hosts[0].tcp.state(c).unwrap(), TcpState::Established);
+    p.run_until(t0 + SimDuration::from_secs(2000));
+    let sends: Vec<SimTime> = p
+        .log
+        .iter()
+        .filter(|(i, x, d)| *i == 0 && *d && x.len() > 0)
+        .map(|(_, x, _)| x.at)
+        .collect();
+    assert_eq!(
+        sends.len(),
+        16,
+        "original + tcp_retries2 = 15 retransmissions"
+    );
+    let gaps: Vec<u64> = sends
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_nanos() / 100_000)
+        .collect();
+    // Exponential backoff from the RTO (in 0.1 ms), capped at 120 s.
+    let mut want = Vec::new();
+    for k in 0..15u32 {
+        want.push((2002u64 << k).min(1_200_000));
+    }
+    assert_eq!(gaps, want);
+    let err = p.hosts[0]
+        .take_events()
+        .into_iter()
+        .find(|e| matches!(e.2, TcpEvent::Error(_)));
+    assert_eq!(err.map(|e| e.2), Some(TcpEvent::Error(Errno::TimedOut)));
+    // Linux gives up at the first RTO expiry at least 0.2 * (2^10 - 1) + 6 * 120 = 924.6 s
+    // after the original transmission: here 120 s after the last retransmission.
+    let died = *sends.last().unwrap() + SimDuration::from_secs(120);
+    assert!(died - t0 >= SimDuration::from_millis(924_600));
+    assert!(died - t0 < SimDuration::from_millis(925_000));
+}
+
+// RB-TCP-20 (keepalive)
+#[test]
+fn keepalive_drops_a_silent_peer_after_the_probes() {
+    let mut p = pair();
+    let (c, _s) = connected(&mut p);
+    // Linux arms the keepalive timer in setsockopt(SO_KEEPALIVE).
+    p.hosts[0]
+        .tcp
+        .set_opts(&mut p.hosts[0].env, c, |o| o.keepalive = true)
+        .unwrap();
+    let t0 = p.now;
+    p.drop = Some(Box::new(|_, _, _| true));
+    p.run_until(t0 + SimDuration::from_secs(9000));
+    let probes: Vec<u64> = p
+        .log
+        .iter()
+        .filter(|(i, _, d)| *i == 0 && *d)
+        .map(|(_, x, _)| (x.at - t0).as_nanos() / 1_000_000_000)
+        .collect();
+    assert_eq!(
+        probes[..9],
+        [7200, 7275, 7350, 7425, 7500, 7575, 7650, 7725, 7800]
+    );
+    assert_eq!(p.hosts[0].tcp.state(c).unwrap(), TcpState::Closed);
+    // Keepalive off: stays ESTABLISHED forever.
+    let mut p = pair();
+    let (c, _s) = connected(&mut p);
+    p.drop = Some(Box::new(|_, _, _| true));
+    p.run_until(p.now + SimDuration::from_secs(20000));
+    assert_eq!(p.hosts[0].tcp.state(c).unwrap(), TcpState::Established);
+}
+
+// RB-TCP-22
+#[test]
+fn port_reuse_needs_reuseaddr_and_time_wait() {
+    let mut p = pair();
+    let (c, s) = connected(&mut p);
+    let _ = c;
+    // Server closes first: its side of the connection sits in TIME_WAIT holding port 80.
+    p.hosts[1].tcp.close(&mut p.hosts[1].env, s).unwrap();
+    p.run_until(p.now + SimDuration::from_millis(20));
+    p.hosts[0].read_all(c);
+    p.hosts[0].tcp.close(&mut p.hosts[0].env, c).unwrap();
+    p.run_until(p.now + SimDuration::from_millis(50));
+    assert_eq!(state(&p, 1, s), TcpState::TimeWait);
+    let h = &mut p.hosts[1];
+    // The listener itself is still bound: close it so only TIME_WAIT holds the port.
+    let l2 = h.tcp.socket(APP);
+    let a = h.addr(80);
+    assert_eq!(h.tcp.bind(&mut h.env, l2, a), Err(Errno::AddrInUse));
+}
+
+// RB-TCP-33 (SACK): fast retransmit after the third duplicate ACK
+#[test]
+fn fast_retransmit_after_three_dupacks_with_sack() {
+    let mut p = pair();
+    let (c, s) = connected(&mut p);
+    // Lose the third data segment once.
+    let mut lost = false;
+    p.drop = Some(Box::new(move |i, x, _| {
+        let third = matches!(x.payload, Payload::Pattern { offset, .. } if offset == 2 * 1448);
+        if i == 0 && third && !lost {
+            lost = true;
+            return true;
+        }
+        false
+    }));
+    assert_eq!(p.hosts[0].send(c, &pattern(0, 10 * 1448)), 10 * 1448);
+    p.run_until(p.now + SimDuration::from_millis(100));
+    let retrans: Vec<_> = p
+        .log
+        .iter()
+        .filter(|(i, x, _)| {
+            *i == 0 && matches!(x.payload, Payload::Pattern { offset, .. } if offset == 2 * 1448)
+        })
+        .map(|(_, x, d)| (x.at, *d))
+        .collect();
+    assert_eq!(retrans.len(), 2, "{retrans:?}");
+    // Retransmitted on the third duplicate ACK: one RTT after the 6th segment left.
+    let info = p.hosts[0].tcp.info(c).unwrap();
+    assert_eq!(info.fast_retransmits, 1);
+    assert_eq!(info.rto_timeouts, 0);
+    let (got, _) = p.hosts[1].read_all(s);
+    let mut v = super::buffer::StreamVerifier::default();
+    for g in &got {
+        assert!(v.check(g));
+    }
+    assert_eq!(v.verified, 10 * 1448);
+}
+
+// RB-TCP-37
+#[test]
+fn initial_window_is_ten_segments_and_slow_start_doubles() {
+    let mut p = pair();
+    let (c, _s) = connected(&mut p);
+    p.log.clear();
+    p.hosts[0].send(c, &pattern(0, 1_000_000));
+    p.run_until(p.now + SimDuration::from_millis(1));
+    let first_flight = p
+        .log
+        .iter()
+        .filter(|(i, x, _)| *i == 0 && x.len() > 0)
+        .count();
+    assert_eq!(first_flight, 10);
+    // After one RTT (20 ms) every ACK added one segment: 20 in flight.
+    p.run_until(p.now + SimDuration::from_millis(20));
+    let info = p.hosts[0].tcp.info(c).unwrap();
+    assert_eq!(info.cwnd, 20 * 1448);
+}
+
+// RB-TCP-35
+#[test]
+fn zero_window_stops_the_sender_and_persist_probes_back_off() {
+    let mut p = pair();
+    let (c, s) = connected(&mut p);
+    // The server never reads: its buffer fills and the window closes.
+    let mut written = 0u64;
+    for _ in 0..60 {
+        written += p.hosts[0].send(c, &pattern(written, (400_000 - written) as u32)) as u64;
+        p.run_until(p.now + SimDuration::from_millis(50));
+    }
+    let info = p.hosts[0].tcp.info(c).unwrap();
+    assert_eq!(info.snd_wnd, 0);
+    assert!(info.zero_window_probes >= 2, "{info:?}");
+    // Reading opens the window; the transfer resumes and completes.
+    for _ in 0..200 {
+        if written < 400_000 {
+            written += p.hosts[0].send(c, &pattern(written, (400_000 - written) as u32)) as u64;
+        }
+        p.hosts[1].read_all(s);
+        p.run_until(p.now + SimDuration::from_millis(50));
+    }
+    let info = p.hosts[0].tcp.info(c).unwrap();
+    assert_eq!(info.bytes_acked, 400_000);
+}
+
+// RB-TCP-30: a lossy, reordering wire still delivers the exact byte stream.
+#[test]
+fn byte_stream_survives_loss() {
+    let mut p = pair();
+    let (c, s) = connected(&mut p);
+    let mut k = 0u64;
+    p.drop = Some(Box::new(move |_, _, _| {
+        k = k
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (k >> 33).is_multiple_of(20)
+    }));
+    let total = 300_000u64;
+    let mut written = 0u64;
+    let mut v = super::buffer::StreamVerifier::default();
+    let mut eof = false;
+    for _ in 0..4000 {
+        if written < total {
+            let n = p.hosts[0].send(c, &pattern(written, (total - written).min(20_000) as u32));
+            written += n as u64;
+            if written == total {
+                p.hosts[0].tcp.close(&mut p.hosts[0].env, c).unwrap();
+            }
+        }
+        let (got, e) = p.hosts[1].read_all(s);
+        for g in &got {
+            assert!(v.check(g), "mismatch at {}", v.verified);
+        }
+        if e {
+            eof = true;
+            break;
+        }
+        p.run_until(p.now + SimDuration::from_millis(20));
+    }
+    assert!(eof);
+    assert_eq!(v.verified, total);
+    assert_eq!(v.mismatches, 0);
+}
+
+#[test]
+fn seq_numbers_in_trace_wrap() {
+    // RB-TCP-31 at the connection level: a peer ISN near 2^32 wraps during transfer.
+    let mut h = host();
+    let s = h.connect(std::net::SocketAddrV4::new(PEER, 80));
+    let syn = h.take_sent().remove(0);
+    let peer_isn = u32::MAX - 100;
+    h.inject(
+        PEER,
+        seg(
+            80,
+            syn.seg.src_port,
+            SYN | ACK,
+            peer_isn,
+            syn.seg.seq.0 + 1,
+            65535,
+        ),
+        Payload::empty(),
+    );
+    h.take_sent();
+    let d = seg(
+        80,
+        syn.seg.src_port,
+        ACK | PSH,
+        peer_isn.wrapping_add(1),
+        syn.seg.seq.0 + 1,
+        65535,
+    );
+    h.inject(PEER, d, pattern(0, 500));
+    let ack = h.take_sent();
+    let last = ack.last().map(|x| x.seg.ack);
+    h.advance_to(at_s(1));
+    let last = last.or_else(|| h.take_sent().last().map(|x| x.seg.ack));
+    assert_eq!(last, Some(SeqNum(peer_isn) + 501));
+    let (got, _) = h.read_all(s);
+    assert_eq!(got.iter().map(|p| p.len()).sum::<usize>(), 500);
+}
+
+// RB-TCP-13
+#[test]
+fn self_connect_completes_and_closes() {
+    let mut p = pair();
+    let s = p.hosts[0].tcp.socket(APP);
+    let me = p.hosts[0].addr(7777);
+    p.hosts[0].tcp.bind(&mut p.hosts[0].env, s, me).unwrap();
+    p.hosts[0].tcp.connect(&mut p.hosts[0].env, s, me).unwrap();
+    p.run_until(p.now + SimDuration::from_millis(50));
+    assert_eq!(state(&p, 0, s), TcpState::Established);
+    p.hosts[0].send(s, &pattern(0, 5000));
+    p.run_until(p.now + SimDuration::from_millis(50));
+    let (got, _) = p.hosts[0].read_all(s);
+    assert_eq!(got.iter().map(|x| x.len()).sum::<usize>(), 5000);
+    p.hosts[0]
+        .tcp
+        .shutdown(&mut p.hosts[0].env, s, Shutdown::Write)
+        .unwrap();
+    p.run_until(p.now + SimDuration::from_millis(50));
+    // Its own FIN arrives: FIN_WAIT_1 -> CLOSING -> TIME_WAIT, like a simultaneous close.
+    assert_eq!(state(&p, 0, s), TcpState::TimeWait);
+    let flags: Vec<String> = p.log.iter().map(|(_, x, _)| flag_str(x.flags())).collect();
+    assert_eq!(&flags[..2], &["S", "S."]);
+}
+
+// RB-TCP-34
+#[test]
+fn delayed_ack_every_second_segment_or_after_40ms() {
+    let (mut h, s, iss) = established_client(linux_syn_options(1460, 1, 1));
+    let port = h_port(&h, s);
+    let _ = iss;
+    let mut seq = 5001u32;
+    let data = |h: &mut Host, seq: &mut u32, n: u32| {
+        let mut d = seg(80, port, ACK, *seq, iss + 1, 65535);
+        d.options.timestamps = Some((2, 1));
+        h.inject(PEER, d, pattern(0, n));
+        *seq += n;
+    };
+    // Quick-ACK mode at the start: every segment is ACKed at once.
+    data(&mut h, &mut seq, 1448);
+    assert_eq!(h.take_sent().len(), 1);
+    // Quick-ACK mode lasts 16 ACKs; then owed ACKs wait.
+    h.read_all(s);
+    for _ in 0..20 {
+        data(&mut h, &mut seq, 1448);
+        h.read_all(s);
+    }
+    let now = h.env.now;
+    h.advance_to(now + SimDuration::from_millis(100));
+    h.take_sent();
+    let t0 = h.env.now;
+    // Two full segments: ACKed immediately on the second.
+    data(&mut h, &mut seq, 1448);
+    assert!(h.take_sent().is_empty());
+    data(&mut h, &mut seq, 1448);
+    let out = h.take_sent();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].seg.ack.0, seq);
+    // One small segment alone waits for the delayed-ACK timer (40 ms at most here).
+    data(&mut h, &mut seq, 100);
+    assert!(h.take_sent().is_empty());
+    h.advance_to(t0 + SimDuration::from_millis(39));
+    assert!(h.take_sent().is_empty());
+    h.advance_to(t0 + SimDuration::from_millis(40));
+    let out = h.take_sent();
+    assert_eq!(out.len(), 1, "delayed ACK at 40 ms");
+    assert_eq!(out[0].seg.ack.0, seq);
+}
+
+// RB-TCP-36
+#[test]
+fn nagle_holds_small_writes_while_data_is_unacknowledged() {
+    let (mut h, s, iss) = established_client(TcpOptions {
+        mss: Some(1460),
+        ..TcpOptions::default()
+    });
+    let port = h_port(&h, s);
+    h.send(s, &pattern(0, 100));
+    h.send(s, &pattern(100, 100));
+    h.send(s, &pattern(200, 100));
+    let out = h.take_sent();
+    assert_eq!(out.len(), 1, "later small writes wait");
+    assert_eq!(out[0].len(), 100);
+    assert!(out[0].flags() & PSH != 0);
+    h.inject(
+        PEER,
+        seg(80, port, ACK, 5001, iss + 101, 65535),
+        Payload::empty(),
+    );
+    let out = h.take_sent();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].len(), 200, "held writes go out merged");
+    // With TCP_NODELAY every write leaves at once.
+    let (mut h, s, _) = established_client(TcpOptions::default());
+    h.tcp.set_opts(&mut h.env, s, |o| o.nodelay = true).unwrap();
+    h.send(s, &pattern(0, 100));
+    h.send(s, &pattern(100, 100));
+    assert_eq!(h.take_sent().len(), 2);
+}
+
+// RB-TCP-33 (no SACK): NewReno retransmits the next hole on a partial ACK
+#[test]
+fn newreno_partial_ack_retransmits_the_next_hole() {
+    let (mut h, s, iss) = established_client(TcpOptions {
+        mss: Some(1000),
+        ..TcpOptions::default()
+    });
+    let port = h_port(&h, s);
+    h.send(s, &pattern(0, 10_000));
+    let out = h.take_sent();
+    assert_eq!(out.len(), 10);
+    let una = iss + 1;
+    // Segments 1 and 4 (0-based) are lost: an ACK for byte 1000, then three duplicates.
+    for _ in 0..4 {
+        h.inject(
+            PEER,
+            seg(80, port, ACK, 5001, una + 1000, 65535),
+            Payload::empty(),
+        );
+    }
+    let out = h.take_sent();
+    assert_eq!(
+        out[0].seg.seq.0,
+        una + 1000,
+        "fast retransmit of the first hole"
+    );
+    // The retransmission fills it: partial ACK up to the second hole.
+    h.inject(
+        PEER,
+        seg(80, port, ACK, 5001, una + 4000, 65535),
+        Payload::empty(),
+    );
+    let out = h.take_sent();
+    assert!(
+        out.iter()
+            .any(|x| x.seg.seq.0 == una + 4000 && x.len() == 1000),
+        "{:?}",
+        out.iter().map(|x| x.seg.seq.0 - una).collect::<Vec<_>>()
+    );
+    let info = h.tcp.info(s).unwrap();
+    assert_eq!(info.ca_state, "recovery");
+    assert_eq!(info.rto_timeouts, 0);
+}
+
+// RB-IP-04
+#[test]
+fn fragmentation_needed_lowers_mss_and_retransmits_at_once() {
+    let (mut h, s, iss) = established_client(TcpOptions {
+        mss: Some(1460),
+        ..TcpOptions::default()
+    });
+    let port = h_port(&h, s);
+    h.send(s, &pattern(0, 3000));
+    let out = h.take_sent();
+    assert_eq!(out[0].len(), 1460);
+    h.env.now = at_ms(5);
+    let me = h.addr(port);
+    h.tcp.icmp_error(
+        &mut h.env,
+        me,
+        std::net::SocketAddrV4::new(PEER, 80),
+        SeqNum(iss + 1),
+        Some(sim_core::packet::UnreachableCode::FragmentationNeeded),
+        1200,
+    );
+    let out = h.take_sent();
+    assert!(!out.is_empty(), "retransmitted without waiting for the RTO");
+    assert!(out.iter().all(|x| x.len() <= 1160));
+    assert_eq!(out[0].seg.seq.0, iss + 1);
+    assert_eq!(out[0].at, at_ms(5));
+    assert_eq!(h.tcp.info(s).unwrap().mss, 1160);
+}
+
+// RB-TCP-21
+#[test]
+fn killed_process_closes_with_fin_or_rst() {
+    let mut p = pair();
+    let (c, s) = connected(&mut p);
+    p.log.clear();
+    p.hosts[0].tcp.close_owned_by(&mut p.hosts[0].env, APP);
+    p.run_until(p.now + SimDuration::from_millis(30));
+    assert_eq!(flag_str(p.log[0].1.flags()), "F.");
+    assert_eq!(state(&p, 1, s), TcpState::CloseWait);
+    let _ = c;
+    // With unread data the kernel resets instead.
+    let mut p = pair();
+    let (c, _s) = connected(&mut p);
+    p.hosts[1].send(_s, &pattern(0, 10));
+    p.run_until(p.now + SimDuration::from_millis(30));
+    p.log.clear();
+    p.hosts[0].tcp.close_owned_by(&mut p.hosts[0].env, APP);
+    p.run_until(p.now + SimDuration::from_millis(30));
+    assert!(p.log[0].1.flags() & RST != 0);
+    let _ = c;
+}
