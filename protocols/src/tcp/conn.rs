@@ -521,6 +521,25 @@ impl Conn {
         }
     }
 
+    /// Addresses, the MSS we announce (interface MTU - 40, clamped by TCP_MAXSEG) and the
+    /// buffers: what every way of opening a connection sets first.
+    fn set_endpoints(
+        &mut self,
+        cfg: &TcpConfig,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        mtu: u32,
+    ) {
+        self.local = local;
+        self.remote = remote;
+        self.pmtu = mtu;
+        self.advmss = mtu.saturating_sub(40).max(88);
+        if let Some(m) = self.opts.max_seg {
+            self.advmss = self.advmss.min(m as u32);
+        }
+        self.init_buffers(cfg);
+    }
+
     /// The initial receive window (Linux `tcp_select_initial_window`): at most 65535,
     /// rounded down to a multiple of the MSS (64240 for MSS 1460).
     fn initial_window(&self) -> u64 {
@@ -562,16 +581,9 @@ impl Conn {
         isn: SeqNum,
         ts_off: u32,
     ) -> Result<(), Errno> {
-        self.local = local;
-        self.remote = remote;
-        self.pmtu = mtu;
-        self.advmss = mtu.saturating_sub(40).max(88);
-        if let Some(m) = self.opts.max_seg {
-            self.advmss = self.advmss.min(m as u32);
-        }
+        self.set_endpoints(ctx.cfg, local, remote, mtu);
         self.iss = isn;
         self.ts_off = ts_off;
-        self.init_buffers(ctx.cfg);
         self.rcv_wnd = self.initial_window();
         self.snd_una = 0;
         self.snd_nxt = 0;
@@ -626,16 +638,9 @@ impl Conn {
         isn: SeqNum,
         ts_off: u32,
     ) {
-        self.local = local;
-        self.remote = remote;
-        self.pmtu = mtu;
-        self.advmss = mtu.saturating_sub(40).max(88);
-        if let Some(m) = self.opts.max_seg {
-            self.advmss = self.advmss.min(m as u32);
-        }
+        self.set_endpoints(ctx.cfg, local, remote, mtu);
         self.iss = isn;
         self.ts_off = ts_off;
-        self.init_buffers(ctx.cfg);
         self.learn_syn(ctx.cfg, syn);
         self.rcv_wnd = self.initial_window();
         self.state = TcpState::Listen;
@@ -659,11 +664,7 @@ impl Conn {
         ack_seg: &TcpRepr,
         peer_mss: u32,
     ) {
-        self.local = local;
-        self.remote = remote;
-        self.pmtu = mtu;
-        self.advmss = mtu.saturating_sub(40).max(88);
-        self.init_buffers(ctx.cfg);
+        self.set_endpoints(ctx.cfg, local, remote, mtu);
         self.rcv_wscale = 0;
         self.iss = ack_seg.ack - 1;
         self.irs = ack_seg.seq - 1;
@@ -785,18 +786,7 @@ impl Conn {
         len: usize,
         retransmit: bool,
     ) {
-        let mut f = String::new();
-        for (bit, c) in [
-            (flags::SYN, 'S'),
-            (flags::FIN, 'F'),
-            (flags::RST, 'R'),
-            (flags::PSH, 'P'),
-            (flags::ACK, '.'),
-        ] {
-            if r.has(bit) {
-                f.push(c);
-            }
-        }
+        let f = super::wire::flag_names(r.flags);
         let mut opts = String::new();
         let o = &r.options;
         if let Some(m) = o.mss {

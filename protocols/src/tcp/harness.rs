@@ -5,7 +5,7 @@
 //! Compiled for tests only; nothing here runs in a simulation.
 
 use super::seq::SeqNum;
-use super::wire::{flags, TcpOptions, TcpRepr};
+use super::wire::{TcpOptions, TcpRepr};
 use super::{TcpConfig, TcpEnv, TcpEvent, TcpSocketId, TcpStack};
 use sim_core::ip::SendError;
 use sim_core::packet::{Payload, TransportPacket};
@@ -334,17 +334,5 @@ impl Pair {
 
 /// Flag names for assertions and failure messages (`"S."` for SYN-ACK).
 pub fn flag_str(f: u8) -> String {
-    let mut s = String::new();
-    for (bit, c) in [
-        (flags::SYN, 'S'),
-        (flags::FIN, 'F'),
-        (flags::RST, 'R'),
-        (flags::PSH, 'P'),
-        (flags::ACK, '.'),
-    ] {
-        if f & bit != 0 {
-            s.push(c);
-        }
-    }
-    s
+    super::wire::flag_names(f)
 }

@@ -588,6 +588,14 @@ impl TcpStack {
 
     // ------------------------------------------------------------------ input
 
+    /// The listener for `port` on `dst`: bound to that address, or to all addresses.
+    fn listener_for(&self, port: u16, dst: Ipv4Addr) -> Option<u32> {
+        self.listeners
+            .get(&(port, dst))
+            .or_else(|| self.listeners.get(&(port, Ipv4Addr::UNSPECIFIED)))
+            .copied()
+    }
+
     /// A TCP segment arrived for `dst` from `src`.
     pub fn input(
         &mut self,
@@ -620,11 +628,7 @@ impl TcpStack {
             self.handle_outcome(env, id, outcome, src, dst, &seg, payload);
             return;
         }
-        let listener = self
-            .listeners
-            .get(&(seg.dst_port, dst))
-            .or_else(|| self.listeners.get(&(seg.dst_port, Ipv4Addr::UNSPECIFIED)))
-            .copied();
+        let listener = self.listener_for(seg.dst_port, dst);
         if let Some(slot) = listener {
             let id = TcpSocketId {
                 slot,
@@ -661,11 +665,7 @@ impl TcpStack {
             InputOutcome::Established => self.child_established(env, id, seg, payload),
             InputOutcome::Reopen => {
                 self.free_slot(id);
-                let listener = self
-                    .listeners
-                    .get(&(seg.dst_port, dst))
-                    .or_else(|| self.listeners.get(&(seg.dst_port, Ipv4Addr::UNSPECIFIED)))
-                    .copied();
+                let listener = self.listener_for(seg.dst_port, dst);
                 if let Some(slot) = listener {
                     let lid = TcpSocketId {
                         slot,

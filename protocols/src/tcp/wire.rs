@@ -24,6 +24,23 @@ pub mod flags {
     pub const CWR: u8 = 0x80;
 }
 
+/// tcpdump-style flag letters (`"S."` for SYN-ACK, `"FP."` for FIN-PSH-ACK).
+pub fn flag_names(f: u8) -> String {
+    let mut s = String::new();
+    for (bit, c) in [
+        (flags::SYN, 'S'),
+        (flags::FIN, 'F'),
+        (flags::RST, 'R'),
+        (flags::PSH, 'P'),
+        (flags::ACK, '.'),
+    ] {
+        if f & bit != 0 {
+            s.push(c);
+        }
+    }
+    s
+}
+
 /// Up to four SACK blocks (left edge, right edge).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SackBlocks {
