@@ -235,14 +235,18 @@ impl Os<'_, '_> {
     pub fn tcp_info(&self, s: TcpSocketId) -> Result<TcpInfo, Errno> {
         self.tcp.info(s)
     }
-    /// TCP_INFO of the connection with this 4-tuple, also after the app closed it (it may
-    /// linger in FIN_WAIT_2, LAST_ACK or TIME_WAIT); `None` once the kernel has freed it.
-    /// Like `ss -ti`: for final reports, not for the data path.
-    pub fn tcp_find(&self, local: SocketAddrV4, remote: SocketAddrV4) -> Option<TcpInfo> {
+    /// The connection with this 4-tuple and its TCP_INFO, also after the app closed it (it
+    /// may linger in FIN_WAIT_2, LAST_ACK or TIME_WAIT); `None` once the kernel has freed
+    /// it. Like `ss -ti`: for final reports, not for the data path.
+    pub fn tcp_find(
+        &self,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+    ) -> Option<(TcpSocketId, TcpInfo)> {
         self.tcp
             .connections()
             .find(|(_, _, i)| i.local == local && i.remote == remote)
-            .map(|(_, _, i)| i)
+            .map(|(id, _, i)| (id, i))
     }
     /// Free space in the socket's send buffer.
     pub fn tcp_send_space(&self, s: TcpSocketId) -> Result<u64, Errno> {

@@ -42,6 +42,15 @@ pub struct FlowSummary {
     pub goodput_bps: f64,
     pub lost_packets: u64,
     pub rtt_ms: Option<RttSummary>,
+    /// TCP flows: segments retransmitted by the flow's connections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retransmits: Option<u64>,
+    /// TCP flows: the state the (last) connection ended in, e.g. "TIME_WAIT".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// TCP flows whose connection failed: the errno name, e.g. "ETIMEDOUT".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub extra: std::collections::BTreeMap<String, f64>,
 }
@@ -81,6 +90,10 @@ pub struct NodeSummary {
     pub kind: String,
     pub addresses: Vec<String>,
     pub counters: std::collections::BTreeMap<String, u64>,
+    /// The host's TCP counters (nstat names without the Tcp/TcpExt prefix), non-zero only;
+    /// omitted when all are zero.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tcp: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -139,8 +152,18 @@ pub fn human_summary(s: &Summary, out_dir: &str) -> String {
                 .rtt_ms
                 .map(|r| format!(" rtt {:.3}/{:.3}/{:.3} ms", r.min, r.mean, r.max))
                 .unwrap_or_default();
+            let mut tcp = String::new();
+            if let Some(r) = f.retransmits {
+                tcp.push_str(&format!(", retrans {r}"));
+            }
+            if let Some(st) = &f.state {
+                tcp.push_str(&format!(", {st}"));
+            }
+            if let Some(e) = &f.error {
+                tcp.push_str(&format!(", error {e}"));
+            }
             o.push_str(&format!(
-                "  {:<16} {} -> {} {}: tx {} B, rx {} B, goodput {:.3} Mb/s, lost {}{}\n",
+                "  {:<16} {} -> {} {}: tx {} B, rx {} B, goodput {:.3} Mb/s, lost {}{}{}\n",
                 f.id,
                 f.src,
                 f.dst,
@@ -149,7 +172,8 @@ pub fn human_summary(s: &Summary, out_dir: &str) -> String {
                 f.rx_bytes,
                 f.goodput_bps / 1e6,
                 f.lost_packets,
-                rtt
+                rtt,
+                tcp
             ));
         }
     }

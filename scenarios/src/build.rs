@@ -2,8 +2,9 @@
 
 use crate::load::{app_name, app_node, link_name, Loaded, ScenarioError};
 use crate::schema::*;
-use protocols::apps::{cbr, echo, ping, traceroute};
+use protocols::apps::{cbr, echo, ping, syn_flood, tcp_bulk, tcp_echo, tcp_rr, traceroute};
 use protocols::host::{AppSlot, HostConfig, HostStack};
+use protocols::tcp::{SockOpts, TcpConfig};
 use protocols::App;
 use sim_core::ip::{Iface, IpConfig, IpNode};
 use sim_core::link::{ChannelConfig, LossModel, QueueLimit};
@@ -15,7 +16,8 @@ use sim_core::topology::{self, AddressPlan, NodeKind, TopoLink, TopoNode, Topolo
 use sim_core::world::{FaultAction, LinkId, NodeId, NodeSpec, RerouteConfig, World};
 use std::rc::Rc;
 
-/// Kernel knobs a scenario may set per host or router.
+/// Kernel knobs a scenario may set per host or router: the IP layer's, then TCP's
+/// (every name in `TcpConfig::KNOBS`, plus the alias `tcp_rto_min_ms`).
 pub const SYSCTLS: &[&str] = &[
     "ip_default_ttl",
     "arp_retries",
@@ -23,7 +25,39 @@ pub const SYSCTLS: &[&str] = &[
     "arp_cache_timeout_s",
     "ipfrag_time_s",
     "icmp_echo_ignore_all",
+    "tcp_syn_retries",
+    "tcp_synack_retries",
+    "tcp_retries2",
+    "tcp_orphan_retries",
+    "tcp_fin_timeout",
+    "tcp_time_wait",
+    "tcp_abort_on_overflow",
+    "tcp_syncookies",
+    "somaxconn",
+    "tcp_max_syn_backlog",
+    "tcp_keepalive_time",
+    "tcp_keepalive_intvl",
+    "tcp_keepalive_probes",
+    "tcp_rmem",
+    "tcp_wmem",
+    "tcp_moderate_rcvbuf",
+    "tcp_init_cwnd",
+    "tcp_rto_min",
+    "tcp_rto_min_ms",
+    "tcp_rto_max",
+    "tcp_rto_initial",
+    "tcp_sack",
+    "tcp_timestamps",
+    "tcp_window_scaling",
+    "tcp_congestion_control",
+    "tcp_slow_start_after_idle",
+    "tcp_delack_min",
+    "tcp_delack_max",
+    "tcp_reordering",
 ];
+
+/// A sysctl problem: (knob name, message).
+type SysctlError = (String, String);
 
 fn dur(d: crate::units::Duration) -> SimDuration {
     SimDuration::from_nanos(d.as_nanos())
@@ -84,21 +118,174 @@ fn channel(k: &LinkDecl, over: Option<&DirectionDecl>) -> ChannelConfig {
     }
 }
 
-fn ip_config(d: &L3Decl) -> IpConfig {
+/// An integer sysctl (a number, or a string holding one) in `lo..=hi`.
+fn sysctl_int(v: &SysctlValue, lo: u64, hi: u64) -> Result<u64, String> {
+    let n = match v {
+        SysctlValue::Int(n) => Some(*n),
+        SysctlValue::Str(t) => t.trim().parse().ok(),
+        SysctlValue::Bool(_) => None,
+    };
+    match n {
+        Some(n) if (lo..=hi).contains(&n) => Ok(n),
+        Some(n) => Err(format!("{n} is out of range: expected {lo} to {hi}")),
+        None => Err(format!("expected an integer, found {v}")),
+    }
+}
+
+/// A boolean sysctl: 0 or 1 (any non-zero integer is on, as in Linux), or true/false.
+fn sysctl_flag(v: &SysctlValue) -> Result<bool, String> {
+    match v {
+        SysctlValue::Bool(b) => Ok(*b),
+        _ => sysctl_int(v, 0, u64::MAX)
+            .map(|n| n != 0)
+            .map_err(|_| format!("expected 0, 1, true or false, found {v}")),
+    }
+}
+
+/// A time sysctl: an integer in `unit_ns` (Linux's unit for the knob), or a duration
+/// string with its unit ("30s", "200ms").
+fn sysctl_time(v: &SysctlValue, unit_ns: u64, unit: &str) -> Result<SimDuration, String> {
+    if let Ok(n) = sysctl_int(v, 0, u64::MAX / unit_ns) {
+        return Ok(SimDuration::from_nanos(n * unit_ns));
+    }
+    match v {
+        SysctlValue::Str(t) => t
+            .parse::<crate::units::Duration>()
+            .map(dur)
+            .map_err(|e| e.to_string()),
+        _ => Err(format!(
+            "expected a number of {unit} or a duration like \"200ms\", found {v}"
+        )),
+    }
+}
+
+/// tcp_rmem / tcp_wmem: "min default max" in bytes, as Linux writes them.
+fn sysctl_triple(v: &SysctlValue) -> Result<[u32; 3], String> {
+    let bad = || {
+        format!("expected three byte counts \"min default max\" like \"4096 131072 6291456\", found {v}")
+    };
+    let SysctlValue::Str(t) = v else {
+        return Err(bad());
+    };
+    let nums: Vec<u32> = t
+        .split_whitespace()
+        .map(|x| x.parse::<u32>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    match nums[..] {
+        [a, b, c] if a <= b && b <= c && a > 0 => Ok([a, b, c]),
+        [_, _, _] => Err(format!("{t:?}: expected 0 < min <= default <= max")),
+        _ => Err(bad()),
+    }
+}
+
+/// The IP layer's settings from a node's sysctls (TCP knobs are left to [`tcp_config`]).
+pub(crate) fn ip_config(d: &L3Decl) -> Result<IpConfig, SysctlError> {
     let mut c = IpConfig::default();
     for (k, v) in &d.sysctl.0 {
-        let v = *v;
+        let e = |m: String| (k.clone(), m);
+        let int = |lo, hi| sysctl_int(v, lo, hi).map_err(e);
         match k.as_str() {
-            "ip_default_ttl" => c.default_ttl = v.clamp(1, 255) as u8,
-            "arp_retries" => c.arp_retries = v.clamp(1, 255) as u8,
-            "arp_retry_interval_ms" => c.arp_retry_interval = SimDuration::from_millis(v.max(1)),
-            "arp_cache_timeout_s" => c.arp_cache_timeout = SimDuration::from_secs(v),
-            "ipfrag_time_s" => c.reassembly_timeout = SimDuration::from_secs(v.max(1)),
-            "icmp_echo_ignore_all" => c.echo_reply = v == 0,
+            "ip_default_ttl" => c.default_ttl = int(0, u64::MAX)?.clamp(1, 255) as u8,
+            "arp_retries" => c.arp_retries = int(0, u64::MAX)?.clamp(1, 255) as u8,
+            "arp_retry_interval_ms" => {
+                c.arp_retry_interval =
+                    SimDuration::from_millis(int(0, u64::MAX / 1_000_000)?.max(1))
+            }
+            "arp_cache_timeout_s" => {
+                c.arp_cache_timeout = SimDuration::from_secs(int(0, u64::MAX / 1_000_000_000)?)
+            }
+            "ipfrag_time_s" => {
+                c.reassembly_timeout =
+                    SimDuration::from_secs(int(0, u64::MAX / 1_000_000_000)?.max(1))
+            }
+            "icmp_echo_ignore_all" => c.echo_reply = !sysctl_flag(v).map_err(e)?,
             _ => {}
         }
     }
-    c
+    Ok(c)
+}
+
+/// A host's TCP settings from its sysctls: Linux's defaults, overridden by name.
+pub fn tcp_config(d: &L3Decl) -> Result<TcpConfig, SysctlError> {
+    const S: u64 = 1_000_000_000;
+    const MS: u64 = 1_000_000;
+    let mut c = TcpConfig::default();
+    for (k, v) in &d.sysctl.0 {
+        let e = |m: String| (k.clone(), m);
+        let int = |lo, hi| sysctl_int(v, lo, hi).map_err(e);
+        let flag = || sysctl_flag(v).map_err(e);
+        let secs = || sysctl_time(v, S, "seconds").map_err(e);
+        let millis = || sysctl_time(v, MS, "milliseconds").map_err(e);
+        match k.as_str() {
+            "tcp_syn_retries" => c.syn_retries = int(1, 127)? as u8,
+            "tcp_synack_retries" => c.synack_retries = int(0, 255)? as u8,
+            "tcp_retries2" => c.retries2 = int(0, 255)? as u8,
+            "tcp_orphan_retries" => c.orphan_retries = int(0, 255)? as u8,
+            "tcp_fin_timeout" => c.fin_timeout = secs()?,
+            "tcp_time_wait" => c.time_wait = secs()?,
+            "tcp_abort_on_overflow" => c.abort_on_overflow = flag()?,
+            "tcp_syncookies" => c.syncookies = int(0, 2)? as u8,
+            "somaxconn" => c.somaxconn = int(0, u32::MAX as u64)? as u32,
+            "tcp_max_syn_backlog" => c.max_syn_backlog = int(1, u32::MAX as u64)? as u32,
+            "tcp_keepalive_time" => c.keepalive_time = secs()?,
+            "tcp_keepalive_intvl" => c.keepalive_intvl = secs()?,
+            "tcp_keepalive_probes" => c.keepalive_probes = int(1, 127)? as u8,
+            "tcp_rmem" => c.rmem = sysctl_triple(v).map_err(e)?,
+            "tcp_wmem" => c.wmem = sysctl_triple(v).map_err(e)?,
+            "tcp_moderate_rcvbuf" => c.moderate_rcvbuf = flag()?,
+            "tcp_init_cwnd" => c.initial_cwnd = int(1, u32::MAX as u64)? as u32,
+            "tcp_rto_min" | "tcp_rto_min_ms" => c.rto_min = millis()?,
+            "tcp_rto_max" => c.rto_max = millis()?,
+            "tcp_rto_initial" => c.rto_initial = millis()?,
+            "tcp_sack" => c.sack = flag()?,
+            "tcp_timestamps" => c.timestamps = flag()?,
+            "tcp_window_scaling" => c.window_scaling = flag()?,
+            "tcp_congestion_control" => {
+                let name = match v {
+                    SysctlValue::Str(t) => t.trim().to_string(),
+                    _ => return Err(e(format!("expected a name like \"newreno\", found {v}"))),
+                };
+                if protocols::tcp::cc::by_name(&name).is_none() {
+                    return Err(e(format!(
+                        "unknown congestion control \"{name}\"; expected one of: {}",
+                        CONGESTION_CONTROLS.join(", ")
+                    )));
+                }
+                c.congestion_control = name;
+            }
+            "tcp_slow_start_after_idle" => c.slow_start_after_idle = flag()?,
+            "tcp_delack_min" => c.delack_min = millis()?,
+            "tcp_delack_max" => c.delack_max = millis()?,
+            "tcp_reordering" => c.reordering = int(1, u32::MAX as u64)? as u32,
+            _ => {}
+        }
+    }
+    if c.rto_min > c.rto_max {
+        return Err((
+            "tcp_rto_min".into(),
+            "tcp_rto_min must not exceed tcp_rto_max".into(),
+        ));
+    }
+    Ok(c)
+}
+
+/// Congestion controllers `tcp_congestion_control` may name.
+pub const CONGESTION_CONTROLS: &[&str] = &["newreno", "reno"];
+
+fn sockopts(o: &SockOptsDecl) -> SockOpts {
+    SockOpts {
+        reuse_addr: o.reuse_addr,
+        keepalive: o.keepalive,
+        keep_idle: o.keep_idle.map(dur),
+        keep_intvl: o.keep_intvl.map(dur),
+        keep_cnt: o.keep_cnt,
+        nodelay: o.nodelay,
+        linger: o.linger.map(dur),
+        sndbuf: o.sndbuf.map(|b| b.as_bytes().min(u32::MAX as u64) as u32),
+        rcvbuf: o.rcvbuf.map(|b| b.as_bytes().min(u32::MAX as u64) as u32),
+        max_seg: o.max_seg,
+    }
 }
 
 /// What was built, for reporting.
@@ -204,6 +391,10 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
             AppDecl::UdpCbr { from, to, .. } => {
                 Some(world.net.flows.register(&name, from, to, "udp"))
             }
+            AppDecl::TcpBulk(d) => Some(world.net.flows.register(&name, &d.from, &d.to, "tcp")),
+            AppDecl::TcpRequestResponse(d) => {
+                Some(world.net.flows.register(&name, &d.from, &d.to, "tcp"))
+            }
             _ => None,
         };
         flow_ids.push(id);
@@ -244,7 +435,9 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
                     NodeId(ni as u32),
                     forwarding,
                     ifaces,
-                    ip_config(d),
+                    ip_config(d).map_err(|(k, m)| {
+                        l.error_at(&format!("nodes[\"{name}\"].sysctl[\"{k}\"]"), m)
+                    })?,
                     ecmp,
                     ecmp_seed,
                     spray,
@@ -281,17 +474,32 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
                     static_routes[ni].push(route.clone());
                     ip.routes.insert(route);
                 }
-                let slots: Vec<AppSlot> = s
-                    .apps
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, a)| app_node(a).0 == name)
-                    .map(|(i, a)| app_slot(a, i, flow_ids[i]))
+                let mine: Vec<usize> = (0..s.apps.len())
+                    .filter(|&i| app_node(&s.apps[i]).0 == name)
                     .collect();
+                let slots: Vec<AppSlot> = mine
+                    .iter()
+                    .map(|&i| app_slot(&s.apps[i], i, flow_ids[i]))
+                    .collect();
+                // KillApp faults for this node's apps, by index among them.
+                let kills = s
+                    .faults
+                    .iter()
+                    .filter_map(|f| match f {
+                        FaultDecl::KillApp { app, at } => mine
+                            .iter()
+                            .position(|&i| app_name(&s.apps[i], i) == *app)
+                            .map(|k| (k, SimTime::from_nanos(at.as_nanos()))),
+                        _ => None,
+                    })
+                    .collect();
+                let tcp = tcp_config(d).map_err(|(k, m)| {
+                    l.error_at(&format!("nodes[\"{name}\"].sysctl[\"{k}\"]"), m)
+                })?;
                 let config = Rc::new(HostConfig {
                     apps: slots,
-                    tcp: protocols::tcp::TcpConfig::default(),
-                    kills: Vec::new(),
+                    tcp,
+                    kills,
                 });
                 NodeSpec::Ip {
                     ip: Box::new(ip),
@@ -337,6 +545,8 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
             FaultDecl::NodeRestart { node, at: t } => {
                 world.schedule_fault(at(*t), FaultAction::NodeRestart(NodeId(index(node) as u32)))
             }
+            // Handled by the app's host (HostConfig::kills).
+            FaultDecl::KillApp { .. } => {}
         }
     }
     if let (true, Some(after)) = (auto, reconverge) {
@@ -384,6 +594,9 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
         link_names,
     })
 }
+
+/// listen() backlog of the TCP server apps unless given (iperf3 and many servers use 128).
+const DEFAULT_BACKLOG: u32 = 128;
 
 fn app_slot(a: &AppDecl, i: usize, flow: Option<sim_core::metrics::FlowId>) -> AppSlot {
     let name = app_name(a, i);
@@ -475,6 +688,355 @@ fn app_slot(a: &AppDecl, i: usize, flow: Option<sim_core::metrics::FlowId>) -> A
                 Box::new(move || Box::new(echo::UdpEcho::new(cfg.clone())) as Box<dyn App>),
             )
         }
+        AppDecl::TcpBulk(d) => {
+            let (to_host, to_port) = protocols::apps::tcp_flow::split_target(&d.to);
+            let cfg = tcp_bulk::TcpBulkConfig {
+                name,
+                to_host,
+                to_port,
+                bytes: d.bytes.map(|b| b.as_bytes()),
+                duration: d.duration.map(dur),
+                close: d.close,
+                write_size: d.write_size.map_or(tcp_bulk::DEFAULT_WRITE_SIZE, |b| {
+                    b.as_bytes().clamp(1, u32::MAX as u64) as u32
+                }),
+                local_port: d.local_port,
+                opts: sockopts(&d.sockopts()),
+                flow: flow.unwrap_or(sim_core::metrics::FlowId(0)),
+            };
+            (
+                start_of(&d.start),
+                Box::new(move || {
+                    Box::new(tcp_bulk::TcpBulkSender::new(cfg.clone())) as Box<dyn App>
+                }),
+            )
+        }
+        AppDecl::TcpSink(d) => {
+            let cfg = tcp_bulk::TcpSinkConfig {
+                name,
+                port: d.port,
+                backlog: d.backlog.unwrap_or(DEFAULT_BACKLOG),
+                read_rate_bps: d.read_rate.map(|r| r.bits_per_sec()),
+                accept_delay: d.accept_delay.map(dur),
+                opts: sockopts(&d.sockopts()),
+            };
+            (
+                SimTime::ZERO,
+                Box::new(move || Box::new(tcp_bulk::TcpSink::new(cfg.clone())) as Box<dyn App>),
+            )
+        }
+        AppDecl::TcpRequestResponse(d) => {
+            let (to_host, to_port) = protocols::apps::tcp_flow::split_target(&d.to);
+            let cfg = tcp_rr::TcpRrConfig {
+                name,
+                to_host,
+                to_port,
+                count: d.count.unwrap_or(1),
+                request: d.request.unwrap_or(100),
+                response: d.response.unwrap_or(1000),
+                per_connection: d.per_connection,
+                interval: d.interval.map(dur),
+                local_port: d.local_port,
+                opts: sockopts(&d.sockopts()),
+                flow: flow.unwrap_or(sim_core::metrics::FlowId(0)),
+            };
+            (
+                start_of(&d.start),
+                Box::new(move || {
+                    Box::new(tcp_rr::TcpRequestResponse::new(cfg.clone())) as Box<dyn App>
+                }),
+            )
+        }
+        AppDecl::TcpServer(d) => {
+            let cfg = tcp_rr::TcpServerConfig {
+                name,
+                port: d.port,
+                backlog: d.backlog.unwrap_or(DEFAULT_BACKLOG),
+                response: d.response,
+                opts: sockopts(&d.sockopts()),
+            };
+            (
+                SimTime::ZERO,
+                Box::new(move || Box::new(tcp_rr::TcpServer::new(cfg.clone())) as Box<dyn App>),
+            )
+        }
+        AppDecl::TcpEcho(d) => {
+            let cfg = tcp_echo::TcpEchoConfig {
+                name,
+                port: d.port,
+                backlog: d.backlog.unwrap_or(DEFAULT_BACKLOG),
+                opts: sockopts(&d.sockopts()),
+            };
+            (
+                SimTime::ZERO,
+                Box::new(move || Box::new(tcp_echo::TcpEcho::new(cfg.clone())) as Box<dyn App>),
+            )
+        }
+        AppDecl::SynFlood {
+            to,
+            rate,
+            start,
+            duration,
+            count,
+            source,
+            ..
+        } => {
+            let (to_host, to_port) = protocols::apps::tcp_flow::split_target(&to);
+            let cfg = syn_flood::SynFloodConfig {
+                name,
+                to_host,
+                to_port,
+                rate,
+                duration: duration.map(dur),
+                count,
+                source: source.map_or((std::net::Ipv4Addr::new(198, 18, 0, 0), 15), |n| {
+                    (n.addr(), n.prefix_len())
+                }),
+            };
+            (
+                start_of(&start),
+                Box::new(move || Box::new(syn_flood::SynFlood::new(cfg.clone())) as Box<dyn App>),
+            )
+        }
     };
     AppSlot { start, factory }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::load_str;
+
+    fn with_sysctl(sysctl: &str) -> Result<Loaded, ScenarioError> {
+        let src = format!(
+            r#"Scenario(
+    name: "t",
+    nodes: {{
+        "h1": Host(sysctl: {sysctl}),
+        "h2": Host(),
+    }},
+    links: [ Link(a: "h1", b: "h2") ],
+)"#
+        );
+        load_str("t.ron", &src, &[])
+    }
+
+    fn tcp_of(l: &Loaded) -> TcpConfig {
+        match &l.scenario.nodes.0[0].1 {
+            NodeDecl::Host(d) => tcp_config(d).unwrap(),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn every_tcp_knob_is_a_sysctl() {
+        for k in TcpConfig::KNOBS {
+            assert!(SYSCTLS.contains(k), "{k} missing from SYSCTLS");
+        }
+    }
+
+    #[test]
+    fn every_tcp_knob_can_be_set_by_its_linux_name() {
+        let l = with_sysctl(
+            r#"{
+            "tcp_syn_retries": 2, "tcp_synack_retries": 3, "tcp_retries2": 8,
+            "tcp_orphan_retries": 4, "tcp_fin_timeout": 30, "tcp_time_wait": "10s",
+            "tcp_abort_on_overflow": 1, "tcp_syncookies": 2, "somaxconn": 128,
+            "tcp_max_syn_backlog": 256, "tcp_keepalive_time": 600, "tcp_keepalive_intvl": "15s",
+            "tcp_keepalive_probes": 5, "tcp_rmem": "4096 87380 1048576",
+            "tcp_wmem": "4096  65536 2097152", "tcp_moderate_rcvbuf": false,
+            "tcp_init_cwnd": 4, "tcp_rto_min": 100, "tcp_rto_max": "60s",
+            "tcp_rto_initial": "3s", "tcp_sack": 0, "tcp_timestamps": false,
+            "tcp_window_scaling": 0, "tcp_congestion_control": "reno",
+            "tcp_slow_start_after_idle": 0, "tcp_delack_min": "20ms", "tcp_delack_max": 100,
+            "tcp_reordering": 5,
+        }"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let c = tcp_of(&l);
+        let s = SimDuration::from_secs;
+        let ms = SimDuration::from_millis;
+        let want = TcpConfig {
+            syn_retries: 2,
+            synack_retries: 3,
+            retries2: 8,
+            orphan_retries: 4,
+            fin_timeout: s(30),
+            time_wait: s(10),
+            abort_on_overflow: true,
+            syncookies: 2,
+            somaxconn: 128,
+            max_syn_backlog: 256,
+            keepalive_time: s(600),
+            keepalive_intvl: s(15),
+            keepalive_probes: 5,
+            rmem: [4096, 87380, 1048576],
+            wmem: [4096, 65536, 2097152],
+            moderate_rcvbuf: false,
+            initial_cwnd: 4,
+            rto_min: ms(100),
+            rto_max: s(60),
+            rto_initial: s(3),
+            sack: false,
+            timestamps: false,
+            window_scaling: false,
+            congestion_control: "reno".into(),
+            slow_start_after_idle: false,
+            delack_min: ms(20),
+            delack_max: ms(100),
+            reordering: 5,
+        };
+        assert_eq!(c, want);
+        // Every field differs from Linux's default, so no knob is silently ignored.
+        let d = TcpConfig::default();
+        assert_ne!(c.syn_retries, d.syn_retries);
+        assert_ne!(c.delack_max, d.delack_max);
+        // Nothing set: Linux's defaults; the alias tcp_rto_min_ms takes milliseconds.
+        assert_eq!(tcp_of(&with_sysctl("{}").unwrap()), d);
+        let l = with_sysctl(r#"{ "tcp_rto_min_ms": 50 }"#).unwrap();
+        assert_eq!(tcp_of(&l).rto_min, ms(50));
+    }
+
+    #[test]
+    fn bad_sysctl_values_are_located_errors() {
+        let cases = [
+            (r#"{ "tcp_rmem": 4096 }"#, "expected three byte counts"),
+            (r#"{ "tcp_rmem": "1 2" }"#, "expected three byte counts"),
+            (r#"{ "tcp_wmem": "9 8 7" }"#, "min <= default <= max"),
+            (
+                r#"{ "tcp_syncookies": 3 }"#,
+                "out of range: expected 0 to 2",
+            ),
+            (r#"{ "tcp_syn_retries": "many" }"#, "expected an integer"),
+            (r#"{ "tcp_sack": "yes" }"#, "expected 0, 1, true or false"),
+            (r#"{ "tcp_fin_timeout": "soon" }"#, "duration"),
+            (
+                r#"{ "tcp_congestion_control": "cubic" }"#,
+                "unknown congestion control \"cubic\"",
+            ),
+            (r#"{ "tcp_congestion_control": 1 }"#, "expected a name"),
+            (
+                r#"{ "ip_default_ttl": "64" , "arp_retries": "x" }"#,
+                "expected an integer",
+            ),
+            (
+                r#"{ "tcp_rto_min": "2s", "tcp_rto_max": "1s" }"#,
+                "must not exceed",
+            ),
+        ];
+        for (sysctl, want) in cases {
+            let e = with_sysctl(sysctl).unwrap_err();
+            assert!(e.message.contains(want), "{sysctl}: {e}");
+            assert_eq!(e.line, 4, "{sysctl}: {e}");
+            assert!(e.col > 30, "points at the value: {e}");
+        }
+        let e = with_sysctl(r#"{ "tcp_syn_retires": 2 }"#).unwrap_err();
+        assert!(
+            e.message.contains("unknown sysctl \"tcp_syn_retires\""),
+            "{e}"
+        );
+        assert!(e.message.contains("tcp_syn_retries"), "{e}");
+        let e = with_sysctl(r#"{ "tcp_rmem": -1 }"#).unwrap_err();
+        assert!(e.message.contains("not negative"), "{e}");
+        // Integers may be written as strings, as Linux reads them.
+        let l = with_sysctl(r#"{ "ip_default_ttl": "32", "tcp_syn_retries": "3" }"#).unwrap();
+        assert_eq!(tcp_of(&l).syn_retries, 3);
+    }
+
+    const APPS: &str = r#"Scenario(
+    name: "t",
+    nodes: { "c": Host(), "r": Router(), "s": Host() },
+    links: [ Link(a: "c", b: "r"), Link(a: "r", b: "s") ],
+    apps: [
+        TcpSink(on: "s", port: 5001, backlog: 4, read_rate: "1Mbps", accept_delay: "1s",
+                rcvbuf: "16KiB", keepalive: true),
+        TcpBulk(from: "c", to: "s:5001", bytes: "1MB", duration: "2s", close: false,
+                write_size: "8KiB", local_port: 4000, nodelay: true, linger: "0s",
+                keep_idle: "5s", keep_intvl: "1s", keep_cnt: 3, sndbuf: "64KiB",
+                max_seg: 1000, reuse_addr: true, start: "1s"),
+        TcpServer(on: "s", port: 80, response: 10),
+        TcpRequestResponse(from: "c", to: "s:80", count: 3, request: 10, response: 5,
+                           per_connection: true, interval: "100ms"),
+        TcpEcho(on: "s", port: 7),
+        SynFlood(from: "c", to: "s:80", rate: 100, count: 10, source: "10.99.0.0/16"),
+    ],
+    faults: [ KillApp(app: "tcp-echo-4", at: "1s") ],
+)"#;
+
+    #[test]
+    fn tcp_apps_parse_build_and_register_tcp_flows() {
+        let l = load_str("t.ron", APPS, &[]).unwrap_or_else(|e| panic!("{e}"));
+        let AppDecl::TcpBulk(b) = &l.scenario.apps[1] else {
+            panic!("{:?}", l.scenario.apps[1]);
+        };
+        let o = sockopts(&b.sockopts());
+        assert_eq!(
+            o,
+            SockOpts {
+                reuse_addr: true,
+                keepalive: false,
+                keep_idle: Some(SimDuration::from_secs(5)),
+                keep_intvl: Some(SimDuration::from_secs(1)),
+                keep_cnt: Some(3),
+                nodelay: true,
+                linger: Some(SimDuration::ZERO),
+                sndbuf: Some(65536),
+                rcvbuf: None,
+                max_seg: Some(1000),
+            }
+        );
+        assert!(!b.close);
+        let names: Vec<String> = (0..6).map(|i| app_name(&l.scenario.apps[i], i)).collect();
+        assert_eq!(
+            names,
+            [
+                "tcp-sink-0",
+                "tcp-bulk-1",
+                "tcp-server-2",
+                "tcp-rr-3",
+                "tcp-echo-4",
+                "syn-flood-5"
+            ]
+        );
+        let b = build(&l, 1).unwrap_or_else(|e| panic!("{e}"));
+        let flows: Vec<_> = b
+            .world
+            .net
+            .flows
+            .iter()
+            .map(|f| (f.id.clone(), f.proto))
+            .collect();
+        assert_eq!(
+            flows,
+            [
+                ("tcp-bulk-1".to_string(), "tcp"),
+                ("tcp-rr-3".to_string(), "tcp")
+            ]
+        );
+    }
+
+    #[test]
+    fn tcp_app_mistakes_are_located_errors() {
+        let cases = [
+            ("apps[1].to=s", "expected \"node:port\""),
+            ("apps[1].to=nowhere:80", "unknown node \"nowhere\""),
+            ("apps[3].to=s:99999", "invalid port"),
+            ("apps[5].to=s", "expected \"node:port\""),
+            (
+                r#"faults=[KillApp(app: "ghost", at: "1s")]"#,
+                "unknown app \"ghost\"",
+            ),
+            ("apps[1].bytes=10", "byte size"),
+            ("apps[5].rate=0", "rate must be at least 1"),
+        ];
+        for (set, want) in cases {
+            let e = load_str("t.ron", APPS, &[set.to_string()]).unwrap_err();
+            assert!(e.message.contains(want), "{set}: {e}");
+            assert!(e.line > 1, "{set}: {e}");
+        }
+        let bad = APPS.replace("close: false", "close: false, colse: true");
+        let e = load_str("t.ron", &bad, &[]).unwrap_err();
+        assert!(e.message.contains("unknown field `colse`"), "{e}");
+        assert!(e.message.contains("write_size"), "{e}");
+    }
 }

@@ -273,6 +273,11 @@ fn validate(l: &Loaded) -> Result<(), ScenarioError> {
                     ));
                 }
             }
+            let bad_value = |(k, m): (String, String)| {
+                l.error_at(&format!("nodes[\"{name}\"].sysctl[\"{k}\"]"), m)
+            };
+            crate::build::ip_config(d).map_err(bad_value)?;
+            crate::build::tcp_config(d).map_err(bad_value)?;
         }
     }
     let l3 = |n: &str| matches!(kind_of(n), Some(NodeDecl::Host(_) | NodeDecl::Router(_)));
@@ -286,7 +291,13 @@ fn validate(l: &Loaded) -> Result<(), ScenarioError> {
                 format!("\"{node}\" is a switch; apps run on hosts and routers"),
             ));
         }
-        if let AppDecl::UdpCbr { to, .. } = a {
+        let target = match a {
+            AppDecl::UdpCbr { to, .. } | AppDecl::SynFlood { to, .. } => Some(to),
+            AppDecl::TcpBulk(d) => Some(&d.to),
+            AppDecl::TcpRequestResponse(d) => Some(&d.to),
+            _ => None,
+        };
+        if let Some(to) = target {
             let Some((host, port)) = to.rsplit_once(':') else {
                 return Err(l.error_at(
                     &format!("apps[{i}].to"),
@@ -302,6 +313,12 @@ fn validate(l: &Loaded) -> Result<(), ScenarioError> {
             if host.parse::<std::net::Ipv4Addr>().is_err() {
                 known(host, format!("apps[{i}].to"))?;
             }
+        }
+        if let AppDecl::SynFlood { rate: 0, .. } = a {
+            return Err(l.error_at(
+                &format!("apps[{i}].rate"),
+                "rate must be at least 1 (SYNs per second)",
+            ));
         }
         if let AppDecl::Ping { to, .. } | AppDecl::Traceroute { to, .. } = a {
             if to.parse::<std::net::Ipv4Addr>().is_err() {
@@ -319,6 +336,17 @@ fn validate(l: &Loaded) -> Result<(), ScenarioError> {
     }
     for (i, f) in s.faults.iter().enumerate() {
         match f {
+            FaultDecl::KillApp { app, .. } => {
+                if !app_names.contains(app) {
+                    return Err(l.error_at(
+                        &format!("faults[{i}].app"),
+                        format!(
+                            "unknown app \"{app}\"; expected one of the apps: {}",
+                            app_names.join(", ")
+                        ),
+                    ));
+                }
+            }
             FaultDecl::LinkDown { link, .. } | FaultDecl::LinkUp { link, .. } => {
                 if !link_names.contains(link) {
                     return Err(l.error_at(
@@ -343,8 +371,14 @@ pub fn app_node(a: &AppDecl) -> (&str, &'static str) {
     match a {
         AppDecl::Ping { from, .. }
         | AppDecl::Traceroute { from, .. }
-        | AppDecl::UdpCbr { from, .. } => (from, "from"),
+        | AppDecl::UdpCbr { from, .. }
+        | AppDecl::SynFlood { from, .. } => (from, "from"),
+        AppDecl::TcpBulk(d) => (&d.from, "from"),
+        AppDecl::TcpRequestResponse(d) => (&d.from, "from"),
         AppDecl::UdpSink { on, .. } | AppDecl::UdpEcho { on, .. } => (on, "on"),
+        AppDecl::TcpSink(d) => (&d.on, "on"),
+        AppDecl::TcpServer(d) => (&d.on, "on"),
+        AppDecl::TcpEcho(d) => (&d.on, "on"),
     }
 }
 
@@ -356,6 +390,12 @@ pub fn app_name(a: &AppDecl, i: usize) -> String {
         AppDecl::UdpCbr { name, .. } => (name, "udp-cbr"),
         AppDecl::UdpSink { name, .. } => (name, "udp-sink"),
         AppDecl::UdpEcho { name, .. } => (name, "udp-echo"),
+        AppDecl::TcpBulk(d) => (&d.name, "tcp-bulk"),
+        AppDecl::TcpSink(d) => (&d.name, "tcp-sink"),
+        AppDecl::TcpRequestResponse(d) => (&d.name, "tcp-rr"),
+        AppDecl::TcpServer(d) => (&d.name, "tcp-server"),
+        AppDecl::TcpEcho(d) => (&d.name, "tcp-echo"),
+        AppDecl::SynFlood { name, .. } => (name, "syn-flood"),
     };
     name.clone().unwrap_or_else(|| format!("{kind}-{i}"))
 }
@@ -407,7 +447,10 @@ mod tests {
         let h1 = l3(&l, "h1");
         assert!(h1.capture);
         assert_eq!(h1.routes.len(), 1);
-        assert_eq!(h1.sysctl.0, vec![("ip_default_ttl".to_string(), 3)]);
+        assert_eq!(
+            h1.sysctl.0,
+            vec![("ip_default_ttl".to_string(), SysctlValue::Int(3))]
+        );
         assert_eq!(
             l.scenario.record.trace,
             vec![TraceCategory::Arp, TraceCategory::Icmp]

@@ -147,24 +147,34 @@ fn summarize(
         .net
         .flows
         .iter()
-        .map(|f| FlowSummary {
-            id: f.id.clone(),
-            src: f.src.clone(),
-            dst: f.dst.clone(),
-            proto: f.proto.to_string(),
-            tx_packets: f.tx_packets,
-            tx_bytes: f.tx_bytes,
-            rx_packets: f.rx_packets,
-            rx_bytes: f.rx_bytes,
-            goodput_bps: f.goodput_bps(),
-            lost_packets: f.lost_packets,
-            rtt_ms: f.rtt.mean_ns().map(|m| RttSummary {
-                min: f.rtt.min_ns as f64 / 1e6,
-                mean: m / 1e6,
-                max: f.rtt.max_ns as f64 / 1e6,
-                samples: f.rtt.count,
-            }),
-            extra: f.extra.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        .map(|f| {
+            let mut extra: std::collections::BTreeMap<String, f64> =
+                f.extra.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+            // TCP flows report retransmissions as a key of their own.
+            let retransmits =
+                (f.proto == "tcp").then(|| extra.remove("retransmits").unwrap_or(0.0) as u64);
+            FlowSummary {
+                id: f.id.clone(),
+                src: f.src.clone(),
+                dst: f.dst.clone(),
+                proto: f.proto.to_string(),
+                tx_packets: f.tx_packets,
+                tx_bytes: f.tx_bytes,
+                rx_packets: f.rx_packets,
+                rx_bytes: f.rx_bytes,
+                goodput_bps: f.goodput_bps(),
+                lost_packets: f.lost_packets,
+                rtt_ms: f.rtt.mean_ns().map(|m| RttSummary {
+                    min: f.rtt.min_ns as f64 / 1e6,
+                    mean: m / 1e6,
+                    max: f.rtt.max_ns as f64 / 1e6,
+                    samples: f.rtt.count,
+                }),
+                retransmits,
+                state: f.state.map(str::to_string),
+                error: f.error.map(str::to_string),
+                extra,
+            }
         })
         .collect();
     let mut links = Vec::new();
@@ -191,6 +201,22 @@ fn summarize(
             });
         }
     }
+    // Hosts report their TCP counters as a report block of "<Name> <value>" lines.
+    let (tcp_reports, app_reports): (Vec<_>, Vec<_>) = w
+        .reports()
+        .into_iter()
+        .partition(|(_, r)| r.app == protocols::host::TCP_COUNTERS_REPORT);
+    let tcp_counters = |node: &str| -> std::collections::BTreeMap<String, u64> {
+        tcp_reports
+            .iter()
+            .filter(|(n, _)| n == node)
+            .flat_map(|(_, r)| r.lines.iter())
+            .filter_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect()
+    };
     let nodes = (0..w.node_count())
         .map(|i| {
             let id = NodeId(i as u32);
@@ -216,11 +242,11 @@ fn summarize(
                 kind: kind.into(),
                 addresses,
                 counters,
+                tcp: tcp_counters(w.node_name(id)),
             }
         })
         .collect();
-    let apps = w
-        .reports()
+    let apps = app_reports
         .into_iter()
         .map(|(node, r)| AppOutput {
             node,

@@ -4,7 +4,7 @@
 //! Unknown fields are errors (`deny_unknown_fields`). Values with units are strings
 //! ("100Mbps", "20ms", "100 packets"); their parsing lives in `units`.
 
-use crate::units::{Duration, Ipv4Net, Probability, QueueLimit, Rate};
+use crate::units::{ByteSize, Duration, Ipv4Net, Probability, QueueLimit, Rate};
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use std::fmt;
@@ -95,10 +95,64 @@ pub struct L3Decl {
     /// Write everything this node sends and receives to `node-<name>.pcap`.
     #[serde(default)]
     pub capture: bool,
-    /// Kernel knobs (Linux names): ip_default_ttl, arp_retries, arp_retry_interval_ms,
-    /// arp_cache_timeout_s, ipfrag_time_s, icmp_echo_ignore_all.
+    /// Kernel knobs (Linux names): IP and ARP (ip_default_ttl, arp_retries, ...) and TCP
+    /// (tcp_syn_retries, tcp_rmem, somaxconn, ...); see `build::SYSCTLS`.
     #[serde(default)]
-    pub sysctl: NamedMap<u64>,
+    pub sysctl: NamedMap<SysctlValue>,
+}
+
+/// A sysctl's value: an integer (`6`), a string (`"4096 131072 6291456"`, `"newreno"`,
+/// `"30s"`) or a boolean. Which kinds a knob takes is checked when the scenario is
+/// validated.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SysctlValue {
+    Int(u64),
+    Str(String),
+    Bool(bool),
+}
+
+impl fmt::Display for SysctlValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SysctlValue::Int(v) => write!(f, "{v}"),
+            SysctlValue::Str(v) => write!(f, "{v:?}"),
+            SysctlValue::Bool(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SysctlValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = SysctlValue;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "a sysctl value: a non-negative integer, a string like \"4096 131072 6291456\" or a boolean",
+                )
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<SysctlValue, E> {
+                Ok(SysctlValue::Int(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<SysctlValue, E> {
+                u64::try_from(v)
+                    .map(SysctlValue::Int)
+                    .map_err(|_| E::custom(format!("sysctl values are not negative, found {v}")))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<SysctlValue, E> {
+                Ok(SysctlValue::Bool(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<SysctlValue, E> {
+                Ok(SysctlValue::Str(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<SysctlValue, E> {
+                Err(E::custom(format!(
+                    "expected a whole number or a string for a sysctl, found {v}"
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -325,6 +379,223 @@ pub enum AppDecl {
         #[serde(default)]
         name: Option<String>,
     },
+    /// iperf-like bulk TCP sender.
+    TcpBulk(TcpBulkDecl),
+    /// TCP sink: accepts, reads and verifies bulk streams.
+    TcpSink(TcpSinkDecl),
+    /// TCP request/response client.
+    TcpRequestResponse(TcpRequestResponseDecl),
+    /// TCP request/response server.
+    TcpServer(TcpServerDecl),
+    /// TCP echo server.
+    TcpEcho(TcpEchoDecl),
+    /// SYNs from spoofed random sources through a raw socket.
+    SynFlood {
+        from: String,
+        /// "node:port" or "a.b.c.d:port".
+        to: String,
+        /// SYNs per second.
+        rate: u64,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        start: Duration,
+        #[serde(default)]
+        duration: Option<Duration>,
+        #[serde(default)]
+        count: Option<u64>,
+        /// Network the spoofed source addresses are drawn from (default 198.18.0.0/15).
+        #[serde(default)]
+        source: Option<Ipv4Net>,
+    },
+}
+
+/// Socket options common to the TCP apps (applied with setsockopt to every socket the app
+/// opens; accepted connections inherit the listener's).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SockOptsDecl {
+    pub reuse_addr: bool,
+    pub keepalive: bool,
+    pub keep_idle: Option<Duration>,
+    pub keep_intvl: Option<Duration>,
+    pub keep_cnt: Option<u8>,
+    pub nodelay: bool,
+    pub linger: Option<Duration>,
+    pub sndbuf: Option<ByteSize>,
+    pub rcvbuf: Option<ByteSize>,
+    pub max_seg: Option<u16>,
+}
+
+/// A TCP app's settings struct: its own fields plus the socket options.
+macro_rules! tcp_app_decl {
+    ($(#[$meta:meta])* $name:ident = $rename:literal {
+        $($(#[$fmeta:meta])* $field:ident : $ty:ty,)*
+    }) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, Deserialize, PartialEq)]
+        #[serde(deny_unknown_fields, rename = $rename)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $ty,)*
+            /// SO_REUSEADDR.
+            #[serde(default)]
+            pub reuse_addr: bool,
+            /// SO_KEEPALIVE.
+            #[serde(default)]
+            pub keepalive: bool,
+            /// TCP_KEEPIDLE (default: the host's tcp_keepalive_time).
+            #[serde(default)]
+            pub keep_idle: Option<Duration>,
+            /// TCP_KEEPINTVL (default: tcp_keepalive_intvl).
+            #[serde(default)]
+            pub keep_intvl: Option<Duration>,
+            /// TCP_KEEPCNT (default: tcp_keepalive_probes).
+            #[serde(default)]
+            pub keep_cnt: Option<u8>,
+            /// TCP_NODELAY.
+            #[serde(default)]
+            pub nodelay: bool,
+            /// SO_LINGER; "0s" aborts connections with RST on close.
+            #[serde(default)]
+            pub linger: Option<Duration>,
+            /// SO_SNDBUF (default: tcp_wmem's default).
+            #[serde(default)]
+            pub sndbuf: Option<ByteSize>,
+            /// SO_RCVBUF (default: tcp_rmem's default, auto-tuned).
+            #[serde(default)]
+            pub rcvbuf: Option<ByteSize>,
+            /// TCP_MAXSEG.
+            #[serde(default)]
+            pub max_seg: Option<u16>,
+        }
+
+        impl $name {
+            /// The socket options given on the app.
+            pub fn sockopts(&self) -> SockOptsDecl {
+                SockOptsDecl {
+                    reuse_addr: self.reuse_addr,
+                    keepalive: self.keepalive,
+                    keep_idle: self.keep_idle,
+                    keep_intvl: self.keep_intvl,
+                    keep_cnt: self.keep_cnt,
+                    nodelay: self.nodelay,
+                    linger: self.linger,
+                    sndbuf: self.sndbuf,
+                    rcvbuf: self.rcvbuf,
+                    max_seg: self.max_seg,
+                }
+            }
+        }
+    };
+}
+
+fn yes() -> bool {
+    true
+}
+
+tcp_app_decl! {
+    /// `TcpBulk(...)`: connects to `to` and writes `bytes` (or for `duration`, or until
+    /// the run ends) of generated data.
+    TcpBulkDecl = "TcpBulk" {
+        from: String,
+        /// "node:port" or "a.b.c.d:port".
+        to: String,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        bytes: Option<ByteSize>,
+        #[serde(default)]
+        start: Duration,
+        /// Stop writing this long after `start`.
+        #[serde(default)]
+        duration: Option<Duration>,
+        /// When done: FIN, read to end of stream, close (false: stay connected).
+        #[serde(default = "yes")]
+        close: bool,
+        /// Bytes per send() call (default 64KiB).
+        #[serde(default)]
+        write_size: Option<ByteSize>,
+        /// Bind this local port before connecting.
+        #[serde(default)]
+        local_port: Option<u16>,
+    }
+}
+
+tcp_app_decl! {
+    /// `TcpSink(...)`: listens on `port`, reads and verifies everything.
+    TcpSinkDecl = "TcpSink" {
+        on: String,
+        port: u16,
+        #[serde(default)]
+        name: Option<String>,
+        /// listen() backlog (default 128).
+        #[serde(default)]
+        backlog: Option<u32>,
+        /// Read at most this fast per connection (default: as fast as data arrives).
+        #[serde(default)]
+        read_rate: Option<Rate>,
+        /// Start accepting connections only this long after the start.
+        #[serde(default)]
+        accept_delay: Option<Duration>,
+    }
+}
+
+tcp_app_decl! {
+    /// `TcpRequestResponse(...)`: `count` requests of `request` bytes, each answered
+    /// with `response` bytes by a `TcpServer`.
+    TcpRequestResponseDecl = "TcpRequestResponse" {
+        from: String,
+        /// "node:port" or "a.b.c.d:port".
+        to: String,
+        #[serde(default)]
+        name: Option<String>,
+        /// Requests (default 1).
+        #[serde(default)]
+        count: Option<u64>,
+        /// Request bytes (default 100, at least 16).
+        #[serde(default)]
+        request: Option<u32>,
+        /// Response bytes (default 1000).
+        #[serde(default)]
+        response: Option<u64>,
+        /// A new connection for every request (default: one connection).
+        #[serde(default)]
+        per_connection: bool,
+        /// Start requests at least this far apart.
+        #[serde(default)]
+        interval: Option<Duration>,
+        #[serde(default)]
+        start: Duration,
+        /// Bind this local port before connecting.
+        #[serde(default)]
+        local_port: Option<u16>,
+    }
+}
+
+tcp_app_decl! {
+    /// `TcpServer(...)`: answers `TcpRequestResponse` requests.
+    TcpServerDecl = "TcpServer" {
+        on: String,
+        port: u16,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        backlog: Option<u32>,
+        /// Answer every request with this many bytes (default: what the request asks).
+        #[serde(default)]
+        response: Option<u64>,
+    }
+}
+
+tcp_app_decl! {
+    /// `TcpEcho(...)`: TCP echo server.
+    TcpEchoDecl = "TcpEcho" {
+        on: String,
+        port: u16,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        backlog: Option<u32>,
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -350,6 +621,12 @@ pub enum FaultDecl {
     },
     NodeRestart {
         node: String,
+        at: Duration,
+    },
+    /// Kill an app (by name) at `at`: the kernel closes its sockets, as for a killed
+    /// process.
+    KillApp {
+        app: String,
         at: Duration,
     },
 }

@@ -51,6 +51,10 @@ pub struct FlowStats {
     pub rtt: RttStats,
     /// Protocol-specific extras (e.g. `retransmits`), reported under their names.
     pub extra: BTreeMap<&'static str, f64>,
+    /// Connection-oriented flows: the state the connection ended in (e.g. `"TIME_WAIT"`).
+    pub state: Option<&'static str>,
+    /// Connection-oriented flows: the error the connection failed with (e.g. `"ETIMEDOUT"`).
+    pub error: Option<&'static str>,
 }
 
 impl FlowStats {

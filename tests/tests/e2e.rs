@@ -1,5 +1,6 @@
 //! End-to-end tests: every example scenario, determinism, exact timing and the
-//! RB-LINK / RB-IP / RB-ARP behaviours observed through whole runs.
+//! RB-LINK / RB-IP / RB-ARP behaviours observed through whole runs. The TCP examples have
+//! their own file, `tcp_e2e.rs`; the tshark check here covers their captures too.
 
 use scenarios::{load_file, load_str, run, Outcome, RunOptions};
 use std::path::{Path, PathBuf};
@@ -282,6 +283,7 @@ fn tshark_finds_no_malformed_packets_in_example_captures() {
     }
     let dir = std::env::temp_dir().join(format!("netdes-tshark-{}", std::process::id()));
     let mut checked = 0;
+    let mut tcp_captures = 0;
     for entry in std::fs::read_dir(examples_dir()).unwrap() {
         let p = entry.unwrap().path();
         if p.extension().is_none_or(|e| e != "ron") {
@@ -334,8 +336,15 @@ fn tshark_finds_no_malformed_packets_in_example_captures() {
                 .unwrap();
             assert!(!count.stdout.is_empty(), "{} is empty", pcap.display());
             checked += 1;
+            if p.file_stem()
+                .is_some_and(|s| s.to_string_lossy().starts_with("tcp-"))
+            {
+                tcp_captures += 1;
+            }
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
     assert!(checked >= 5, "checked {checked} captures");
+    // The TCP examples' captures (segments with options, resets, zero windows ...) too.
+    assert!(tcp_captures >= 8, "checked {tcp_captures} TCP captures");
 }

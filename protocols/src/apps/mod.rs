@@ -4,10 +4,23 @@
 //! - [`traceroute::Traceroute`]: UDP probes with rising TTL, one line per hop.
 //! - [`cbr::UdpCbr`] and [`cbr::UdpSink`]: constant-bit-rate UDP sender and its sink.
 //! - [`echo::UdpEcho`]: sends every datagram back to its sender.
+//! - [`tcp_bulk::TcpBulkSender`] and [`tcp_bulk::TcpSink`]: iperf-like bulk TCP transfer of
+//!   a generated pattern, verified byte for byte by the sink.
+//! - [`tcp_rr::TcpRequestResponse`] and [`tcp_rr::TcpServer`]: request/response over one
+//!   long-lived connection or a connection per request, with per-request latency.
+//! - [`tcp_echo::TcpEcho`]: TCP echo server.
+//! - [`syn_flood::SynFlood`]: SYNs from spoofed sources through a raw socket.
+//!
+//! [`tcp_flow`] holds what the TCP apps share (flow attribution, final connection state).
 
 pub mod cbr;
 pub mod echo;
 pub mod ping;
+pub mod syn_flood;
+pub mod tcp_bulk;
+pub mod tcp_echo;
+pub mod tcp_flow;
+pub mod tcp_rr;
 pub mod traceroute;
 
 /// Formats milliseconds like ping does (three decimals).

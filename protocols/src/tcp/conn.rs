@@ -1661,20 +1661,20 @@ impl Conn {
             self.reno_dupacks = 0;
             self.trace_ca(ctx);
         }
-        if self.snd_una == self.snd_nxt {
-            return;
-        }
-        if self.sack_ok && newly_sacked {
+        // Everything acknowledged: nothing can be lost, but the window still grows.
+        let all_acked = self.snd_una == self.snd_nxt;
+        if self.sack_ok && newly_sacked && !all_acked {
             self.mark_lost_from_sacks();
         }
         match self.ca {
             CaState::Open | CaState::Disorder => {
                 let dupthresh = ctx.cfg.reordering;
-                let trigger = if self.sack_ok {
-                    self.lost_bytes > 0
-                } else {
-                    self.reno_dupacks >= dupthresh
-                };
+                let trigger = !all_acked
+                    && if self.sack_ok {
+                        self.lost_bytes > 0
+                    } else {
+                        self.reno_dupacks >= dupthresh
+                    };
                 if trigger {
                     self.enter_recovery(ctx);
                     self.prr_update(ctx, delivered);
@@ -1841,7 +1841,10 @@ impl Conn {
         self.set_state(ctx, TcpState::TimeWait);
         self.clear_all_timers();
         self.discard_queues();
-        self.rcvbuf.clear();
+        if self.owner.is_none() {
+            // Only an orphan's unread data can go; an application may still read it.
+            self.rcvbuf.clear();
+        }
         let tw = ctx.cfg.time_wait;
         self.set_timer(ctx, TimerKind::Linger, tw);
     }
