@@ -144,6 +144,9 @@ pub struct Channel {
     last_arrival: SimTime,
     ge_bad: bool,
     rng: SimRng,
+    /// The last serialization time computed, as (wire length, rate, time): frames of one
+    /// size follow each other, and the exact computation divides in 128 bits.
+    serialization_cache: (u32, u64, SimDuration),
 }
 
 impl Channel {
@@ -159,6 +162,7 @@ impl Channel {
             last_arrival: SimTime::ZERO,
             ge_bad: false,
             rng,
+            serialization_cache: (u32::MAX, 0, SimDuration::ZERO),
         }
     }
 
@@ -178,8 +182,15 @@ impl Channel {
         self.in_service.is_some()
     }
 
-    fn serialization(&self, wire_len: u32) -> SimDuration {
-        SimDuration::serialization(wire_len as u64, self.config.rate_bps)
+    fn serialization(&mut self, wire_len: u32) -> SimDuration {
+        let rate = self.config.rate_bps;
+        let (len, r, d) = self.serialization_cache;
+        if len == wire_len && r == rate {
+            return d;
+        }
+        let d = SimDuration::serialization(wire_len as u64, rate);
+        self.serialization_cache = (wire_len, rate, d);
+        d
     }
 
     fn start(&mut self, pkt: PacketId, wire_len: u32) -> SimDuration {

@@ -7,6 +7,7 @@
 //! its 5-tuple, so its packets never take different paths; spraying picks per packet.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::Ipv4Addr;
 
 /// An IPv4 prefix (network address with host bits cleared, and length).
@@ -122,12 +123,44 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// A fast hasher for the `(prefix length, network)` keys of [`RouteTable`]: one multiply
+/// per word (the keys are not attacker-chosen, and the map is never iterated). Lookups
+/// hash once per prefix length present, on every packet sent or forwarded.
+#[derive(Clone, Copy, Debug, Default)]
+struct PrefixHasher(u64);
+
+impl Hasher for PrefixHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(i as u64);
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(i as u64);
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        // Fold the high bits, which the multiply mixes best, into the low ones the table uses.
+        self.0 ^ (self.0 >> 32)
+    }
+}
+
 /// Routes indexed for longest-prefix match. Lookups only ever use the map by key, so its
 /// iteration order never matters.
 #[derive(Clone, Debug, Default)]
 pub struct RouteTable {
     routes: Vec<Route>,
-    by_len: HashMap<(u8, u32), usize>,
+    by_len: HashMap<(u8, u32), usize, BuildHasherDefault<PrefixHasher>>,
     /// Distinct prefix lengths present, longest first.
     lengths: Vec<u8>,
 }

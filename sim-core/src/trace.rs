@@ -160,11 +160,19 @@ impl TraceSink for SharedTraceBuffer {
     }
 }
 
+/// Bytes of digest input collected before they are hashed: 16 BLAKE3 chunks, so the hasher
+/// can compress them side by side with SIMD instead of one 64-byte block at a time. The
+/// digest is the same however its input is split into updates.
+const DIGEST_BATCH: usize = 16 * 1024;
+
 /// Trace routing plus the running digest.
 pub struct Tracer {
     enabled: u32,
     sink: Option<Box<dyn TraceSink>>,
     digest: blake3::Hasher,
+    /// Digest input not yet given to `digest`; `pending_len` bytes are valid.
+    pending: Box<[u8]>,
+    pending_len: usize,
     records: u64,
 }
 
@@ -174,6 +182,8 @@ impl Default for Tracer {
             enabled: 0,
             sink: None,
             digest: blake3::Hasher::new(),
+            pending: vec![0; DIGEST_BATCH].into_boxed_slice(),
+            pending_len: 0,
             records: 0,
         }
     }
@@ -214,19 +224,30 @@ impl Tracer {
         self.records
     }
 
-    /// Folds one processed event into the digest.
+    /// Folds one processed event into the digest: the four words, little-endian.
     #[inline]
     pub fn digest_event(&mut self, words: [u64; 4]) {
-        let mut b = [0u8; 32];
+        if self.pending_len + 32 > self.pending.len() {
+            self.flush_digest();
+        }
+        let b = &mut self.pending[self.pending_len..self.pending_len + 32];
         for (i, w) in words.iter().enumerate() {
             b[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
         }
-        self.digest.update(&b);
+        self.pending_len += 32;
+    }
+
+    #[cold]
+    fn flush_digest(&mut self) {
+        self.digest.update(&self.pending[..self.pending_len]);
+        self.pending_len = 0;
     }
 
     /// Hex digest of every event processed so far.
     pub fn digest_hex(&self) -> String {
-        self.digest.finalize().to_hex()[..32].to_string()
+        let mut h = self.digest.clone();
+        h.update(&self.pending[..self.pending_len]);
+        h.finalize().to_hex()[..32].to_string()
     }
 
     /// Ends the trace, returning the sink's error if it had one.

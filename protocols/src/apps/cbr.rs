@@ -9,6 +9,12 @@
 //!
 //! The rate counts UDP payload bits, as iperf does: the interval between datagrams is
 //! size * 8 / rate.
+//!
+//! The sink remembers which of the last [`SEQ_WINDOW`] sequence numbers (counting back
+//! from the highest seen) have arrived, in a bitmap of fixed size allocated with the flow's
+//! first datagram, so receiving allocates nothing however long the run. A datagram further
+//! behind than that cannot be told from a duplicate: it is counted as one, and a datagram
+//! that was lost stays lost.
 
 use crate::app::{App, Os};
 use crate::udp::SocketId;
@@ -182,15 +188,67 @@ pub struct UdpSinkConfig {
     pub port: u16,
 }
 
-#[derive(Default)]
+/// How many sequence numbers, counting back from the highest received, the sink remembers
+/// (a 8 KiB bitmap per flow).
+pub const SEQ_WINDOW: u64 = 1 << 16;
+
 struct FlowRx {
     flow: u32,
-    /// Bit i set: sequence i received.
-    seen: Vec<u64>,
+    /// A ring: bit `seq % SEQ_WINDOW` is set when `seq` arrived, for the `SEQ_WINDOW`
+    /// sequence numbers up to `max_seq`.
+    seen: Box<[u64]>,
     unique: u64,
     max_seq: Option<u64>,
     duplicates: u64,
     owd_sum_ns: u128,
+}
+
+impl FlowRx {
+    fn new(flow: u32) -> Self {
+        FlowRx {
+            flow,
+            seen: vec![0; (SEQ_WINDOW / 64) as usize].into_boxed_slice(),
+            unique: 0,
+            max_seq: None,
+            duplicates: 0,
+            owd_sum_ns: 0,
+        }
+    }
+
+    fn bit(seq: u64) -> (usize, u64) {
+        let i = seq % SEQ_WINDOW;
+        ((i / 64) as usize, 1 << (i % 64))
+    }
+
+    /// Records `seq`; false if it is a duplicate (or too old to tell).
+    fn receive(&mut self, seq: u64) -> bool {
+        match self.max_seq {
+            Some(m) if seq <= m => {
+                if m - seq >= SEQ_WINDOW {
+                    return false;
+                }
+            }
+            Some(m) => {
+                // The window moves up to `seq`: forget what the reused bits said.
+                if seq - m >= SEQ_WINDOW {
+                    self.seen.fill(0);
+                } else {
+                    for s in m + 1..=seq {
+                        let (w, b) = Self::bit(s);
+                        self.seen[w] &= !b;
+                    }
+                }
+                self.max_seq = Some(seq);
+            }
+            None => self.max_seq = Some(seq),
+        }
+        let (w, b) = Self::bit(seq);
+        if self.seen[w] & b != 0 {
+            return false;
+        }
+        self.seen[w] |= b;
+        true
+    }
 }
 
 pub struct UdpSink {
@@ -235,25 +293,16 @@ impl App for UdpSink {
         let i = match self.flows.iter().position(|f| f.flow == h.flow) {
             Some(i) => i,
             None => {
-                self.flows.push(FlowRx {
-                    flow: h.flow,
-                    ..Default::default()
-                });
+                self.flows.push(FlowRx::new(h.flow));
                 self.flows.len() - 1
             }
         };
         let rx = &mut self.flows[i];
-        let (word, bit) = ((h.seq / 64) as usize, h.seq % 64);
-        if word >= rx.seen.len() {
-            rx.seen.resize(word + 1, 0);
-        }
-        if rx.seen[word] & (1 << bit) != 0 {
+        if !rx.receive(h.seq) {
             rx.duplicates += 1;
             return;
         }
-        rx.seen[word] |= 1 << bit;
         rx.unique += 1;
-        rx.max_seq = Some(rx.max_seq.map_or(h.seq, |m| m.max(h.seq)));
         rx.owd_sum_ns += now.as_nanos().saturating_sub(h.sent_ns) as u128;
         let (unique, max_seq, owd) = (rx.unique, rx.max_seq, rx.owd_sum_ns);
         if let Some(f) = os.flow(FlowId(h.flow)) {
@@ -303,5 +352,29 @@ mod tests {
         let p = Payload::with_head(&encode_header(h), 1000);
         assert_eq!(decode_header(&p), Some(h));
         assert_eq!(decode_header(&Payload::zeros(100)), None);
+    }
+
+    #[test]
+    fn sink_window_detects_duplicates_and_reordering() {
+        let mut rx = FlowRx::new(0);
+        for seq in [0, 1, 3, 2, 5] {
+            assert!(rx.receive(seq), "{seq}");
+        }
+        assert!(!rx.receive(3), "a duplicate");
+        assert!(rx.receive(4), "a late datagram inside the window");
+        // Jump far ahead: the window moves, old bits are forgotten.
+        let far = 5 + SEQ_WINDOW + 10;
+        assert!(rx.receive(far));
+        assert!(!rx.receive(far));
+        assert!(!rx.receive(5), "too old to tell: counted as a duplicate");
+        assert!(
+            rx.receive(far - SEQ_WINDOW + 1),
+            "the oldest the window remembers"
+        );
+        assert!(!rx.receive(far - SEQ_WINDOW), "just out of the window");
+        // Advancing by one reuses one bit: the sequence it stood for is forgotten.
+        assert!(rx.receive(far + 1));
+        assert!(!rx.receive(far - SEQ_WINDOW + 1), "now out of the window");
+        assert!(!rx.receive(far + 1));
     }
 }
