@@ -16,45 +16,32 @@ use sim_core::topology::{self, AddressPlan, NodeKind, TopoLink, TopoNode, Topolo
 use sim_core::world::{FaultAction, LinkId, NodeId, NodeSpec, RerouteConfig, World};
 use std::rc::Rc;
 
-/// Kernel knobs a scenario may set per host or router: the IP layer's, then TCP's
-/// (every name in `TcpConfig::KNOBS`, plus the alias `tcp_rto_min_ms`).
-pub const SYSCTLS: &[&str] = &[
+/// The IP layer's kernel knobs; with TCP's (`TcpConfig::KNOBS` and an alias) they make up
+/// what a scenario may set per host or router (see [`sysctl_names`]).
+pub const IP_SYSCTLS: &[&str] = &[
     "ip_default_ttl",
     "arp_retries",
     "arp_retry_interval_ms",
     "arp_cache_timeout_s",
     "ipfrag_time_s",
     "icmp_echo_ignore_all",
-    "tcp_syn_retries",
-    "tcp_synack_retries",
-    "tcp_retries2",
-    "tcp_orphan_retries",
-    "tcp_fin_timeout",
-    "tcp_time_wait",
-    "tcp_abort_on_overflow",
-    "tcp_syncookies",
-    "somaxconn",
-    "tcp_max_syn_backlog",
-    "tcp_keepalive_time",
-    "tcp_keepalive_intvl",
-    "tcp_keepalive_probes",
-    "tcp_rmem",
-    "tcp_wmem",
-    "tcp_moderate_rcvbuf",
-    "tcp_init_cwnd",
-    "tcp_rto_min",
-    "tcp_rto_min_ms",
-    "tcp_rto_max",
-    "tcp_rto_initial",
-    "tcp_sack",
-    "tcp_timestamps",
-    "tcp_window_scaling",
-    "tcp_congestion_control",
-    "tcp_slow_start_after_idle",
-    "tcp_delack_min",
-    "tcp_delack_max",
-    "tcp_reordering",
 ];
+
+/// Other names accepted for TCP knobs (`tcp_rto_min` in milliseconds).
+const TCP_SYSCTL_ALIASES: &[&str] = &["tcp_rto_min_ms"];
+
+/// Every sysctl name a scenario may use, in documentation order.
+pub fn sysctl_names() -> impl Iterator<Item = &'static str> {
+    IP_SYSCTLS
+        .iter()
+        .chain(TcpConfig::KNOBS)
+        .chain(TCP_SYSCTL_ALIASES)
+        .copied()
+}
+
+pub fn is_sysctl(name: &str) -> bool {
+    sysctl_names().any(|k| k == name)
+}
 
 /// A sysctl problem: (knob name, message).
 type SysctlError = (String, String);
@@ -831,7 +818,7 @@ mod tests {
     #[test]
     fn every_tcp_knob_is_a_sysctl() {
         for k in TcpConfig::KNOBS {
-            assert!(SYSCTLS.contains(k), "{k} missing from SYSCTLS");
+            assert!(is_sysctl(k), "{k} missing from the sysctls");
         }
     }
 

@@ -263,12 +263,12 @@ fn validate(l: &Loaded) -> Result<(), ScenarioError> {
         }
         if let NodeDecl::Host(d) | NodeDecl::Router(d) = decl {
             for (k, _) in &d.sysctl.0 {
-                if !crate::build::SYSCTLS.contains(&k.as_str()) {
+                if !crate::build::is_sysctl(k) {
                     return Err(l.error_at(
                         &format!("nodes[\"{name}\"].sysctl"),
                         format!(
                             "unknown sysctl \"{k}\"; expected one of: {}",
-                            crate::build::SYSCTLS.join(", ")
+                            crate::build::sysctl_names().collect::<Vec<_>>().join(", ")
                         ),
                     ));
                 }

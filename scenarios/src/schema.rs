@@ -96,7 +96,7 @@ pub struct L3Decl {
     #[serde(default)]
     pub capture: bool,
     /// Kernel knobs (Linux names): IP and ARP (ip_default_ttl, arp_retries, ...) and TCP
-    /// (tcp_syn_retries, tcp_rmem, somaxconn, ...); see `build::SYSCTLS`.
+    /// (tcp_syn_retries, tcp_rmem, somaxconn, ...); see `build::sysctl_names`.
     #[serde(default)]
     pub sysctl: NamedMap<SysctlValue>,
 }

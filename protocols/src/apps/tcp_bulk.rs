@@ -14,7 +14,9 @@
 //! (an echo server returns the stream) is read, verified and counted as the flow's
 //! received bytes.
 
-use super::tcp_flow::{conn_label, flow_of_payload, mbits, secs, stream_for, ConnLog};
+use super::tcp_flow::{
+    conn_label, flow_of_payload, listen_with, mbits, push_outcome, secs, stream_for, ConnLog,
+};
 use crate::app::{App, Os};
 use crate::tcp::buffer::StreamVerifier;
 use crate::tcp::{Errno, SockOpts, TcpEvent, TcpSocketId};
@@ -313,16 +315,7 @@ impl App for TcpBulkSender {
                 self.received, self.echo.verified, self.echo.mismatches
             ));
         }
-        if let Some(n) = &self.note {
-            lines.push(n.clone());
-        }
-        match self.log.error {
-            Some((e, at)) => lines.push(format!("error at {} s: {e}", secs(at))),
-            None => lines.push(format!(
-                "final state {}",
-                t.state.map_or("CLOSED", |s| s.name())
-            )),
-        }
+        push_outcome(&mut lines, self.note.as_deref(), &self.log, t.state);
         self.lines = lines;
     }
 
@@ -389,12 +382,7 @@ impl TcpSink {
     }
 
     fn listen(&mut self, os: &mut Os<'_, '_>) -> Result<TcpSocketId, Errno> {
-        let s = os.tcp_socket();
-        let opts = self.cfg.opts;
-        os.tcp_set(s, |o| *o = opts)?;
-        os.tcp_bind(s, self.cfg.port)?;
-        os.tcp_listen(s, self.cfg.backlog)?;
-        Ok(s)
+        listen_with(os, self.cfg.opts, self.cfg.port, self.cfg.backlog)
     }
 
     fn accept_all(&mut self, os: &mut Os<'_, '_>) {

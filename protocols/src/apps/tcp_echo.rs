@@ -7,6 +7,7 @@
 //! then closes: after the client's shutdown(SHUT_WR) it keeps sending what it owes (the
 //! client's half-closed connection still receives), then sends its own FIN.
 
+use super::tcp_flow::listen_with;
 use crate::app::{App, Os};
 use crate::tcp::buffer::slice_payload;
 use crate::tcp::{Errno, SockOpts, TcpEvent, TcpSocketId};
@@ -53,12 +54,7 @@ impl TcpEcho {
     }
 
     fn listen(&mut self, os: &mut Os<'_, '_>) -> Result<TcpSocketId, Errno> {
-        let s = os.tcp_socket();
-        let opts = self.cfg.opts;
-        os.tcp_set(s, |o| *o = opts)?;
-        os.tcp_bind(s, self.cfg.port)?;
-        os.tcp_listen(s, self.cfg.backlog)?;
-        Ok(s)
+        listen_with(os, self.cfg.opts, self.cfg.port, self.cfg.backlog)
     }
 
     /// Sends what is pending; true when all of it went.

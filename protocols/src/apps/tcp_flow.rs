@@ -7,7 +7,7 @@
 //! the sender's flow with [`flow_of_stream`], exactly as the UDP sink uses the CBR header.
 
 use crate::app::Os;
-use crate::tcp::{Errno, TcpInfo, TcpSocketId, TcpState};
+use crate::tcp::{Errno, SockOpts, TcpInfo, TcpSocketId, TcpState};
 use sim_core::metrics::FlowId;
 use sim_core::packet::Payload;
 use sim_core::time::SimTime;
@@ -201,6 +201,39 @@ pub fn mbits(bytes: u64, seconds: f64) -> String {
         return "0.000 Mbit/s".into();
     }
     format!("{:.3} Mbit/s", bytes as f64 * 8.0 / seconds / 1e6)
+}
+
+/// A listening socket with the app's socket options, bound to `port` on every address.
+pub fn listen_with(
+    os: &mut Os<'_, '_>,
+    opts: SockOpts,
+    port: u16,
+    backlog: u32,
+) -> Result<TcpSocketId, Errno> {
+    let s = os.tcp_socket();
+    os.tcp_set(s, |o| *o = opts)?;
+    os.tcp_bind(s, port)?;
+    os.tcp_listen(s, backlog)?;
+    Ok(s)
+}
+
+/// The last lines of a client's report: its note, then the error it met or its final state.
+pub fn push_outcome(
+    lines: &mut Vec<String>,
+    note: Option<&str>,
+    log: &ConnLog,
+    state: Option<crate::tcp::TcpState>,
+) {
+    if let Some(n) = note {
+        lines.push(n.to_string());
+    }
+    match log.error {
+        Some((e, at)) => lines.push(format!("error at {} s: {e}", secs(at))),
+        None => lines.push(format!(
+            "final state {}",
+            state.map_or("CLOSED", |s| s.name())
+        )),
+    }
 }
 
 #[cfg(test)]

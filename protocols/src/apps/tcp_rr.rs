@@ -13,7 +13,7 @@
 //! response byte) is an RTT sample of the client's flow. When a server reads end of stream
 //! it finishes any response it owes, then closes.
 
-use super::tcp_flow::{conn_label, secs, ConnLog};
+use super::tcp_flow::{conn_label, listen_with, push_outcome, secs, ConnLog};
 use crate::app::{App, Os};
 use crate::tcp::buffer::slice_payload;
 use crate::tcp::{Errno, SockOpts, TcpEvent, TcpSocketId};
@@ -338,16 +338,7 @@ impl App for TcpRequestResponse {
                 secs(b)
             ));
         }
-        if let Some(n) = &self.note {
-            lines.push(n.clone());
-        }
-        match self.log.error {
-            Some((e, at)) => lines.push(format!("error at {} s: {e}", secs(at))),
-            None => lines.push(format!(
-                "final state {}",
-                t.state.map_or("CLOSED", |s| s.name())
-            )),
-        }
+        push_outcome(&mut lines, self.note.as_deref(), &self.log, t.state);
         self.lines = lines;
     }
 
@@ -404,12 +395,7 @@ impl TcpServer {
     }
 
     fn listen(&mut self, os: &mut Os<'_, '_>) -> Result<TcpSocketId, Errno> {
-        let s = os.tcp_socket();
-        let opts = self.cfg.opts;
-        os.tcp_set(s, |o| *o = opts)?;
-        os.tcp_bind(s, self.cfg.port)?;
-        os.tcp_listen(s, self.cfg.backlog)?;
-        Ok(s)
+        listen_with(os, self.cfg.opts, self.cfg.port, self.cfg.backlog)
     }
 
     /// Parses request bytes from connection `i`, counting completed requests and the

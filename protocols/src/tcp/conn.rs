@@ -1396,7 +1396,7 @@ impl Conn {
             self.set_timer(ctx, TimerKind::Linger, tw);
             return InputOutcome::Nothing;
         }
-        if seq_len_of(seg, payload) > 0 || !seg.has(flags::ACK) {
+        if seg.seq_len(payload.len()) > 0 || !seg.has(flags::ACK) {
             self.send_oow_ack(ctx, false);
         }
         InputOutcome::Nothing
@@ -2508,8 +2508,4 @@ impl Conn {
     pub fn send_space(&self) -> u64 {
         self.sndbuf_cap.saturating_sub(self.sndbuf.len())
     }
-}
-
-fn seq_len_of(seg: &TcpRepr, payload: &Payload) -> u32 {
-    seg.seq_len(payload.len())
 }
