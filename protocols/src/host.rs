@@ -122,6 +122,12 @@ impl TcpEnv for TcpIo<'_, '_> {
     fn trace(&mut self, event: &'static str, fields: &[(&'static str, TraceValue)]) {
         self.cx.trace(Category::Tcp, event, fields);
     }
+    fn probing(&self) -> bool {
+        self.cx.tracing(Category::TcpProbe)
+    }
+    fn probe(&mut self, fields: &[(&'static str, TraceValue)]) {
+        self.cx.trace(Category::TcpProbe, "tcp_probe", fields);
+    }
 }
 
 impl HostStack {

@@ -215,6 +215,21 @@ impl JsonlTrace {
     }
 }
 
+/// Appends a trace value as JSON.
+fn push_json_value(l: &mut String, v: &TraceValue) {
+    match v {
+        TraceValue::U64(x) => l.push_str(&x.to_string()),
+        TraceValue::I64(x) => l.push_str(&x.to_string()),
+        TraceValue::F64(x) if x.is_finite() => l.push_str(&x.to_string()),
+        TraceValue::F64(_) => l.push_str("null"),
+        TraceValue::Bool(x) => l.push_str(if *x { "true" } else { "false" }),
+        TraceValue::Str(s) => push_json_str(l, s),
+        TraceValue::String(s) => push_json_str(l, s),
+        TraceValue::Ip(a) => push_json_str(l, &a.to_string()),
+        TraceValue::Mac(m) => push_json_str(l, &m.to_string()),
+    }
+}
+
 fn push_json_str(line: &mut String, s: &str) {
     // serde_json escapes correctly; a String never fails to serialize.
     line.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
@@ -235,17 +250,7 @@ impl TraceSink for JsonlTrace {
             l.push(',');
             push_json_str(l, k);
             l.push(':');
-            match v {
-                TraceValue::U64(x) => l.push_str(&x.to_string()),
-                TraceValue::I64(x) => l.push_str(&x.to_string()),
-                TraceValue::F64(x) if x.is_finite() => l.push_str(&x.to_string()),
-                TraceValue::F64(_) => l.push_str("null"),
-                TraceValue::Bool(x) => l.push_str(if *x { "true" } else { "false" }),
-                TraceValue::Str(s) => push_json_str(l, s),
-                TraceValue::String(s) => push_json_str(l, s),
-                TraceValue::Ip(a) => push_json_str(l, &a.to_string()),
-                TraceValue::Mac(m) => push_json_str(l, &m.to_string()),
-            }
+            push_json_value(l, v);
         }
         l.push_str("}\n");
         if let Err(e) = self.out.write_all(l.as_bytes()) {
@@ -257,5 +262,102 @@ impl TraceSink for JsonlTrace {
             return Err(e);
         }
         self.out.flush().map_err(|e| e.to_string())
+    }
+}
+
+/// The columns of `tcp-series.csv`: the time, the node, then the fields of a `tcp_probe`
+/// record in the order the TCP stack emits them.
+pub const TCP_SERIES_COLUMNS: [&str; 12] = [
+    "t_ns",
+    "node",
+    "conn",
+    "ca_state",
+    "cwnd",
+    "ssthresh",
+    "srtt_us",
+    "rttvar_us",
+    "rto_us",
+    "in_flight",
+    "delivered",
+    "snd_wnd",
+];
+
+/// Writes `tcp_probe` records as CSV rows (`tcp-series.csv`), one per ACK processed by a
+/// TCP sender, for pandas, gnuplot and the HTML report.
+pub struct TcpSeriesCsv {
+    out: BufWriter<std::fs::File>,
+    line: String,
+    error: Option<String>,
+}
+
+impl TcpSeriesCsv {
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        let mut out = BufWriter::new(std::fs::File::create(path)?);
+        writeln!(out, "{}", TCP_SERIES_COLUMNS.join(","))?;
+        Ok(TcpSeriesCsv {
+            out,
+            line: String::with_capacity(160),
+            error: None,
+        })
+    }
+}
+
+impl TraceSink for TcpSeriesCsv {
+    fn record(&mut self, r: &TraceRecord<'_>) {
+        if self.error.is_some() || r.event != "tcp_probe" {
+            return;
+        }
+        let l = &mut self.line;
+        l.clear();
+        l.push_str(&r.t.as_nanos().to_string());
+        l.push(',');
+        l.push_str(r.node);
+        for (_, v) in r.fields {
+            l.push(',');
+            match v {
+                // Connection labels and state names hold no commas or quotes.
+                TraceValue::Str(s) => l.push_str(s),
+                TraceValue::String(s) => l.push_str(s),
+                other => push_json_value(l, other),
+            }
+        }
+        l.push('\n');
+        if let Err(e) = self.out.write_all(l.as_bytes()) {
+            self.error = Some(e.to_string());
+        }
+    }
+    fn finish(&mut self) -> Result<(), String> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.out.flush().map_err(|e| e.to_string())
+    }
+}
+
+/// Routes one run's trace to its files: `trace.jsonl` gets the categories the scenario
+/// asked for, `tcp-series.csv` gets the `tcp_probe` records.
+pub struct TraceFiles {
+    pub jsonl: Option<JsonlTrace>,
+    /// Whether `tcp_probe` records also go to `jsonl`.
+    pub jsonl_probes: bool,
+    pub tcp_series: Option<TcpSeriesCsv>,
+}
+
+impl TraceSink for TraceFiles {
+    fn record(&mut self, r: &TraceRecord<'_>) {
+        let probe = r.event == "tcp_probe";
+        if probe {
+            if let Some(s) = self.tcp_series.as_mut() {
+                s.record(r);
+            }
+        }
+        if let Some(j) = self.jsonl.as_mut().filter(|_| !probe || self.jsonl_probes) {
+            j.record(r);
+        }
+    }
+    fn finish(&mut self) -> Result<(), String> {
+        let a = self.jsonl.as_mut().map_or(Ok(()), |j| j.finish());
+        let b = self.tcp_series.as_mut().map_or(Ok(()), |s| s.finish());
+        a.and(b)
     }
 }

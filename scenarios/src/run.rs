@@ -61,6 +61,7 @@ fn categories(l: &Loaded) -> Vec<Category> {
             T::Icmp => Category::Icmp,
             T::Udp => Category::Udp,
             T::Tcp => Category::Tcp,
+            T::TcpProbe => Category::TcpProbe,
             T::App => Category::App,
             T::Fault => Category::Fault,
         })
@@ -98,10 +99,29 @@ pub fn run(l: &Loaded, opts: &RunOptions) -> Result<Outcome, RunError> {
                 }
             }
         }
-        if opts.trace || !l.scenario.record.trace.is_empty() {
+        let record = &l.scenario.record;
+        let mut files = reports::TraceFiles {
+            jsonl: None,
+            jsonl_probes: false,
+            tcp_series: None,
+        };
+        let mut wanted = Vec::new();
+        if opts.trace || !record.trace.is_empty() {
             let path = dir.join("trace.jsonl");
-            let sink = reports::JsonlTrace::create(&path).map_err(|e| out_err(&path, e))?;
-            w.net.tracer.attach(Box::new(sink), &categories(l));
+            files.jsonl = Some(reports::JsonlTrace::create(&path).map_err(|e| out_err(&path, e))?);
+            wanted = categories(l);
+            files.jsonl_probes = wanted.contains(&Category::TcpProbe);
+        }
+        if record.tcp_series {
+            let path = dir.join("tcp-series.csv");
+            files.tcp_series =
+                Some(reports::TcpSeriesCsv::create(&path).map_err(|e| out_err(&path, e))?);
+            if !wanted.contains(&Category::TcpProbe) {
+                wanted.push(Category::TcpProbe);
+            }
+        }
+        if !wanted.is_empty() {
+            w.net.tracer.attach(Box::new(files), &wanted);
         }
     }
     let wall = Instant::now();

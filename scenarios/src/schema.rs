@@ -637,6 +637,10 @@ pub struct Record {
     /// Trace categories written to trace.jsonl (all when empty and --trace is given).
     #[serde(default)]
     pub trace: Vec<TraceCategory>,
+    /// Write `tcp-series.csv`: one row per ACK each TCP sender processes (cwnd, ssthresh,
+    /// RTT, RTO, bytes in flight, delivered bytes), whether or not trace.jsonl is written.
+    #[serde(default)]
+    pub tcp_series: bool,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -648,6 +652,7 @@ pub enum TraceCategory {
     Icmp,
     Udp,
     Tcp,
+    TcpProbe,
     App,
     Fault,
 }

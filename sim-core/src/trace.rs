@@ -19,12 +19,15 @@ pub enum Category {
     Icmp,
     Udp,
     Tcp,
+    /// One `tcp_probe` record per ACK a TCP sender processes (cwnd, RTT, in flight): the
+    /// per-connection time series, kept apart from `Tcp` because it is voluminous.
+    TcpProbe,
     App,
     Fault,
 }
 
 impl Category {
-    pub const ALL: [Category; 9] = [
+    pub const ALL: [Category; 10] = [
         Category::Link,
         Category::L2,
         Category::Arp,
@@ -32,6 +35,7 @@ impl Category {
         Category::Icmp,
         Category::Udp,
         Category::Tcp,
+        Category::TcpProbe,
         Category::App,
         Category::Fault,
     ];
@@ -47,6 +51,7 @@ impl Category {
             Category::Icmp => "icmp",
             Category::Udp => "udp",
             Category::Tcp => "tcp",
+            Category::TcpProbe => "tcp_probe",
             Category::App => "app",
             Category::Fault => "fault",
         }

@@ -718,7 +718,12 @@ impl Conn {
         self.win.mss = mss;
         self.win.cwnd = ctx.cfg.initial_cwnd as u64 * mss as u64;
         self.win.ssthresh = u64::MAX;
-        self.ack.rcv_mss = self.advmss.min(self.peer_mss).min(1460);
+        // Linux tcp_initialize_rcv_mss: a conservative guess until segments arrive.
+        self.ack.rcv_mss = self
+            .advmss
+            .min(mss)
+            .min((self.rcv_wnd / 2) as u32)
+            .clamp(88, 536);
         self.rcv_ssthresh = self.rcv_wnd;
         self.rcv_space = RcvSpace {
             time: ctx.now,
@@ -820,26 +825,50 @@ impl Conn {
         );
     }
 
-    /// The window to advertise now (Linux `tcp_select_window`): free buffer space, bounded
-    /// by `rcv_ssthresh`, never shrinking what was already offered.
+    /// The window to advertise now: Linux's `__tcp_select_window` plus the never-shrink
+    /// rule of `tcp_select_window`. An offered right edge is never moved left, so a
+    /// sub-MSS window does appear when the peer has used up most of the last offer.
     fn select_window(&mut self) -> u64 {
-        let free = self.rcvbuf_cap.saturating_sub(self.rcvbuf.held());
-        let mss = self.advmss as u64;
-        let mut w = free.min(self.rcv_ssthresh.max(mss));
-        if w < mss && free < self.rcvbuf_cap / 2 {
-            w = 0;
-        }
-        let max = 65535u64 << self.rcv_wscale;
-        w = w.min(max);
-        // Round down to the window's granularity.
-        w = w >> self.rcv_wscale << self.rcv_wscale;
+        let granule = 1u64 << self.rcv_wscale;
+        let mut w = self.window_to_offer();
         let cur = (self.rcv_wup + self.rcv_wnd).saturating_sub(self.rcv_nxt_off());
         if w < cur {
-            w = cur.div_ceil(1 << self.rcv_wscale) << self.rcv_wscale;
+            w = cur.div_ceil(granule) * granule;
         }
+        w = w.min(65535u64 << self.rcv_wscale);
         self.rcv_wnd = w;
         self.rcv_wup = self.rcv_nxt_off();
         w
+    }
+
+    /// Linux `__tcp_select_window`: when less than half the buffer is free, offer zero
+    /// rather than less than a segment (as the peer sends them) or 1/16 of the buffer
+    /// (silly window avoidance, RFC 9293 3.8.6.2.2); otherwise the free space capped by
+    /// `rcv_ssthresh`, in whole segments when there is no window scaling.
+    fn window_to_offer(&self) -> u64 {
+        let full = self.rcvbuf_cap;
+        let granule = 1u64 << self.rcv_wscale;
+        let mss = (self.ack.rcv_mss as u64).min(full).max(1);
+        let mut free = full.saturating_sub(self.rcvbuf.held());
+        if free < full / 2 {
+            free = free / granule * granule;
+            if free < full >> 4 || free < mss {
+                return 0;
+            }
+        }
+        // The window clamp: no more than the header can express.
+        free = free.min(self.rcv_ssthresh).min(65535 << self.rcv_wscale);
+        if self.rcv_wscale > 0 {
+            return free.div_ceil(granule) * granule;
+        }
+        let current = self.rcv_wnd;
+        if current + mss <= free || current > free {
+            free / mss * mss
+        } else if mss == full && free > current + full / 2 {
+            free
+        } else {
+            current
+        }
     }
 
     fn sack_blocks(&self) -> SackBlocks {
@@ -1620,6 +1649,10 @@ impl Conn {
             rtt,
         );
 
+        if prior_una < self.snd_nxt {
+            // Something was outstanding: a point of the sender's time series.
+            self.probe(ctx);
+        }
         if fin_acked {
             if let Some(o) = self.on_fin_acked(ctx) {
                 return Some(o);
@@ -1796,6 +1829,25 @@ impl Conn {
         };
         let sndcnt = sndcnt.max(if self.prr_out == 0 { mss } else { 0 });
         self.win.cwnd = (pipe + sndcnt).max(mss);
+    }
+
+    /// One point of the connection's time series (Linux's `tcp:tcp_probe` tracepoint).
+    fn probe(&self, ctx: &mut Ctx<'_>) {
+        if ctx.env.probing() {
+            let us = |d: SimDuration| d.as_nanos() / 1000;
+            ctx.env.probe(&[
+                ("conn", self.conn_label()),
+                ("ca_state", TraceValue::Str(self.ca.name())),
+                ("cwnd", self.win.cwnd.into()),
+                ("ssthresh", self.win.ssthresh.min(u32::MAX as u64).into()),
+                ("srtt_us", self.rtt.srtt().map_or(0, us).into()),
+                ("rttvar_us", us(self.rtt.rttvar()).into()),
+                ("rto_us", us(self.rto).into()),
+                ("in_flight", self.in_flight().into()),
+                ("delivered", (self.bytes_acked + self.sacked_bytes).into()),
+                ("snd_wnd", self.snd_wnd.into()),
+            ]);
+        }
     }
 
     fn trace_ca(&self, ctx: &mut Ctx<'_>) {
@@ -2222,6 +2274,7 @@ impl Conn {
         self.high_seq = self.snd_nxt;
         self.ca = CaState::Loss;
         self.trace_ca(ctx);
+        self.probe(ctx);
     }
 
     pub fn arm_keepalive(&mut self, ctx: &mut Ctx<'_>) {
@@ -2386,12 +2439,9 @@ impl Conn {
             self.state,
             TcpState::Established | TcpState::FinWait1 | TcpState::FinWait2
         ) {
-            let free = self.rcvbuf_cap.saturating_sub(self.rcvbuf.held());
-            let new_wnd = free.min(self.rcv_ssthresh.max(self.advmss as u64));
-            if 2 * before_wnd <= self.rcvbuf_cap
-                && new_wnd >= 2 * before_wnd.max(1)
-                && new_wnd >= self.advmss as u64
-            {
+            let clamp = self.rcvbuf_cap.min(65535 << self.rcv_wscale);
+            let new_wnd = self.window_to_offer();
+            if 2 * before_wnd <= clamp && new_wnd > 0 && new_wnd >= 2 * before_wnd {
                 self.send_ack(ctx);
             }
         }

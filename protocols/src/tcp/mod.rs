@@ -206,4 +206,10 @@ pub trait TcpEnv {
     fn notify(&mut self, owner: usize, sock: TcpSocketId, event: TcpEvent);
     fn tracing(&self) -> bool;
     fn trace(&mut self, event: &'static str, fields: &[(&'static str, TraceValue)]);
+    /// Whether per-ACK `tcp_probe` records (the congestion time series) are wanted.
+    fn probing(&self) -> bool {
+        false
+    }
+    /// Emits a `tcp_probe` record.
+    fn probe(&mut self, _fields: &[(&'static str, TraceValue)]) {}
 }

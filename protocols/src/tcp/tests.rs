@@ -1153,3 +1153,42 @@ fn idle_connection_fits_in_two_kib() {
     eprintln!("idle connection: {conn} + {cc} + {index} = {total} bytes");
     assert!(total <= 2048, "{total} bytes");
 }
+
+// RB-TCP-35 (receiver side): silly window avoidance. Without window scaling a receiver
+// whose application does not read offers whole multiples of the MSS and then exactly
+// zero, never a sliver of a few hundred bytes.
+#[test]
+fn receiver_offers_whole_segments_then_exactly_zero() {
+    let (mut h, s, iss) = established_client(TcpOptions::default());
+    let port = h.tcp.info(s).unwrap().local.port();
+    let mss = 1460u32;
+    let mut seq = 5001u32;
+    let mut window = 65535u32;
+    let mut offered = Vec::new();
+    let mut right_edge = seq + window;
+    for i in 0..200u64 {
+        if seq + mss > right_edge {
+            break;
+        }
+        h.advance_to(at_ms(1 + 300 * i));
+        let data = seg(80, port, ACK, seq, iss + 1, 65535);
+        h.inject(PEER, data, pattern((seq - 5001) as u64, mss));
+        seq += mss;
+        // Force the ACK out now rather than waiting for the delayed-ACK timer.
+        h.advance_to(at_ms(1 + 300 * i + 250));
+        for out in h.take_sent() {
+            if out.is(ACK) && out.seg.ack.0 == seq {
+                window = out.seg.window as u32;
+                right_edge = seq + window;
+                offered.push(window);
+            }
+        }
+    }
+    assert_eq!(*offered.last().unwrap(), 0, "{offered:?}");
+    for w in &offered {
+        assert!(*w == 0 || w % mss == 0, "sliver {w} in {offered:?}");
+    }
+    // The buffer (128 KiB) held about twice the first offer before closing.
+    let held = (seq - 5001) as u64;
+    assert!((120_000..=131_072).contains(&held), "{held}");
+}
