@@ -5,9 +5,14 @@
 //!   ICMP port unreachable when nobody listens, ICMP errors delivered to the socket's owner.
 //! - [`app`]: the application API ([`app::App`] and the [`app::Os`] handle). Built-in apps
 //!   and users' own apps use exactly this API.
+//! - [`tcp`]: TCP (RFC 9293 with Linux's behaviour and defaults): the socket API, the
+//!   connection state machine, loss recovery, timers and the congestion controller seam.
+//!   Driven only through [`tcp::TcpEnv`], so it runs without the scheduler in its tests.
 //! - [`host`]: [`host::HostStack`], the `sim_core::world::Stack` of a node: dispatches
-//!   timers, datagrams and ICMP messages to sockets and apps.
-//! - [`apps`]: ping, traceroute, UDP constant-bit-rate sender and sink, UDP echo.
+//!   timers, datagrams and ICMP messages to sockets and apps, and runs the TCP stack.
+//! - [`apps`]: ping, traceroute, UDP constant-bit-rate sender and sink, UDP echo; TCP
+//!   bulk sender and verifying sink, request/response client and server, echo server and
+//!   SYN flood generator.
 //!
 //! Architecture invariant: this crate never touches links, queues or the scheduler
 //! directly; it only uses the `NodeCx` handle sim-core gives a stack. It knows nothing of

@@ -169,3 +169,27 @@ fn long_fat_pipe_steady_state_does_not_allocate() {
     );
     assert_eq!(window, 0, "allocations in {WINDOW} steady-state events");
 }
+
+/// A TCP bulk transfer over a lossy bottleneck: segments, ACKs, SACK scoreboard,
+/// recovery, retransmission timers and the sink's pattern check.
+#[test]
+fn tcp_bulk_steady_state_does_not_allocate() {
+    let source = r#"Scenario(
+        name: "tcp-steady",
+        duration: "60s",
+        nodes: { "a": Host(), "r": Router(), "b": Host() },
+        links: [
+            Link(a: "a", b: "r", rate: "1Gbps", delay: "1ms"),
+            Link(a: "r", b: "b", rate: "100Mbps", delay: "10ms", loss: Bernoulli("0.1%"),
+                 queue: DropTail(limit: "200 packets")),
+        ],
+        apps: [
+            TcpSink(on: "b", port: 5001),
+            TcpBulk(name: "bulk", from: "a", to: "b:5001", bytes: "10GB"),
+        ],
+    )"#;
+    let loaded = scenarios::load_str("tcp-steady.ron", source, &[]).expect("loads");
+    let (warm, window) = allocations_of("tcp-steady", &loaded, 300_000);
+    assert!(warm > 0, "the warm-up must allocate: is the counter on?");
+    assert_eq!(window, 0, "allocations in {WINDOW} steady-state events");
+}

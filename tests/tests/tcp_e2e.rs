@@ -413,8 +413,10 @@ fn a_crashed_peer_is_noticed_only_by_keepalive_or_retransmission_and_a_killed_on
     assert_ok(flow(&o, "idle"), "ESTABLISHED");
     let busy = flow(&o, "busy");
     assert_failed(busy, "ETIMEDOUT");
-    assert_eq!(busy.retransmits, Some(15));
+    // Fifteen timeouts of the same segment (earlier retransmissions were fast ones, from
+    // queue drops while the server was up).
     assert_eq!(extra(busy, "rto_timeouts"), 15.0);
+    assert!(busy.retransmits.unwrap() >= 15);
     assert!(extra(busy, "error_at_s") > 924.6, "{busy:?}");
     // The killed app's kernel closes: FIN after reading everything, RST with unread data.
     assert_ok(flow(&o, "to-killed"), "CLOSED");

@@ -73,11 +73,14 @@ pub struct TcpBulkSender {
     received: u64,
     note: Option<String>,
     lines: Vec<String>,
+    /// Reused for every read, so reading does not allocate.
+    scratch: Vec<Payload>,
 }
 
 impl TcpBulkSender {
     pub fn new(cfg: TcpBulkConfig) -> Self {
         TcpBulkSender {
+            scratch: Vec::new(),
             cfg,
             sock: None,
             remote: None,
@@ -179,11 +182,17 @@ impl TcpBulkSender {
     }
 
     fn read(&mut self, os: &mut Os<'_, '_>) {
+        let mut pieces = std::mem::take(&mut self.scratch);
+        self.read_into(os, &mut pieces);
+        pieces.clear();
+        self.scratch = pieces;
+    }
+
+    fn read_into(&mut self, os: &mut Os<'_, '_>, pieces: &mut Vec<Payload>) {
         let Some(s) = self.sock else { return };
-        let mut pieces = Vec::new();
         loop {
             pieces.clear();
-            match os.tcp_recv(s, READ_SIZE, &mut pieces) {
+            match os.tcp_recv(s, READ_SIZE, pieces) {
                 Ok(0) => {
                     self.eof_at = Some(os.now());
                     self.done_writing = true;
@@ -193,7 +202,7 @@ impl TcpBulkSender {
                     return;
                 }
                 Ok(n) => {
-                    for p in &pieces {
+                    for p in pieces.iter() {
                         self.echo.check(p);
                     }
                     self.received += n as u64;
@@ -366,11 +375,14 @@ pub struct TcpSink {
     read_timer: bool,
     resets: u64,
     error: Option<String>,
+    /// Reused for every read, so reading does not allocate.
+    scratch: Vec<Payload>,
 }
 
 impl TcpSink {
     pub fn new(cfg: TcpSinkConfig) -> Self {
         TcpSink {
+            scratch: Vec::new(),
             cfg,
             listener: None,
             accepting: true,
@@ -418,16 +430,28 @@ impl TcpSink {
 
     /// Reads up to `budget` bytes from connection `i`.
     fn read(&mut self, os: &mut Os<'_, '_>, i: usize, budget: usize) {
+        let mut pieces = std::mem::take(&mut self.scratch);
+        self.read_into(os, i, budget, &mut pieces);
+        pieces.clear();
+        self.scratch = pieces;
+    }
+
+    fn read_into(
+        &mut self,
+        os: &mut Os<'_, '_>,
+        i: usize,
+        budget: usize,
+        pieces: &mut Vec<Payload>,
+    ) {
         let mut left = budget;
-        let mut pieces = Vec::new();
         while left > 0 && self.conns[i].open {
             pieces.clear();
             let sock = self.conns[i].sock;
-            match os.tcp_recv(sock, left.min(READ_SIZE), &mut pieces) {
+            match os.tcp_recv(sock, left.min(READ_SIZE), pieces) {
                 Ok(0) => self.close(os, i),
                 Ok(n) => {
                     left -= n.min(left);
-                    self.consume(os, i, &pieces, n as u64);
+                    self.consume(os, i, pieces, n as u64);
                 }
                 Err(Errno::Again) => return,
                 Err(_) => {

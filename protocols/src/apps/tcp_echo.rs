@@ -40,11 +40,14 @@ pub struct TcpEcho {
     conns: Vec<EchoConn>,
     resets: u64,
     error: Option<String>,
+    /// Reused for every read, so reading does not allocate.
+    scratch: Vec<Payload>,
 }
 
 impl TcpEcho {
     pub fn new(cfg: TcpEchoConfig) -> Self {
         TcpEcho {
+            scratch: Vec::new(),
             cfg,
             listener: None,
             conns: Vec::new(),
@@ -80,7 +83,13 @@ impl TcpEcho {
     }
 
     fn service(&mut self, os: &mut Os<'_, '_>, i: usize) {
-        let mut pieces = Vec::new();
+        let mut pieces = std::mem::take(&mut self.scratch);
+        self.service_into(os, i, &mut pieces);
+        pieces.clear();
+        self.scratch = pieces;
+    }
+
+    fn service_into(&mut self, os: &mut Os<'_, '_>, i: usize, pieces: &mut Vec<Payload>) {
         loop {
             if !self.conns[i].open {
                 return;
@@ -99,7 +108,7 @@ impl TcpEcho {
                 return;
             }
             pieces.clear();
-            match os.tcp_recv(self.conns[i].sock, READ_SIZE, &mut pieces) {
+            match os.tcp_recv(self.conns[i].sock, READ_SIZE, pieces) {
                 Ok(0) => self.conns[i].eof = true,
                 Ok(_) => self.conns[i].pending.extend(pieces.drain(..)),
                 Err(Errno::Again) => return,

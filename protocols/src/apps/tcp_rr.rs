@@ -93,6 +93,8 @@ pub struct TcpRequestResponse {
     last_answer: Option<SimTime>,
     note: Option<String>,
     lines: Vec<String>,
+    /// Reused for every read, so reading does not allocate.
+    scratch: Vec<Payload>,
 }
 
 impl TcpRequestResponse {
@@ -102,6 +104,7 @@ impl TcpRequestResponse {
             ..cfg
         };
         TcpRequestResponse {
+            scratch: Vec::new(),
             cfg,
             sock: None,
             remote: None,
@@ -206,11 +209,17 @@ impl TcpRequestResponse {
     }
 
     fn read(&mut self, os: &mut Os<'_, '_>) {
+        let mut pieces = std::mem::take(&mut self.scratch);
+        self.read_into(os, &mut pieces);
+        pieces.clear();
+        self.scratch = pieces;
+    }
+
+    fn read_into(&mut self, os: &mut Os<'_, '_>, pieces: &mut Vec<Payload>) {
         let Some(s) = self.sock else { return };
-        let mut pieces = Vec::new();
         loop {
             pieces.clear();
-            match os.tcp_recv(s, READ_SIZE, &mut pieces) {
+            match os.tcp_recv(s, READ_SIZE, pieces) {
                 Ok(0) => {
                     // The server hung up.
                     if self.phase != Phase::Done {
@@ -380,11 +389,14 @@ pub struct TcpServer {
     requests: u64,
     resets: u64,
     error: Option<String>,
+    /// Reused for every read, so reading does not allocate.
+    scratch: Vec<Payload>,
 }
 
 impl TcpServer {
     pub fn new(cfg: TcpServerConfig) -> Self {
         TcpServer {
+            scratch: Vec::new(),
             cfg,
             listener: None,
             conns: Vec::new(),
@@ -438,13 +450,19 @@ impl TcpServer {
     }
 
     fn service(&mut self, os: &mut Os<'_, '_>, i: usize) {
+        let mut pieces = std::mem::take(&mut self.scratch);
+        self.service_into(os, i, &mut pieces);
+        pieces.clear();
+        self.scratch = pieces;
+    }
+
+    fn service_into(&mut self, os: &mut Os<'_, '_>, i: usize, pieces: &mut Vec<Payload>) {
         // Read what is there.
-        let mut pieces = Vec::new();
         while self.conns[i].open && !self.conns[i].eof {
             pieces.clear();
-            match os.tcp_recv(self.conns[i].sock, READ_SIZE, &mut pieces) {
+            match os.tcp_recv(self.conns[i].sock, READ_SIZE, pieces) {
                 Ok(0) => self.conns[i].eof = true,
-                Ok(_) => self.parse(i, &pieces),
+                Ok(_) => self.parse(i, pieces),
                 Err(Errno::Again) => break,
                 Err(_) => {
                     self.resets += 1;

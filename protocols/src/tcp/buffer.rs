@@ -6,7 +6,7 @@
 //! a generated pattern that costs nothing to store or slice; real bytes are kept as bytes.
 
 use sim_core::packet::{pattern_byte, Payload};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// `len` bytes of `p` starting at byte `off`.
@@ -207,8 +207,10 @@ pub struct RecvBuffer {
     /// Bytes of `ready[0]` already read.
     front_read: usize,
     ready_len: u64,
-    /// Out-of-order segments by stream offset; never overlapping.
-    ooo: BTreeMap<u64, Payload>,
+    /// Out-of-order segments sorted by stream offset, never overlapping. A deque rather
+    /// than a tree: segments mostly arrive in ascending order (appends), and it keeps its
+    /// capacity from one loss episode to the next, so steady state does not allocate.
+    ooo: VecDeque<(u64, Payload)>,
     ooo_len: u64,
     /// Stream offset of the next in-order byte expected.
     next: u64,
@@ -263,11 +265,11 @@ impl RecvBuffer {
     }
 
     fn pull_ooo(&mut self) {
-        while let Some((&at, _)) = self.ooo.first_key_value() {
+        while let Some(&(at, _)) = self.ooo.front() {
             if at > self.next {
                 break;
             }
-            let Some((at, p)) = self.ooo.pop_first() else {
+            let Some((at, p)) = self.ooo.pop_front() else {
                 break;
             };
             self.ooo_len -= p.len() as u64;
@@ -279,47 +281,48 @@ impl RecvBuffer {
         }
     }
 
-    /// Inserts only the parts of `[at, at+len)` no stored segment covers.
+    /// Stores the parts of `p` (at stream offset `at`) that no held segment covers.
     fn insert_ooo(&mut self, at: u64, p: &Payload) {
         let end = at + p.len() as u64;
+        // First held segment that ends after `at`: everything before it is left of us.
+        let mut i = self.ooo.partition_point(|(s, q)| s + q.len() as u64 <= at);
         let mut cursor = at;
-        let mut gaps: Vec<(u64, u64)> = Vec::new();
-        // The segment that starts before `at` may cover its beginning.
-        if let Some((&s, q)) = self.ooo.range(..at).next_back() {
-            let e = s + q.len() as u64;
-            if e > cursor {
-                cursor = e.min(end);
+        while cursor < end {
+            let next_start = self.ooo.get(i).map_or(end, |(s, _)| (*s).min(end));
+            if next_start > cursor {
+                let piece =
+                    slice_payload(p, (cursor - at) as usize, (next_start - cursor) as usize);
+                self.ooo_len += next_start - cursor;
+                self.ooo.insert(i, (cursor, piece));
+                i += 1;
+                cursor = next_start;
+                continue;
             }
-        }
-        for (&s, q) in self.ooo.range(at..end) {
-            if s > cursor {
-                gaps.push((cursor, s));
-            }
+            // `ooo[i]` covers `cursor`: skip past it.
+            let (s, q) = &self.ooo[i];
             cursor = cursor.max(s + q.len() as u64);
-            if cursor >= end {
-                break;
-            }
-        }
-        if cursor < end {
-            gaps.push((cursor, end));
-        }
-        for (s, e) in gaps {
-            let piece = slice_payload(p, (s - at) as usize, (e - s) as usize);
-            self.ooo_len += e - s;
-            self.ooo.insert(s, piece);
+            i += 1;
         }
     }
 
     /// Out-of-order ranges, merged, in ascending order (for SACK blocks).
-    pub fn ooo_ranges(&self, out: &mut Vec<(u64, u64)>) {
-        out.clear();
-        for (&s, p) in &self.ooo {
-            let e = s + p.len() as u64;
-            match out.last_mut() {
-                Some(last) if last.1 == s => last.1 = e,
-                _ => out.push((s, e)),
+    pub fn ooo_ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let mut it = self
+            .ooo
+            .iter()
+            .map(|(s, p)| (*s, s + p.len() as u64))
+            .peekable();
+        std::iter::from_fn(move || {
+            let (s, mut e) = it.next()?;
+            while let Some(&(s2, e2)) = it.peek() {
+                if s2 != e {
+                    break;
+                }
+                e = e2;
+                it.next();
             }
-        }
+            Some((s, e))
+        })
     }
 
     /// Takes up to `max` readable bytes, appending the pieces to `out`.
@@ -341,7 +344,9 @@ impl RecvBuffer {
             }
         }
         self.ready_len -= got;
-        if self.ready.is_empty() {
+        // Give back a large queue once drained (idle connections stay small); a small one
+        // is kept so that a busy connection does not allocate on every read.
+        if self.ready.is_empty() && self.ready.capacity() > 16 {
             self.ready = VecDeque::new();
         }
         got
@@ -448,9 +453,24 @@ mod tests {
         let mut r = RecvBuffer::default();
         assert_eq!(r.insert(100, &pat(100, 100)), 0);
         assert_eq!(r.insert(150, &pat(150, 100)), 0);
-        let mut ranges = Vec::new();
-        r.ooo_ranges(&mut ranges);
-        assert_eq!(ranges, vec![(100, 250)]);
+        assert_eq!(r.ooo_ranges().collect::<Vec<_>>(), vec![(100, 250)]);
+        // Filling holes between held segments keeps them sorted and disjoint.
+        assert_eq!(r.insert(400, &pat(400, 50)), 0);
+        assert_eq!(r.insert(300, &pat(300, 50)), 0);
+        assert_eq!(r.insert(200, &pat(200, 300)), 0);
+        assert_eq!(r.ooo_ranges().collect::<Vec<_>>(), vec![(100, 500)]);
+        assert_eq!(r.held(), 400);
+        let mut out = Vec::new();
+        assert_eq!(r.insert(0, &pat(0, 100)), 500);
+        assert_eq!(r.read(1000, &mut out), 500);
+        let mut v = StreamVerifier::default();
+        for p in &out {
+            assert!(v.check(p), "{p:?}");
+        }
+        assert_eq!(v.verified, 500);
+        let mut r = RecvBuffer::default();
+        assert_eq!(r.insert(100, &pat(100, 100)), 0);
+        assert_eq!(r.insert(150, &pat(150, 100)), 0);
         assert_eq!(r.held(), 150);
         assert_eq!(r.insert(0, &pat(0, 120)), 250);
         assert!(!r.has_ooo());

@@ -90,7 +90,8 @@ impl Default for TcpConfig {
 }
 
 impl TcpConfig {
-    /// The names accepted by [`TcpConfig::set`], for documentation and error messages.
+    /// The sysctl names of these knobs (scenario files set them per host), for
+    /// documentation and error messages.
     pub const KNOBS: &'static [&'static str] = &[
         "tcp_syn_retries",
         "tcp_synack_retries",

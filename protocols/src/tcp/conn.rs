@@ -128,6 +128,34 @@ struct RcvSpace {
     space: u64,
 }
 
+/// The receiver's estimate of the round trip (Linux `rcv_rtt_est`), which paces receive
+/// buffer auto-tuning: from timestamps when they are on, else once per window of data.
+#[derive(Clone, Copy, Debug, Default)]
+struct RcvRtt {
+    /// Smoothed RTT in microseconds, times 8; 0 before the first sample.
+    rtt_us8: u64,
+    /// Sequence-based measurement: the stream offset that ends the current one, and when
+    /// it started (`None` before the first).
+    seq: u64,
+    time: Option<SimTime>,
+    last_tsecr: u32,
+}
+
+impl RcvRtt {
+    /// Linux `tcp_rcv_rtt_update`: an EWMA (gain 1/8) of timestamp samples; window-based
+    /// samples (`min_only`) can only lower the estimate, as they overestimate the RTT.
+    fn update(&mut self, sample_us: u64, min_only: bool) {
+        let m = sample_us.max(1);
+        self.rtt_us8 = if self.rtt_us8 == 0 {
+            m << 3
+        } else if min_only {
+            self.rtt_us8.min(m << 3)
+        } else {
+            self.rtt_us8 - (self.rtt_us8 >> 3) + m
+        };
+    }
+}
+
 pub(crate) struct Conn {
     pub id: TcpSocketId,
     /// The owning app; `None` once the app closed it (orphaned).
@@ -181,7 +209,12 @@ pub(crate) struct Conn {
     prr_out: u64,
     win: Window,
     cc: Box<dyn CongestionControl>,
+    /// Whether the sender used its whole window in the current window of data (Linux
+    /// `tcp_cwnd_validate`), with the most it had outstanding and where that window ends.
     cwnd_limited: bool,
+    max_in_flight: u64,
+    cwnd_usage_seq: u64,
+    rcv_rtt: RcvRtt,
     last_send: SimTime,
     /// End of the last small segment sent (Minshall's Nagle variant).
     snd_sml: u64,
@@ -308,6 +341,9 @@ impl Conn {
             },
             cc,
             cwnd_limited: false,
+            max_in_flight: 0,
+            cwnd_usage_seq: 0,
+            rcv_rtt: RcvRtt::default(),
             last_send: SimTime::ZERO,
             snd_sml: 0,
             rtt: RttEstimator::new(cfg.rto_initial),
@@ -871,30 +907,28 @@ impl Conn {
         }
     }
 
+    /// SACK blocks for an ACK (RFC 2018 4): the block holding the most recently received
+    /// segment first, then the others in ascending order.
     fn sack_blocks(&self) -> SackBlocks {
         let mut blocks = SackBlocks::default();
         if !self.sack_ok || !self.rcvbuf.has_ooo() {
             return blocks;
         }
-        let mut ranges = Vec::new();
-        self.rcvbuf.ooo_ranges(&mut ranges);
         let max = if self.ts_ok { 3 } else { 4 };
         let base = self.irs + 1;
         let recent = self
             .last_ooo
-            .and_then(|o| ranges.iter().position(|(s, e)| *s <= o && o < *e));
-        if let Some(i) = recent {
-            let (s, e) = ranges[i];
+            .and_then(|o| self.rcvbuf.ooo_ranges().find(|(s, e)| *s <= o && o < *e));
+        if let Some((s, e)) = recent {
             blocks.push(base + s as u32, base + e as u32);
         }
-        for (i, (s, e)) in ranges.iter().enumerate() {
-            if Some(i) == recent {
-                continue;
-            }
+        for (s, e) in self.rcvbuf.ooo_ranges() {
             if blocks.len() >= max {
                 break;
             }
-            blocks.push(base + *s as u32, base + *e as u32);
+            if Some((s, e)) != recent {
+                blocks.push(base + s as u32, base + e as u32);
+            }
         }
         blocks
     }
@@ -981,9 +1015,10 @@ impl Conn {
             self.cc.on_event(&mut self.win, CcEvent::IdleRestart);
         }
         let mut sent_any = false;
+        let mut hit_cwnd = false;
         loop {
             if self.in_flight() >= self.win.cwnd {
-                self.cwnd_limited = true;
+                hit_cwnd = true;
                 break;
             }
             if self.ca != CaState::Open && self.retransmit_next_lost(ctx) {
@@ -998,7 +1033,31 @@ impl Conn {
         if sent_any && self.deadlines.get(TimerKind::Retransmit).is_none() {
             self.set_timer(ctx, TimerKind::Retransmit, self.rto);
         }
+        if sent_any || hit_cwnd {
+            self.cwnd_validate(hit_cwnd);
+        }
         self.check_persist(ctx);
+    }
+
+    /// Linux `tcp_cwnd_validate`: remember, per window of data, whether the window was the
+    /// limit (rather than the application or the receiver), so that it only grows when it
+    /// is used (RFC 7661).
+    fn cwnd_validate(&mut self, limited: bool) {
+        let outstanding = self.snd_nxt - self.snd_una;
+        if self.snd_una >= self.cwnd_usage_seq
+            || limited
+            || (!self.cwnd_limited && outstanding > self.max_in_flight)
+        {
+            self.cwnd_limited = limited;
+            self.max_in_flight = outstanding;
+            self.cwnd_usage_seq = self.snd_nxt;
+        }
+    }
+
+    /// Linux `tcp_is_cwnd_limited`: in slow start the window may grow to twice what was
+    /// in flight.
+    fn is_cwnd_limited(&self) -> bool {
+        self.cwnd_limited || (self.win.in_slow_start() && self.win.cwnd < 2 * self.max_in_flight)
     }
 
     /// Sends one new segment if the windows and Nagle allow; false if nothing went out.
@@ -1010,7 +1069,6 @@ impl Conn {
         let fin_off = self.fin_off();
         let fin_pending = fin_off.is_some_and(|f| self.snd_nxt <= f);
         if unsent == 0 && !fin_pending {
-            self.cwnd_limited = false;
             return false;
         }
         let len = unsent.min(mss);
@@ -1724,8 +1782,7 @@ impl Conn {
                         delivered,
                         rtt,
                         prior_in_flight,
-                        cwnd_limited: self.cwnd_limited
-                            || (self.win.in_slow_start() && self.win.cwnd < 2 * prior_in_flight),
+                        cwnd_limited: self.is_cwnd_limited(),
                     };
                     if una_advanced {
                         self.cc.on_ack(&mut self.win, &info);
@@ -1966,6 +2023,7 @@ impl Conn {
                 let had_ooo = self.rcvbuf.has_ooo();
                 let n = self.rcvbuf.insert(at.max(0) as u64, payload);
                 if n > 0 {
+                    self.rcv_rtt_measure_ts(ctx, seg, len);
                     self.bytes_received += n;
                     self.event_data_recv(ctx, n);
                     self.ack.pending = true;
@@ -2041,6 +2099,7 @@ impl Conn {
             }
         }
         self.ack.lrcvtime = now;
+        self.rcv_rtt_measure(now);
         self.rcv_space_adjust(ctx);
         // Grow the offered window as in-order data arrives (Linux tcp_grow_window).
         let clamp = self.rcvbuf_cap;
@@ -2049,18 +2108,55 @@ impl Conn {
         }
     }
 
+    /// Linux `tcp_rcv_rtt_measure_ts`: a full-sized segment echoing a timestamp we have not
+    /// seen echoed yet gives an RTT sample (millisecond resolution, as our clock ticks).
+    fn rcv_rtt_measure_ts(&mut self, ctx: &Ctx<'_>, seg: &TcpRepr, len: u64) {
+        let Some((_, ecr)) = seg.options.timestamps.filter(|_| self.ts_ok) else {
+            return;
+        };
+        if ecr == self.rcv_rtt.last_tsecr {
+            return;
+        }
+        self.rcv_rtt.last_tsecr = ecr;
+        if ecr != 0 && len >= self.ack.rcv_mss as u64 {
+            let ms = self.ts_val(ctx.now).wrapping_sub(ecr);
+            if ms > 0 && ms < 1 << 30 {
+                self.rcv_rtt.update(ms as u64 * 1000, false);
+            }
+        }
+    }
+
+    /// Linux `tcp_rcv_rtt_measure`: the time to receive one window's worth of data is an
+    /// upper bound of the RTT.
+    fn rcv_rtt_measure(&mut self, now: SimTime) {
+        let next = self.rcv_nxt_off();
+        if let Some(t) = self.rcv_rtt.time {
+            if next < self.rcv_rtt.seq {
+                return;
+            }
+            self.rcv_rtt
+                .update(now.saturating_since(t).as_nanos() / 1000, true);
+        }
+        self.rcv_rtt.seq = next + self.rcv_wnd;
+        self.rcv_rtt.time = Some(now);
+    }
+
     /// Receive-buffer auto-tuning, once per RTT (Linux `tcp_rcv_space_adjust`).
     fn rcv_space_adjust(&mut self, ctx: &mut Ctx<'_>) {
         if !ctx.cfg.moderate_rcvbuf || self.opts.rcvbuf.is_some() {
             return;
         }
-        let rtt = self.rtt.srtt().unwrap_or(SimDuration::from_millis(200));
-        if ctx.now.saturating_since(self.rcv_space.time) < rtt {
+        let rtt_us = self.rcv_rtt.rtt_us8 >> 3;
+        if rtt_us == 0 || ctx.now.saturating_since(self.rcv_space.time).as_nanos() / 1000 < rtt_us {
             return;
         }
         let copied = self.bytes_copied.saturating_sub(self.rcv_space.seq);
         if copied > self.rcv_space.space {
-            let rcvwin = 2 * copied + 16 * self.advmss as u64;
+            // Twice what the application took in the last RTT, plus room for the sender
+            // to speed up as much again as it just did (slow start).
+            let mut rcvwin = 2 * copied + 16 * self.advmss as u64;
+            let space = self.rcv_space.space.max(1);
+            rcvwin += 2 * (rcvwin * (copied - space) / space);
             let cap = (ctx.cfg.rmem[2] as u64).max(self.rcvbuf_cap);
             self.rcvbuf_cap = self.rcvbuf_cap.max(rcvwin.min(cap));
             self.rcv_space.space = copied;
@@ -2540,6 +2636,8 @@ impl Conn {
             zero_window_probes: self.zero_window_probes,
             snd_wnd: self.snd_wnd,
             rcv_wnd: self.rcv_wnd,
+            rcv_rtt: (self.rcv_rtt.rtt_us8 > 0)
+                .then(|| SimDuration::from_nanos((self.rcv_rtt.rtt_us8 >> 3) * 1000)),
             ca_state: self.ca.name(),
             error: self.pending_err,
         }

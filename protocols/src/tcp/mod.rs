@@ -163,6 +163,8 @@ pub struct TcpInfo {
     pub zero_window_probes: u64,
     pub snd_wnd: u64,
     pub rcv_wnd: u64,
+    /// The receiver's RTT estimate (Linux `tcpi_rcv_rtt`), which paces buffer auto-tuning.
+    pub rcv_rtt: Option<SimDuration>,
     pub ca_state: &'static str,
     pub error: Option<Errno>,
 }

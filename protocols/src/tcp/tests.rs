@@ -1192,3 +1192,72 @@ fn receiver_offers_whole_segments_then_exactly_zero() {
     let held = (seq - 5001) as u64;
     assert!((120_000..=131_072).contains(&held), "{held}");
 }
+
+// Regression: a sender limited by the receiver's window kept growing cwnd without bound
+// (is_cwnd_limited was sticky). Linux grows cwnd only when it is the limit (RFC 7661):
+// in slow start up to twice what was in flight, plus what the last window in which cwnd
+// did limit allowed; after that it stays put however long the transfer runs.
+#[test]
+fn cwnd_does_not_grow_while_the_receiver_window_limits() {
+    let small = TcpConfig {
+        rmem: [4096, 65536, 65536],
+        moderate_rcvbuf: false,
+        ..TcpConfig::default()
+    };
+    let mut p = Pair::new(TcpConfig::default(), small, SimDuration::from_millis(10));
+    let (c, s) = connected(&mut p);
+    let mut written = 0u64;
+    let mut run = |p: &mut Pair, rounds: usize| {
+        for _ in 0..rounds {
+            written += p.hosts[0].send(c, &pattern(written, 200_000)) as u64;
+            p.hosts[1].read_all(s);
+            p.run_until(p.now + SimDuration::from_millis(20));
+        }
+    };
+    run(&mut p, 20);
+    let early = p.hosts[0].tcp.info(c).unwrap();
+    run(&mut p, 230);
+    let info = p.hosts[0].tcp.info(c).unwrap();
+    assert!(info.bytes_acked > 5_000_000, "{info:?}");
+    assert!(info.snd_wnd <= 65536);
+    assert_eq!(
+        info.cwnd, early.cwnd,
+        "cwnd grew while the receiver limited the sender"
+    );
+    assert!(
+        info.cwnd <= 3 * 65536,
+        "cwnd {} with a 64 KiB window",
+        info.cwnd
+    );
+}
+
+// Regression: receive-buffer auto-tuning measured "per RTT" with the receiver's own
+// handshake RTT, which misses queueing delay on the data path, so the window stopped
+// growing below the path's real BDP. The receiver now estimates the RTT from the
+// timestamps its data echoes (Linux rcv_rtt_est).
+#[test]
+fn receiver_estimates_the_data_path_rtt_for_autotuning() {
+    let mut p = pair();
+    let (c, s) = connected(&mut p);
+    // Data segments take 30 ms longer than the handshake did (a queue builds up).
+    p.impair = Some(Box::new(|i, x, _| {
+        let extra = if i == 0 && x.len() > 0 { 30 } else { 0 };
+        (SimDuration::from_millis(extra), false)
+    }));
+    // The application keeps the send buffer full, so data leaves as soon as ACKs allow.
+    let mut written = 0u64;
+    for _ in 0..2000 {
+        written += p.hosts[0].send(c, &pattern(written, 1_000_000)) as u64;
+        p.hosts[1].read_all(s);
+        p.run_until(p.now + SimDuration::from_millis(1));
+    }
+    let info = p.hosts[1].tcp.info(s).unwrap();
+    // One-way 10 ms each way plus the 30 ms: 50 ms, at the timestamps' 1 ms resolution.
+    let rtt = info.rcv_rtt.expect("a receiver RTT estimate");
+    assert!(
+        (SimDuration::from_millis(49)..=SimDuration::from_millis(51)).contains(&rtt),
+        "{rtt:?}"
+    );
+    // The window has grown well past what the first round trips needed.
+    assert!(info.rcv_wnd > 2_000_000, "{info:?}");
+}
