@@ -508,6 +508,7 @@ fn a_bulk_transfer_over_a_lossy_path_arrives_byte_exact() {
     }
     let _ = std::fs::remove_dir_all(dir);
     // Other loss patterns: whatever arrives is exactly the sender's bytes, in order.
+    // (Duplicate ACKs are compared with tshark in the test below.)
     for seed in 1..=4 {
         let o = run_example("tcp-bulk-lossy", &[&format!("seed={seed}")]);
         let f = flow(&o, "bulk");
@@ -617,4 +618,42 @@ fn tcp_series_follows_the_sender_through_loss_and_recovery() {
     let srtt = num(client.last().unwrap(), 6);
     assert!((30_000..40_000).contains(&srtt), "{srtt}");
     assert_eq!(flow(&o, "bulk").rx_bytes, 2_000_000);
+}
+
+/// tshark's analysis of what the sender received agrees with the sender's own count of
+/// duplicate ACKs (captured at the client, so ACKs lost on the way are not counted by
+/// either). ACKs are not reordered here: tshark compares an ACK with the previous one on
+/// the wire, the sender (as Linux) with its snd_una, so an ACK arriving after an older,
+/// overtaken one is a duplicate only for the sender.
+#[test]
+fn duplicate_acks_agree_with_tshark() {
+    if !tshark_available() {
+        return;
+    }
+    let l = load_file(
+        &examples_dir().join("tcp-bulk-lossy.ron"),
+        &[
+            r#"nodes["client"]=Host(capture: true)"#.to_string(),
+            r#"links[0].b_to_a=(loss: Bernoulli("0.5%"), reorder: (probability: "0%", delay: "5ms"))"#
+                .to_string(),
+        ],
+    )
+    .expect("example loads");
+    let dir = std::env::temp_dir().join(format!("netdes-tcp-dupack-{}", std::process::id()));
+    let o = run(
+        &l,
+        &RunOptions {
+            out_dir: Some(dir.clone()),
+            ..Default::default()
+        },
+    )
+    .expect("example runs");
+    let ours = extra(flow(&o, "bulk"), "dup_acks");
+    assert!(ours > 50.0, "{ours}");
+    let theirs = tshark_count(
+        &dir.join("node-client.pcap"),
+        "ip.src == 10.0.1.2 && tcp.analysis.duplicate_ack",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(theirs as f64, ours);
 }

@@ -75,6 +75,8 @@ pub struct ConnTotals {
     pub retransmits: u64,
     pub rto_timeouts: u64,
     pub fast_retransmits: u64,
+    /// Duplicate ACKs the connections received.
+    pub dup_acks_in: u64,
     /// The state of the most recent connection (CLOSED once the kernel freed it).
     pub state: Option<TcpState>,
     /// TCP_INFO of the most recent connection still known.
@@ -149,6 +151,7 @@ impl ConnLog {
             t.retransmits += i.retransmits;
             t.rto_timeouts += i.rto_timeouts;
             t.fast_retransmits += i.fast_retransmits;
+            t.dup_acks_in += i.dup_acks_in;
         }
         if let Some(e) = self.entries.last() {
             t.state = Some(if e.gone {
@@ -173,6 +176,7 @@ impl ConnLog {
             f.state = Some(t.state.unwrap_or(TcpState::Closed).name());
             *f.extra.entry("retransmits").or_insert(0.0) += t.retransmits as f64;
             *f.extra.entry("rto_timeouts").or_insert(0.0) += t.rto_timeouts as f64;
+            *f.extra.entry("dup_acks").or_insert(0.0) += t.dup_acks_in as f64;
             if let Some((e, at)) = error {
                 f.error = Some(e.name());
                 f.extra.insert("error_at_s", at.as_secs_f64());

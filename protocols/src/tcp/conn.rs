@@ -1550,11 +1550,12 @@ impl Conn {
         let prior_in_flight = self.in_flight();
         let nwin = (seg.window as u64) << self.snd_wscale;
 
-        // Window update (Linux tcp_may_update_window).
-        if ack > prior_una
+        // Window update (Linux tcp_may_update_window). An ACK that may update the window
+        // is not a duplicate ACK (Linux FLAG_WIN_UPDATE), even if the window is unchanged.
+        let win_update = ack > prior_una
             || seg.seq.after(self.snd_wl1)
-            || (seg.seq == self.snd_wl1 && nwin > self.snd_wnd)
-        {
+            || (seg.seq == self.snd_wl1 && (nwin > self.snd_wnd || nwin == 0));
+        if win_update {
             let opened = self.snd_wnd == 0 && nwin > 0;
             self.snd_wnd = nwin;
             self.max_window = self.max_window.max(nwin);
@@ -1603,7 +1604,7 @@ impl Conn {
             && payload.is_empty()
             && !seg.has(flags::SYN | flags::FIN)
             && prior_una < self.snd_nxt
-            && nwin == self.snd_wnd;
+            && !win_update;
 
         let mut rtt = None;
         let mut fin_acked = false;

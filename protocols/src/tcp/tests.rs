@@ -1261,3 +1261,42 @@ fn receiver_estimates_the_data_path_rtt_for_autotuning() {
     // The window has grown well past what the first round trips needed.
     assert!(info.rcv_wnd > 2_000_000, "{info:?}");
 }
+
+// Regression (RB-TCP-33): a window update (same ACK, larger window, no data) is not a
+// duplicate ACK (Linux FLAG_WIN_UPDATE); three of them must not trigger fast retransmit,
+// three true duplicates must.
+#[test]
+fn window_updates_are_not_duplicate_acks() {
+    let (mut h, s, iss) = established_client(TcpOptions::default());
+    let port = h.tcp.info(s).unwrap().local.port();
+    h.send(s, &pattern(0, 10 * 536));
+    assert_eq!(h.take_sent().len(), 10);
+    let mut t = 1;
+    for win in [20000, 30000, 40000] {
+        h.advance_to(at_ms(t));
+        t += 1;
+        h.inject(
+            PEER,
+            seg(80, port, ACK, 5001, iss + 1, win),
+            Payload::empty(),
+        );
+    }
+    let info = h.tcp.info(s).unwrap();
+    assert_eq!(info.dup_acks_in, 0);
+    assert_eq!(info.fast_retransmits, 0);
+    assert!(h.take_sent().is_empty());
+    for _ in 0..3 {
+        h.advance_to(at_ms(t));
+        t += 1;
+        h.inject(
+            PEER,
+            seg(80, port, ACK, 5001, iss + 1, 40000),
+            Payload::empty(),
+        );
+    }
+    let info = h.tcp.info(s).unwrap();
+    assert_eq!(info.dup_acks_in, 3);
+    assert_eq!(info.fast_retransmits, 1);
+    let out = h.take_sent();
+    assert_eq!(out[0].seg.seq.0, iss + 1, "the first segment is resent");
+}
