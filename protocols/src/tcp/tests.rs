@@ -1300,3 +1300,97 @@ fn window_updates_are_not_duplicate_acks() {
     let out = h.take_sent();
     assert_eq!(out[0].seg.seq.0, iss + 1, "the first segment is resent");
 }
+
+/// A client connected at 0 ms with a 100 ms handshake RTT (so SRTT = 100 ms), options as
+/// `timestamps` says; sends one segment at 1 s and lets the RTO retransmit it. Returns the
+/// host, socket, ISS, and the retransmission.
+fn retransmitted_segment(timestamps: bool) -> (Host, super::TcpSocketId, u32, Sent) {
+    let mut h = host();
+    let s = h.connect(std::net::SocketAddrV4::new(PEER, 80));
+    let syn = h.take_sent().remove(0);
+    let iss = syn.seg.seq.0;
+    h.advance_to(at_ms(100));
+    let mut sa = seg(80, syn.seg.src_port, SYN | ACK, 5000, iss + 1, 65535);
+    if timestamps {
+        sa.options = linux_syn_options(1460, 7000, syn.seg.options.timestamps.unwrap().0);
+    }
+    h.inject(PEER, sa, Payload::empty());
+    h.take_sent();
+    assert_eq!(
+        h.tcp.info(s).unwrap().srtt,
+        Some(SimDuration::from_millis(100))
+    );
+    h.advance_to(at_ms(1000));
+    h.send(s, &pattern(0, 100));
+    assert_eq!(h.take_sent().len(), 1);
+    // RTO = SRTT + max(4 RTTVAR, 200 ms) = 100 + 200 ms.
+    h.advance_to(at_ms(1300));
+    let mut out = h.take_sent();
+    assert_eq!(out.len(), 1, "retransmitted at 1.3 s");
+    (h, s, iss, out.remove(0))
+}
+
+// RB-TCP-32: Karn's rule. Without timestamps an ACK for a retransmitted segment gives no
+// RTT sample (it could be for either transmission).
+#[test]
+fn ack_of_a_retransmission_gives_no_rtt_sample_without_timestamps() {
+    let (mut h, s, iss, rtx) = retransmitted_segment(false);
+    h.advance_to(at_ms(1320));
+    let ack = seg(80, rtx.seg.src_port, ACK, 5001, iss + 101, 65535);
+    h.inject(PEER, ack, Payload::empty());
+    let info = h.tcp.info(s).unwrap();
+    assert_eq!(info.bytes_acked, 100);
+    assert_eq!(
+        info.srtt,
+        Some(SimDuration::from_millis(100)),
+        "no sample taken"
+    );
+}
+
+// RB-TCP-38: with timestamps the echoed value dates the transmission that was ACKed, so
+// even a retransmission gives a sample (RFC 7323 4.1).
+#[test]
+fn timestamps_give_an_rtt_sample_even_for_a_retransmission() {
+    let (mut h, s, iss, rtx) = retransmitted_segment(true);
+    let (tsval, _) = rtx.seg.options.timestamps.expect("timestamps on");
+    h.advance_to(at_ms(1320));
+    let mut ack = seg(80, rtx.seg.src_port, ACK, 5001, iss + 101, 65535);
+    ack.options.timestamps = Some((7100, tsval));
+    h.inject(PEER, ack, Payload::empty());
+    let info = h.tcp.info(s).unwrap();
+    assert_eq!(info.bytes_acked, 100);
+    // The 20 ms sample: SRTT = 7/8 * 100 + 1/8 * 20 = 90 ms.
+    assert_eq!(info.srtt, Some(SimDuration::from_millis(90)));
+}
+
+// RB-TCP-38: PAWS. A segment whose timestamp is older than the last one accepted is an
+// old duplicate: it is dropped (its data is not delivered) and answered with an ACK.
+#[test]
+fn paws_drops_a_segment_with_an_old_timestamp() {
+    let (mut h, s, iss, _) = retransmitted_segment(true);
+    let port = h.tcp.info(s).unwrap().local.port();
+    let ts = |val| TcpOptions {
+        timestamps: Some((val, 0)),
+        ..TcpOptions::default()
+    };
+    h.advance_to(at_ms(1400));
+    let mut fresh = seg(80, port, ACK, 5001, iss + 1, 65535);
+    fresh.options = ts(8000);
+    h.inject(PEER, fresh, pattern(0, 500));
+    assert_eq!(h.tcp.info(s).unwrap().bytes_received, 500);
+    h.take_sent();
+    // In-window data, but stamped before 8000: an old duplicate from a previous life.
+    let mut old = seg(80, port, ACK, 5501, iss + 1, 65535);
+    old.options = ts(7999);
+    h.inject(PEER, old, pattern(500, 500));
+    assert_eq!(h.tcp.info(s).unwrap().bytes_received, 500, "dropped");
+    let out = h.take_sent();
+    assert_eq!(out.len(), 1);
+    assert!(out[0].is(ACK));
+    assert_eq!(out[0].seg.ack.0, 5501, "ACKs what it has");
+    // The same data with a current timestamp is accepted.
+    let mut again = seg(80, port, ACK, 5501, iss + 1, 65535);
+    again.options = ts(8001);
+    h.inject(PEER, again, pattern(500, 500));
+    assert_eq!(h.tcp.info(s).unwrap().bytes_received, 1000);
+}
