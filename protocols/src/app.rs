@@ -114,6 +114,10 @@ impl Os<'_, '_> {
     pub fn udp_close(&mut self, s: SocketId) {
         self.udp.close(s)
     }
+    /// setsockopt(IP_TOS): the TOS byte (DSCP and ECN bits) of the socket's datagrams.
+    pub fn udp_set_tos(&mut self, s: SocketId, tos: u8) -> Result<(), UdpError> {
+        self.udp.set_tos(s, tos)
+    }
     /// Sends a datagram; `ttl` overrides the node's default (traceroute uses it).
     pub fn udp_send(
         &mut self,
@@ -122,13 +126,14 @@ impl Os<'_, '_> {
         payload: Payload,
         ttl: Option<u8>,
     ) -> Result<(), AppSendError> {
-        let sport = self
+        let (sport, tos) = self
             .udp
-            .port(s)
+            .sending(s)
             .ok_or(AppSendError::Udp(UdpError::BadSocket))?;
         let pkt = udp::encode(sport, dst.port(), payload).map_err(AppSendError::Udp)?;
         let mut req = SendRequest::new(*dst.ip(), ip_proto::UDP, IpBody::Transport(pkt));
         req.ttl = ttl;
+        req.tos = tos;
         self.cx.send(req).map_err(AppSendError::Ip)
     }
     /// Reserves an ICMP echo identifier for this app; echo replies carrying it come back

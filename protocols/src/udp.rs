@@ -32,6 +32,8 @@ pub enum UdpError {
 struct Socket {
     port: u16,
     owner: usize,
+    /// The TOS byte of datagrams sent from it (IP_TOS), ECN bits included.
+    tos: u8,
 }
 
 /// The UDP sockets of one node.
@@ -65,7 +67,14 @@ impl UdpTable {
         };
         let id = self.next_id;
         self.next_id += 1;
-        self.sockets.insert(id, Socket { port, owner });
+        self.sockets.insert(
+            id,
+            Socket {
+                port,
+                owner,
+                tos: 0,
+            },
+        );
         self.by_port.insert(port, id);
         Ok((SocketId(id), port))
     }
@@ -107,6 +116,19 @@ impl UdpTable {
 
     pub fn port(&self, s: SocketId) -> Option<u16> {
         self.sockets.get(&s.0).map(|x| x.port)
+    }
+
+    /// setsockopt(IP_TOS): the TOS byte of the socket's datagrams. As in Linux, a UDP
+    /// socket sends the ECN bits it is given, so `tos` 2 sends ECT(0).
+    pub fn set_tos(&mut self, s: SocketId, tos: u8) -> Result<(), UdpError> {
+        let sock = self.sockets.get_mut(&s.0).ok_or(UdpError::BadSocket)?;
+        sock.tos = tos;
+        Ok(())
+    }
+
+    /// The source port and TOS byte for a datagram sent from `s`.
+    pub fn sending(&self, s: SocketId) -> Option<(u16, u8)> {
+        self.sockets.get(&s.0).map(|x| (x.port, x.tos))
     }
 
     /// The socket bound to `port` and its owning app.

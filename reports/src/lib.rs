@@ -74,6 +74,10 @@ pub struct LinkSummary {
     pub tx_packets: u64,
     pub tx_bytes: u64,
     pub queue_drops: u64,
+    /// Frames the queue discipline (RED, CoDel) dropped early.
+    pub aqm_drops: u64,
+    /// Frames the queue discipline marked CE instead of dropping them.
+    pub ecn_marks: u64,
     pub loss_drops: u64,
     pub down_drops: u64,
     pub duplicated: u64,
@@ -182,13 +186,20 @@ pub fn human_summary(s: &Summary, out_dir: &str) -> String {
         o.push_str("\nlinks (directions that carried traffic):\n");
         for l in busy {
             o.push_str(&format!(
-                "  {:<24} tx {} pkts, util {:.1}%, queue drops {}, loss drops {}\n",
+                "  {:<24} tx {} pkts, util {:.1}%, queue drops {}, loss drops {}",
                 l.id,
                 l.tx_packets,
                 l.utilization * 100.0,
                 l.queue_drops,
                 l.loss_drops
             ));
+            if l.aqm_drops > 0 || l.ecn_marks > 0 {
+                o.push_str(&format!(
+                    ", aqm drops {}, ecn marks {}",
+                    l.aqm_drops, l.ecn_marks
+                ));
+            }
+            o.push('\n');
         }
     }
     for c in &s.captures {

@@ -6,6 +6,7 @@ use protocols::apps::{cbr, echo, ping, syn_flood, tcp_bulk, tcp_echo, tcp_rr, tr
 use protocols::host::{AppSlot, HostConfig, HostStack};
 use protocols::tcp::{SockOpts, TcpConfig};
 use protocols::App;
+use sim_core::aqm::{Aqm, CoDelConfig, RedConfig};
 use sim_core::ip::{Iface, IpConfig, IpNode};
 use sim_core::link::{ChannelConfig, LossModel, QueueLimit};
 use sim_core::packet::MacAddr;
@@ -61,21 +62,175 @@ fn mac_for(node: &str, port: usize) -> MacAddr {
     MacAddr([0x02, b[0], b[1], b[2], b[3], b[4]])
 }
 
-fn channel(k: &LinkDecl, over: Option<&DirectionDecl>) -> ChannelConfig {
-    let o = over.cloned().unwrap_or_default();
-    let queue = match o.queue.as_ref().unwrap_or(&k.queue) {
-        QueueDecl::DropTail { limit } => match limit {
-            None => QueueLimit::default(),
-            Some(crate::units::QueueLimit::Packets(n)) => QueueLimit {
-                packets: Some(*n),
-                bytes: None,
-            },
-            Some(crate::units::QueueLimit::Bytes(b)) => QueueLimit {
-                packets: None,
-                bytes: Some(*b),
-            },
+/// The hard limit of a queue: `limit`, or 1000 packets (Linux's txqueuelen).
+fn hard_limit(limit: Option<crate::units::QueueLimit>) -> QueueLimit {
+    match limit {
+        None => QueueLimit::default(),
+        Some(crate::units::QueueLimit::Packets(n)) => QueueLimit {
+            packets: Some(n),
+            bytes: None,
         },
+        Some(crate::units::QueueLimit::Bytes(b)) => QueueLimit {
+            packets: None,
+            bytes: Some(b),
+        },
+    }
+}
+
+/// A problem with a queue declaration: (the field at fault, message).
+type QueueError = (&'static str, String);
+
+/// Link-layer header bytes on top of the IP MTU: CoDel's "MTU" is a whole frame (Linux's
+/// psched_mtu: device MTU plus hard header length).
+const ETHERNET_HEADER: u32 = 14;
+
+/// The hard limit and discipline a queue declaration asks for, on a link with IP MTU
+/// `mtu`. Defaults: DropTail as Linux's txqueuelen; Red as tc-red's rules (max_th =
+/// limit/4, min_th = max_th/3, probability 0.02) with w_q = 0.002 and gentle on, as
+/// Floyd recommends; CoDel as Linux's codel (5 ms, 100 ms, 1000 packets, no ECN).
+fn queue_config(q: &QueueDecl, mtu: u32) -> Result<(QueueLimit, Aqm), QueueError> {
+    use crate::units::QueueLimit as Limit;
+    match q {
+        QueueDecl::DropTail { limit } => Ok((hard_limit(*limit), Aqm::None)),
+        QueueDecl::Red {
+            limit,
+            min_th,
+            max_th,
+            max_p,
+            weight,
+            gentle,
+            ecn,
+            avpkt,
+        } => {
+            let lim = limit.unwrap_or(Limit::Packets(1000));
+            let (cap, bytes) = match lim {
+                Limit::Packets(n) => (n as u64, false),
+                Limit::Bytes(b) => (b, true),
+            };
+            let show = |v: u64| match bytes {
+                false => Limit::Packets(v.min(u32::MAX as u64) as u32).to_string(),
+                true => Limit::Bytes(v).to_string(),
+            };
+            let threshold =
+                |field: &'static str, v: Option<Limit>| match v {
+                    None => Ok(None),
+                    Some(Limit::Packets(n)) if !bytes => Ok(Some(n as u64)),
+                    Some(Limit::Bytes(b)) if bytes => Ok(Some(b)),
+                    Some(other) => {
+                        Err((
+                            field,
+                            format!(
+                        "{field} is {other} but limit is {lim}{}: give the thresholds and the \
+                         limit in the same unit (packets, or bytes for byte mode)",
+                        if limit.is_none() { " (the default)" } else { "" }
+                    ),
+                        ))
+                    }
+                };
+            let max = threshold("max_th", *max_th)?;
+            let min = threshold("min_th", *min_th)?;
+            let max_default = max.is_none();
+            let max = max.unwrap_or(cap / 4);
+            let min = min.unwrap_or(max / 3);
+            if max > cap {
+                return Err((
+                    "max_th",
+                    format!("max_th ({}) must not exceed limit ({lim})", show(max)),
+                ));
+            }
+            if min >= max {
+                return Err((
+                    "min_th",
+                    format!(
+                        "min_th ({}) must be below max_th ({}{})",
+                        show(min),
+                        show(max),
+                        if max_default {
+                            ", limit/4 by default"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
+            let max_p = max_p.map_or(0.02, |p| p.value());
+            if max_p <= 0.0 {
+                return Err((
+                    "max_p",
+                    "max_p must be greater than 0 (and at most 1)".into(),
+                ));
+            }
+            let weight = weight.map_or(0.002, |p| p.value());
+            if weight <= 0.0 {
+                return Err((
+                    "weight",
+                    "weight must be greater than 0 (and at most 1)".into(),
+                ));
+            }
+            let avpkt = avpkt.map_or(1000, |b| b.as_bytes());
+            if avpkt == 0 || avpkt > u32::MAX as u64 {
+                return Err((
+                    "avpkt",
+                    format!(
+                        "avpkt must be from 1B to {}",
+                        crate::units::ByteSize::from_bytes(u32::MAX as u64)
+                    ),
+                ));
+            }
+            let red = RedConfig {
+                min_th: min,
+                max_th: max,
+                bytes,
+                max_p,
+                weight,
+                gentle: gentle.unwrap_or(true),
+                ecn: *ecn,
+                avpkt: avpkt as u32,
+            };
+            Ok((hard_limit(Some(lim)), Aqm::Red(red)))
+        }
+        QueueDecl::CoDel {
+            limit,
+            target,
+            interval,
+            ecn,
+        } => {
+            let d = CoDelConfig::default();
+            let target = target.map_or(d.target, dur);
+            if target == SimDuration::ZERO {
+                return Err(("target", "target must be greater than zero".into()));
+            }
+            let interval = interval.map_or(d.interval, dur);
+            if interval == SimDuration::ZERO {
+                return Err(("interval", "interval must be greater than zero".into()));
+            }
+            let codel = CoDelConfig {
+                target,
+                interval,
+                ecn: *ecn,
+                mtu: mtu + ETHERNET_HEADER,
+            };
+            Ok((hard_limit(*limit), Aqm::CoDel(codel)))
+        }
+    }
+}
+
+/// The configuration of link `i`'s direction with overrides `over` (`dir` names that
+/// field: "a_to_b" or "b_to_a").
+fn channel(
+    l: &Loaded,
+    i: usize,
+    k: &LinkDecl,
+    dir: &str,
+    over: Option<&DirectionDecl>,
+) -> Result<ChannelConfig, ScenarioError> {
+    let o = over.cloned().unwrap_or_default();
+    let (queue_decl, queue_path) = match &o.queue {
+        Some(q) => (q, format!("links[{i}].{dir}.queue")),
+        None => (&k.queue, format!("links[{i}].queue")),
     };
+    let (queue, aqm) = queue_config(queue_decl, k.mtu)
+        .map_err(|(field, m)| l.error_at(&format!("{queue_path}.{field}"), m))?;
     let loss = match o.loss.as_ref().unwrap_or(&k.loss) {
         LossDecl::None => LossModel::None,
         LossDecl::Bernoulli(p) => LossModel::Bernoulli(p.value()),
@@ -92,17 +247,18 @@ fn channel(k: &LinkDecl, over: Option<&DirectionDecl>) -> ChannelConfig {
         },
     };
     let reorder = o.reorder.as_ref().or(k.reorder.as_ref());
-    ChannelConfig {
+    Ok(ChannelConfig {
         rate_bps: o.rate.unwrap_or(k.rate).bits_per_sec(),
         delay: dur(o.delay.unwrap_or(k.delay)),
         jitter: dur(o.jitter.unwrap_or(k.jitter)),
         queue,
+        aqm,
         loss,
         duplicate: o.duplicate.or(k.duplicate).map_or(0.0, |p| p.value()),
         reorder: reorder.map_or(0.0, |r| r.probability.value()),
         reorder_delay: reorder.map_or(SimDuration::ZERO, |r| dur(r.delay)),
         corrupt: o.corrupt.or(k.corrupt).map_or(0.0, |p| p.value()),
-    }
+    })
 }
 
 /// An integer sysctl (a number, or a string holding one) in `lo..=hi`.
@@ -504,8 +660,8 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
             NodeId(index(&k.a) as u32),
             NodeId(index(&k.b) as u32),
             k.mtu,
-            channel(k, k.a_to_b.as_ref()),
-            channel(k, k.b_to_a.as_ref()),
+            channel(l, i, k, "a_to_b", k.a_to_b.as_ref())?,
+            channel(l, i, k, "b_to_a", k.b_to_a.as_ref())?,
         );
         link_names.push(name);
     }
@@ -643,6 +799,7 @@ fn app_slot(a: &AppDecl, i: usize, flow: Option<sim_core::metrics::FlowId>) -> A
             start,
             duration,
             count,
+            tos,
             ..
         } => {
             let (host, port) = to.rsplit_once(':').unwrap_or((to.as_str(), "0"));
@@ -654,6 +811,7 @@ fn app_slot(a: &AppDecl, i: usize, flow: Option<sim_core::metrics::FlowId>) -> A
                 size: size.unwrap_or(1000),
                 duration: duration.map(dur),
                 count,
+                tos,
                 flow: flow.unwrap_or(sim_core::metrics::FlowId(0)),
             };
             (
@@ -1025,5 +1183,175 @@ mod tests {
         let e = load_str("t.ron", &bad, &[]).unwrap_err();
         assert!(e.message.contains("unknown field `colse`"), "{e}");
         assert!(e.message.contains("write_size"), "{e}");
+    }
+
+    /// A two-host scenario whose link has `queue: <queue>` and the given direction overrides.
+    fn with_queue(queue: &str, extra: &str) -> Result<Built, ScenarioError> {
+        let src = format!(
+            r#"Scenario(
+    name: "t",
+    nodes: {{ "h1": Host(), "h2": Host() }},
+    links: [
+        Link(a: "h1", b: "h2", rate: "10Mbps",
+             queue: {queue}{extra}),
+    ],
+)"#
+        );
+        let l = load_str("t.ron", &src, &[])?;
+        build(&l, 1)
+    }
+
+    fn configs(b: &Built) -> [&ChannelConfig; 2] {
+        let d = &b.world.links()[0].dirs;
+        [&d[0].config, &d[1].config]
+    }
+
+    #[test]
+    fn queue_disciplines_get_linux_defaults() {
+        let b = with_queue("Red()", "").unwrap();
+        let [c, _] = configs(&b);
+        assert_eq!(c.queue, QueueLimit::default());
+        assert_eq!(
+            c.aqm,
+            Aqm::Red(RedConfig {
+                min_th: 83,
+                max_th: 250,
+                bytes: false,
+                max_p: 0.02,
+                weight: 0.002,
+                gentle: true,
+                ecn: false,
+                avpkt: 1000,
+            })
+        );
+        assert_eq!(c.aqm, Aqm::Red(RedConfig::default()));
+        let b = with_queue(
+            r#"Red(limit: "150KB", min_th: "15KB", max_th: "45KB", max_p: "10%", weight: 0.01, gentle: false, ecn: true, avpkt: "1500B")"#,
+            "",
+        )
+        .unwrap();
+        let [c, _] = configs(&b);
+        assert_eq!(c.queue.bytes, Some(150_000));
+        assert_eq!(
+            c.aqm,
+            Aqm::Red(RedConfig {
+                min_th: 15_000,
+                max_th: 45_000,
+                bytes: true,
+                max_p: 0.1,
+                weight: 0.01,
+                gentle: false,
+                ecn: true,
+                avpkt: 1500,
+            })
+        );
+        let b = with_queue("CoDel()", "").unwrap();
+        let [c, _] = configs(&b);
+        assert_eq!(c.queue, QueueLimit::default());
+        assert_eq!(
+            c.aqm,
+            Aqm::CoDel(CoDelConfig {
+                target: SimDuration::from_millis(5),
+                interval: SimDuration::from_millis(100),
+                ecn: false,
+                mtu: 1514,
+            })
+        );
+        // A direction may have its own discipline.
+        let b = with_queue(
+            r#"DropTail(limit: "20 packets")"#,
+            r#", b_to_a: (queue: CoDel(target: "2ms", interval: "50ms", ecn: true, limit: "100p"))"#,
+        )
+        .unwrap();
+        let [ab, ba] = configs(&b);
+        assert_eq!(ab.aqm, Aqm::None);
+        assert_eq!(ab.queue.packets, Some(20));
+        assert_eq!(ba.queue.packets, Some(100));
+        assert_eq!(
+            ba.aqm,
+            Aqm::CoDel(CoDelConfig {
+                target: SimDuration::from_millis(2),
+                interval: SimDuration::from_millis(50),
+                ecn: true,
+                mtu: 1514,
+            })
+        );
+    }
+
+    #[test]
+    fn bad_queue_parameters_are_located_errors_naming_the_field() {
+        let cases = [
+            (
+                r#"Red(min_th: "50p", max_th: "20p")"#,
+                "",
+                "min_th",
+                "min_th (50 packets) must be below max_th (20 packets)",
+            ),
+            (
+                r#"Red(limit: "100p", min_th: "30p")"#,
+                "",
+                "min_th",
+                "must be below max_th (25 packets, limit/4 by default)",
+            ),
+            (
+                r#"Red(limit: "100p", max_th: "200p")"#,
+                "",
+                "max_th",
+                "max_th (200 packets) must not exceed limit (100 packets)",
+            ),
+            (
+                r#"Red(min_th: "15KB")"#,
+                "",
+                "min_th",
+                "min_th is 15KB but limit is 1000 packets (the default)",
+            ),
+            (
+                r#"Red(max_p: 0)"#,
+                "",
+                "max_p",
+                "max_p must be greater than 0",
+            ),
+            (
+                r#"Red(weight: 0)"#,
+                "",
+                "weight",
+                "weight must be greater than 0",
+            ),
+            (r#"Red(avpkt: "0B")"#, "", "avpkt", "avpkt must be from 1B"),
+            (
+                r#"CoDel(target: "0s")"#,
+                "",
+                "target",
+                "target must be greater than zero",
+            ),
+            (
+                r#"CoDel(interval: "0ms")"#,
+                "",
+                "interval",
+                "interval must be greater than zero",
+            ),
+            (
+                "DropTail()",
+                r#", a_to_b: (queue: Red(max_th: "2000p"))"#,
+                "a_to_b.queue.max_th",
+                "must not exceed limit",
+            ),
+        ];
+        for (queue, extra, field, want) in cases {
+            let e = with_queue(queue, extra).err().expect(queue);
+            assert!(e.message.contains(want), "{queue}: {e}");
+            assert!(e.message.contains(field), "{queue}: {e}");
+            assert_eq!(e.line, 6, "{queue}: {e}");
+            assert!(e.col > 13, "{queue}: points into the link: {e}");
+        }
+        // An absent field with a bad default: the error points at the queue.
+        let e = with_queue(r#"Red(limit: "2p")"#, "").err().unwrap();
+        assert!(
+            e.message
+                .contains("min_th (0 packets) must be below max_th (0 packets"),
+            "{e}"
+        );
+        assert!(e.message.contains("(at links[0].queue.min_th)"), "{e}");
+        assert_eq!((e.line, e.col), (6, 21), "{e}");
     }
 }

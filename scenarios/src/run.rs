@@ -211,6 +211,8 @@ fn summarize(
                 tx_packets: s.tx_packets,
                 tx_bytes: s.tx_bytes,
                 queue_drops: s.queue_drops,
+                aqm_drops: s.aqm_drops,
+                ecn_marks: s.ecn_marks,
                 loss_drops: s.loss_drops,
                 down_drops: s.down_drops,
                 duplicated: s.duplicated,

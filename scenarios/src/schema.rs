@@ -252,6 +252,42 @@ pub enum QueueDecl {
         #[serde(default)]
         limit: Option<QueueLimit>,
     },
+    /// Random Early Detection (Floyd & Jacobson). The thresholds are in the unit of `limit`
+    /// (packets or bytes), which selects packet or byte mode. Defaults: limit 1000 packets,
+    /// max_th = limit/4, min_th = max_th/3, max_p 0.02, weight 0.002, gentle, no ECN,
+    /// avpkt 1000 bytes.
+    Red {
+        #[serde(default)]
+        limit: Option<QueueLimit>,
+        #[serde(default)]
+        min_th: Option<QueueLimit>,
+        #[serde(default)]
+        max_th: Option<QueueLimit>,
+        #[serde(default)]
+        max_p: Option<Probability>,
+        /// The EWMA weight w_q of the average queue.
+        #[serde(default)]
+        weight: Option<Probability>,
+        #[serde(default)]
+        gentle: Option<bool>,
+        #[serde(default)]
+        ecn: bool,
+        /// Typical packet size, for the idle-time correction of the average.
+        #[serde(default)]
+        avpkt: Option<ByteSize>,
+    },
+    /// Controlled Delay (RFC 8289). Defaults as Linux's codel: limit 1000 packets, target
+    /// 5ms, interval 100ms, no ECN.
+    CoDel {
+        #[serde(default)]
+        limit: Option<QueueLimit>,
+        #[serde(default)]
+        target: Option<Duration>,
+        #[serde(default)]
+        interval: Option<Duration>,
+        #[serde(default)]
+        ecn: bool,
+    },
 }
 
 impl Default for QueueDecl {
@@ -366,6 +402,9 @@ pub enum AppDecl {
         duration: Option<Duration>,
         #[serde(default)]
         count: Option<u64>,
+        /// The TOS byte of the datagrams (DSCP and ECN bits): 2 sends ECT(0), 1 ECT(1).
+        #[serde(default)]
+        tos: u8,
     },
     UdpSink {
         on: String,

@@ -1,4 +1,5 @@
 //! placeholder
+pub mod aqm;
 pub mod capture;
 pub mod ip;
 pub mod link;

@@ -1,9 +1,14 @@
 //! Links: full-duplex, each direction an independent [`Channel`] with a queue, a
 //! serializer, a propagation delay and netem-style impairments.
 //!
-//! Owns queueing, serialization timing, impairment decisions and link statistics. It does
-//! not own packets (it handles [`PacketId`]s and lengths) nor schedule events: the world
-//! asks it what happens and schedules accordingly, so a channel can be driven in a unit test.
+//! Owns queueing (drop-tail, or RED or CoDel from [`crate::aqm`] within the hard limit),
+//! serialization timing, impairment decisions and link statistics. It does not own packets
+//! (it handles [`PacketId`]s, lengths and whether a packet is ECN-capable) nor schedule
+//! events: the world asks it what happens and schedules accordingly, so a channel can be
+//! driven in a unit test. When the queue discipline marks a packet instead of dropping it,
+//! the channel says so (`ce` in [`Offer`] and [`NextFrame`]) and the world sets the CE
+//! codepoint in the packet. Frames CoDel drops when dequeuing are kept in a reusable buffer
+//! for the world to free ([`Channel::drain_aqm_dropped`]).
 //!
 //! Timing (RB-LINK-01): a frame of S bytes (its Ethernet wire length) whose transmission
 //! starts at t finishes serializing at t + S*8/R and arrives at t + S*8/R + D (+ jitter).
@@ -11,6 +16,7 @@
 //! being serialized. Impairments are applied when a frame finishes serializing, so a lost
 //! frame still used the link.
 
+use crate::aqm::{Aqm, CoDelState, Head, RedState};
 use crate::rng::SimRng;
 use crate::time::{SimDuration, SimTime};
 use std::collections::VecDeque;
@@ -19,7 +25,8 @@ use std::collections::VecDeque;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PacketId(pub u32);
 
-/// Which packets a queue holds at most. Counts exclude the frame being serialized.
+/// Which packets a queue holds at most (the hard limit, whatever the discipline). Counts
+/// exclude the frame being serialized.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueueLimit {
     pub packets: Option<u32>,
@@ -63,6 +70,8 @@ pub struct ChannelConfig {
     /// netem plus a rate limit) unless reordering is configured.
     pub jitter: SimDuration,
     pub queue: QueueLimit,
+    /// Active queue management within the hard limit `queue` (RED, CoDel), or drop-tail.
+    pub aqm: Aqm,
     pub loss: LossModel,
     /// Probability that a frame is delivered twice.
     pub duplicate: f64,
@@ -81,6 +90,7 @@ impl Default for ChannelConfig {
             delay: SimDuration::ZERO,
             jitter: SimDuration::ZERO,
             queue: QueueLimit::default(),
+            aqm: Aqm::None,
             loss: LossModel::None,
             duplicate: 0.0,
             reorder: 0.0,
@@ -95,7 +105,12 @@ impl Default for ChannelConfig {
 pub struct ChannelStats {
     pub tx_packets: u64,
     pub tx_bytes: u64,
+    /// Frames refused because the queue was at its hard limit (tail drops).
     pub queue_drops: u64,
+    /// Frames the queue discipline dropped early: RED at arrival, CoDel at dequeue.
+    pub aqm_drops: u64,
+    /// Frames the queue discipline marked CE instead of dropping them.
+    pub ecn_marks: u64,
     pub loss_drops: u64,
     /// Frames dropped because the link (or the sending node) was down.
     pub down_drops: u64,
@@ -106,18 +121,43 @@ pub struct ChannelStats {
     pub max_queue_packets: u64,
 }
 
-/// What happens to a frame offered to a channel.
+/// What happens to a frame offered to a channel. `ce`: the queue discipline marked it; set
+/// its ECN field to CE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Offer {
-    /// The channel was idle: serialization starts now and ends after this long.
-    Transmit(SimDuration),
-    Queued,
+    /// The channel was idle: serialization starts now and ends after `duration`.
+    Transmit {
+        duration: SimDuration,
+        ce: bool,
+    },
+    Queued {
+        ce: bool,
+    },
+    /// Refused: the queue is at its hard limit.
     DroppedQueueFull,
+    /// Dropped early by the queue discipline (RED).
+    DroppedAqm,
     DroppedDown,
 }
 
-/// The next frame to serialize and how long it takes.
-pub type NextFrame = (PacketId, SimDuration);
+/// The next frame to serialize, how long it takes, and whether the queue discipline marked
+/// it (set its ECN field to CE before it goes out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NextFrame {
+    pub pkt: PacketId,
+    pub duration: SimDuration,
+    pub ce: bool,
+}
+
+/// A frame waiting in the queue.
+#[derive(Clone, Copy, Debug)]
+struct Queued {
+    pkt: PacketId,
+    len: u32,
+    /// Its ECN field is ECT(0), ECT(1) or CE.
+    ect: bool,
+    enqueued: SimTime,
+}
 
 /// What happens to a frame when it has been serialized.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,7 +175,7 @@ pub enum Fate {
 pub struct Channel {
     pub config: ChannelConfig,
     pub stats: ChannelStats,
-    queue: VecDeque<(PacketId, u32)>,
+    queue: VecDeque<Queued>,
     queued_bytes: u64,
     in_service: Option<(PacketId, u32)>,
     up: bool,
@@ -144,13 +184,20 @@ pub struct Channel {
     last_arrival: SimTime,
     ge_bad: bool,
     rng: SimRng,
+    /// RED's draws, a stream of their own so that they shift no impairment draws.
+    aqm_rng: SimRng,
+    red: RedState,
+    codel: CoDelState,
+    /// Frames CoDel dropped at dequeue, until the world frees them.
+    aqm_dropped: Vec<PacketId>,
     /// The last serialization time computed, as (wire length, rate, time): frames of one
     /// size follow each other, and the exact computation divides in 128 bits.
     serialization_cache: (u32, u64, SimDuration),
 }
 
 impl Channel {
-    pub fn new(config: ChannelConfig, rng: SimRng) -> Self {
+    /// A channel drawing impairments from `rng` and RED's drops from `aqm_rng`.
+    pub fn new(config: ChannelConfig, rng: SimRng, aqm_rng: SimRng) -> Self {
         Channel {
             config,
             stats: ChannelStats::default(),
@@ -162,6 +209,10 @@ impl Channel {
             last_arrival: SimTime::ZERO,
             ge_bad: false,
             rng,
+            aqm_rng,
+            red: RedState::default(),
+            codel: CoDelState::default(),
+            aqm_dropped: Vec::with_capacity(16),
             serialization_cache: (u32::MAX, 0, SimDuration::ZERO),
         }
     }
@@ -180,6 +231,14 @@ impl Channel {
     }
     pub fn is_busy(&self) -> bool {
         self.in_service.is_some()
+    }
+    /// RED's average queue (packets or bytes); 0 for other disciplines.
+    pub fn red_average(&self) -> f64 {
+        self.red.average()
+    }
+    /// CoDel's state, for inspection.
+    pub fn codel(&self) -> &CoDelState {
+        &self.codel
     }
 
     fn serialization(&mut self, wire_len: u32) -> SimDuration {
@@ -202,14 +261,40 @@ impl Channel {
         d
     }
 
-    /// Offers a frame of `wire_len` bytes (RB-LINK-02 drop-tail admission).
-    pub fn offer(&mut self, pkt: PacketId, wire_len: u32) -> Offer {
+    /// Offers a frame of `wire_len` bytes at `now`; `ect`: its ECN field is not Not-ECT, so
+    /// the queue discipline may mark it instead of dropping it. Admission: RED's early
+    /// drop or mark (RB-LINK-05), then the hard limit (RB-LINK-02 drop-tail).
+    pub fn offer(&mut self, now: SimTime, pkt: PacketId, wire_len: u32, ect: bool) -> Offer {
         if !self.up {
             self.stats.down_drops += 1;
             return Offer::DroppedDown;
         }
+        let mut ce = false;
+        if let Aqm::Red(red) = &self.config.aqm {
+            let backlog = if red.bytes {
+                self.queued_bytes
+            } else {
+                self.queue.len() as u64
+            };
+            self.red
+                .update_average(red, now, backlog, self.config.rate_bps);
+            if self.red.decide(red, &mut self.aqm_rng) {
+                if red.ecn && ect {
+                    ce = true;
+                } else {
+                    self.stats.aqm_drops += 1;
+                    return Offer::DroppedAqm;
+                }
+            }
+        }
         if self.in_service.is_none() {
-            return Offer::Transmit(self.start(pkt, wire_len));
+            // Queued and dequeued at once: a sojourn time of zero.
+            self.codel.pass_through();
+            self.stats.ecn_marks += ce as u64;
+            return Offer::Transmit {
+                duration: self.start(pkt, wire_len),
+                ce,
+            };
         }
         let limit = self.config.queue;
         let over_packets = limit
@@ -222,22 +307,80 @@ impl Channel {
             self.stats.queue_drops += 1;
             return Offer::DroppedQueueFull;
         }
-        self.queue.push_back((pkt, wire_len));
+        self.queue.push_back(Queued {
+            pkt,
+            len: wire_len,
+            ect,
+            enqueued: now,
+        });
         self.queued_bytes += wire_len as u64;
         self.stats.max_queue_packets = self.stats.max_queue_packets.max(self.queue.len() as u64);
-        Offer::Queued
+        self.stats.ecn_marks += ce as u64;
+        Offer::Queued { ce }
     }
 
     /// The frame in service has been serialized at `now`. Returns it with its fate, and the
-    /// next frame to serialize with its serialization time, if any.
+    /// next frame to serialize, if any. Frames CoDel dropped on the way are then in
+    /// [`Self::drain_aqm_dropped`].
     pub fn finish(&mut self, now: SimTime) -> Option<(PacketId, Fate, Option<NextFrame>)> {
         let (pkt, _) = self.in_service.take()?;
         let fate = self.decide_fate(now);
-        let next = self.queue.pop_front().map(|(p, len)| {
-            self.queued_bytes -= len as u64;
-            (p, self.start(p, len))
+        let next = self.dequeue(now).map(|(q, ce)| NextFrame {
+            pkt: q.pkt,
+            duration: self.start(q.pkt, q.len),
+            ce,
         });
         Some((pkt, fate, next))
+    }
+
+    /// Takes the next frame to send from the queue, with whether to mark it CE.
+    fn dequeue(&mut self, now: SimTime) -> Option<(Queued, bool)> {
+        let Channel {
+            config,
+            queue,
+            queued_bytes,
+            codel,
+            red,
+            stats,
+            aqm_dropped,
+            ..
+        } = self;
+        let mut pop = || {
+            let q = queue.pop_front()?;
+            *queued_bytes -= q.len as u64;
+            let head = Head {
+                enqueued: q.enqueued,
+                ect: q.ect,
+                backlog_after: *queued_bytes,
+            };
+            Some((q, head))
+        };
+        match &config.aqm {
+            Aqm::CoDel(cfg) => {
+                let r = codel.dequeue(cfg, now, pop, |q: Queued| {
+                    stats.aqm_drops += 1;
+                    aqm_dropped.push(q.pkt);
+                });
+                if let Some((_, true)) = r {
+                    stats.ecn_marks += 1;
+                }
+                r
+            }
+            Aqm::Red(_) => match pop() {
+                Some((q, _)) => Some((q, false)),
+                None => {
+                    red.start_idle(now);
+                    None
+                }
+            },
+            Aqm::None => pop().map(|(q, _)| (q, false)),
+        }
+    }
+
+    /// Frames the queue discipline dropped at dequeue since the last call, for the caller
+    /// to free. Empty unless the discipline is CoDel.
+    pub fn drain_aqm_dropped(&mut self) -> std::vec::Drain<'_, PacketId> {
+        self.aqm_dropped.drain(..)
     }
 
     fn lost(&mut self) -> bool {
@@ -313,7 +456,7 @@ impl Channel {
     pub fn flush(&mut self) -> Vec<PacketId> {
         let mut dropped: Vec<PacketId> =
             self.in_service.take().map(|(p, _)| p).into_iter().collect();
-        dropped.extend(self.queue.drain(..).map(|(p, _)| p));
+        dropped.extend(self.queue.drain(..).map(|q| q.pkt));
         self.queued_bytes = 0;
         self.stats.down_drops += dropped.len() as u64;
         dropped
@@ -327,10 +470,12 @@ impl Channel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aqm::{CoDelConfig, RedConfig};
     use crate::rng::RngFactory;
 
     fn chan(config: ChannelConfig) -> Channel {
-        Channel::new(config, RngFactory::new(1).stream("test"))
+        let f = RngFactory::new(1);
+        Channel::new(config, f.stream("test"), f.stream("test:red"))
     }
 
     // RB-LINK-01
@@ -342,10 +487,16 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(
-            c.offer(PacketId(1), 1000),
-            Offer::Transmit(SimDuration::from_micros(1000))
+            c.offer(SimTime::ZERO, PacketId(1), 1000, false),
+            Offer::Transmit {
+                duration: SimDuration::from_micros(1000),
+                ce: false
+            }
         );
-        assert_eq!(c.offer(PacketId(2), 500), Offer::Queued);
+        assert_eq!(
+            c.offer(SimTime::ZERO, PacketId(2), 500, false),
+            Offer::Queued { ce: false }
+        );
         let t1 = SimTime(1_000_000);
         let (p, fate, next) = c.finish(t1).unwrap();
         assert_eq!(p, PacketId(1));
@@ -357,7 +508,14 @@ mod tests {
                 duplicate_at: None
             }
         );
-        assert_eq!(next, Some((PacketId(2), SimDuration::from_micros(500))));
+        assert_eq!(
+            next,
+            Some(NextFrame {
+                pkt: PacketId(2),
+                duration: SimDuration::from_micros(500),
+                ce: false
+            })
+        );
         let (_, fate, next) = c.finish(SimTime(1_500_000)).unwrap();
         assert_eq!(
             fate,
@@ -380,11 +538,20 @@ mod tests {
             },
             ..Default::default()
         });
-        assert!(matches!(c.offer(PacketId(0), 100), Offer::Transmit(_)));
+        assert!(matches!(
+            c.offer(SimTime::ZERO, PacketId(0), 100, false),
+            Offer::Transmit { .. }
+        ));
         for i in 1..=3 {
-            assert_eq!(c.offer(PacketId(i), 100), Offer::Queued);
+            assert_eq!(
+                c.offer(SimTime::ZERO, PacketId(i), 100, false),
+                Offer::Queued { ce: false }
+            );
         }
-        assert_eq!(c.offer(PacketId(4), 100), Offer::DroppedQueueFull);
+        assert_eq!(
+            c.offer(SimTime::ZERO, PacketId(4), 100, false),
+            Offer::DroppedQueueFull
+        );
         assert_eq!(c.stats.queue_drops, 1);
         assert_eq!(c.queue_len(), 3);
     }
@@ -398,10 +565,22 @@ mod tests {
             },
             ..Default::default()
         });
-        assert!(matches!(c.offer(PacketId(0), 600), Offer::Transmit(_)));
-        assert_eq!(c.offer(PacketId(1), 600), Offer::Queued);
-        assert_eq!(c.offer(PacketId(2), 600), Offer::DroppedQueueFull);
-        assert_eq!(c.offer(PacketId(3), 400), Offer::Queued);
+        assert!(matches!(
+            c.offer(SimTime::ZERO, PacketId(0), 600, false),
+            Offer::Transmit { .. }
+        ));
+        assert_eq!(
+            c.offer(SimTime::ZERO, PacketId(1), 600, false),
+            Offer::Queued { ce: false }
+        );
+        assert_eq!(
+            c.offer(SimTime::ZERO, PacketId(2), 600, false),
+            Offer::DroppedQueueFull
+        );
+        assert_eq!(
+            c.offer(SimTime::ZERO, PacketId(3), 400, false),
+            Offer::Queued { ce: false }
+        );
     }
 
     // RB-LINK-03
@@ -413,7 +592,7 @@ mod tests {
         });
         let mut lost = 0;
         for i in 0..20_000 {
-            c.offer(PacketId(i), 100);
+            c.offer(SimTime::ZERO, PacketId(i), 100, false);
             if c.finish(SimTime(i as u64)).unwrap().1 == Fate::Lost {
                 lost += 1;
             }
@@ -435,7 +614,7 @@ mod tests {
         });
         let mut outcomes = Vec::new();
         for i in 0..50_000 {
-            c.offer(PacketId(i), 100);
+            c.offer(SimTime::ZERO, PacketId(i), 100, false);
             outcomes.push(c.finish(SimTime(i as u64)).unwrap().1 == Fate::Lost);
         }
         let losses = outcomes.iter().filter(|&&l| l).count() as f64;
@@ -454,7 +633,7 @@ mod tests {
         });
         let mut last = SimTime::ZERO;
         for i in 0..1000 {
-            c.offer(PacketId(i), 100);
+            c.offer(SimTime::ZERO, PacketId(i), 100, false);
             if let Fate::Arrives { at, .. } = c.finish(SimTime(i as u64 * 1000)).unwrap().1 {
                 assert!(at >= last);
                 last = at;
@@ -468,7 +647,7 @@ mod tests {
         });
         let arrivals: Vec<SimTime> = (0..100)
             .map(|i| {
-                c.offer(PacketId(i), 100);
+                c.offer(SimTime::ZERO, PacketId(i), 100, false);
                 match c.finish(SimTime(i as u64 * 1000)).unwrap().1 {
                     Fate::Arrives { at, .. } => at,
                     Fate::Lost => unreachable!(),
@@ -485,13 +664,334 @@ mod tests {
     #[test]
     fn down_link_drops_queue_and_refuses_frames() {
         let mut c = chan(ChannelConfig::default());
-        c.offer(PacketId(0), 100);
-        c.offer(PacketId(1), 100);
+        c.offer(SimTime::ZERO, PacketId(0), 100, false);
+        c.offer(SimTime::ZERO, PacketId(1), 100, false);
         let dropped = c.set_down();
         assert_eq!(dropped, vec![PacketId(0), PacketId(1)]);
-        assert_eq!(c.offer(PacketId(2), 100), Offer::DroppedDown);
+        assert_eq!(
+            c.offer(SimTime::ZERO, PacketId(2), 100, false),
+            Offer::DroppedDown
+        );
         assert_eq!(c.epoch(), 1);
         c.set_up();
-        assert!(matches!(c.offer(PacketId(3), 100), Offer::Transmit(_)));
+        assert!(matches!(
+            c.offer(SimTime::ZERO, PacketId(3), 100, false),
+            Offer::Transmit { .. }
+        ));
+    }
+
+    fn ms(x: u64) -> SimTime {
+        SimTime(x * 1_000_000)
+    }
+
+    /// 8 Mbit/s, so a 1000-byte frame takes exactly 1 ms; room for 5000 frames.
+    fn aqm_chan(aqm: Aqm) -> Channel {
+        chan(ChannelConfig {
+            rate_bps: 8_000_000,
+            queue: QueueLimit {
+                packets: Some(5000),
+                bytes: None,
+            },
+            aqm,
+            ..Default::default()
+        })
+    }
+
+    fn red(f: impl FnOnce(&mut RedConfig)) -> Aqm {
+        let mut cfg = RedConfig::default();
+        f(&mut cfg);
+        Aqm::Red(cfg)
+    }
+
+    // RB-LINK-05
+    #[test]
+    fn red_average_follows_the_ewma_and_decays_over_idle_time() {
+        let w = 0.25;
+        let mut c = aqm_chan(red(|r| {
+            r.min_th = 1000;
+            r.max_th = 2000;
+            r.weight = w;
+        }));
+        // Each arrival moves the average towards the frames it finds waiting.
+        let mut avg = 0.0;
+        for i in 0..10u32 {
+            let waiting = c.queue_len() as f64;
+            c.offer(SimTime::ZERO, PacketId(i), 1000, false);
+            avg = (1.0 - w) * avg + w * waiting;
+            assert_eq!(c.red_average(), avg, "after frame {i}");
+        }
+        assert!(avg > 3.0);
+        // Serving frames does not move it; the last finish finds the queue empty at 10 ms.
+        for k in 1..=10 {
+            c.finish(ms(k)).unwrap();
+        }
+        assert_eq!(c.red_average(), avg);
+        // 37.5 ms idle = 37 slots of an avpkt (1000-byte) frame: (1 - w)^37.
+        c.offer(SimTime(47_500_000), PacketId(10), 1000, false);
+        let decayed = avg * (1.0 - w).powi(37);
+        assert!((c.red_average() - decayed).abs() < 1e-12 * avg);
+        // The next arrival, with the link busy, is an ordinary sample again.
+        c.offer(SimTime(47_600_000), PacketId(11), 1000, false);
+        assert!((c.red_average() - (1.0 - w) * decayed).abs() < 1e-12 * avg);
+    }
+
+    // RB-LINK-05
+    #[test]
+    fn red_marks_ecn_capable_frames_instead_of_dropping_them() {
+        // w = 1: the average is the backlog each frame finds. A negligible max_p keeps the
+        // region between the thresholds quiet; from max_th (4 waiting) RED acts on all.
+        let mut c = aqm_chan(red(|r| {
+            r.min_th = 2;
+            r.max_th = 4;
+            r.max_p = 1e-12;
+            r.weight = 1.0;
+            r.gentle = false;
+            r.ecn = true;
+        }));
+        c.config.queue.packets = Some(8);
+        for i in 0..5 {
+            assert!(
+                !matches!(
+                    c.offer(SimTime::ZERO, PacketId(i), 1000, true),
+                    Offer::Queued { ce: true } | Offer::Transmit { ce: true, .. }
+                ),
+                "frame {i}"
+            );
+        }
+        assert_eq!(c.queue_len(), 4);
+        // Not ECN-capable: dropped early.
+        assert_eq!(
+            c.offer(SimTime::ZERO, PacketId(5), 1000, false),
+            Offer::DroppedAqm
+        );
+        // ECN-capable: marked and queued, up to the hard limit, which still drops.
+        for i in 6..10 {
+            assert_eq!(
+                c.offer(SimTime::ZERO, PacketId(i), 1000, true),
+                Offer::Queued { ce: true }
+            );
+        }
+        assert_eq!(
+            c.offer(SimTime::ZERO, PacketId(10), 1000, true),
+            Offer::DroppedQueueFull
+        );
+        assert_eq!(c.stats.aqm_drops, 1);
+        assert_eq!(c.stats.ecn_marks, 4);
+        assert_eq!(c.stats.queue_drops, 1);
+        // Without `ecn`, ECN-capable frames are dropped like any other.
+        let mut c = aqm_chan(red(|r| {
+            r.min_th = 2;
+            r.max_th = 4;
+            r.max_p = 1e-12;
+            r.weight = 1.0;
+            r.gentle = false;
+        }));
+        for i in 0..5 {
+            c.offer(SimTime::ZERO, PacketId(i), 1000, true);
+        }
+        assert_eq!(
+            c.offer(SimTime::ZERO, PacketId(5), 1000, true),
+            Offer::DroppedAqm
+        );
+        assert_eq!(c.stats.ecn_marks, 0);
+    }
+
+    // RB-LINK-05
+    #[test]
+    fn red_byte_mode_measures_waiting_bytes() {
+        let cfg = |bytes| {
+            red(move |r| {
+                r.min_th = 3000;
+                r.max_th = 6000;
+                r.max_p = 1e-12;
+                r.weight = 1.0;
+                r.gentle = false;
+                r.bytes = bytes;
+            })
+        };
+        // Frames of 1500 bytes find 0, 0, 1500, ..., 4500 bytes waiting; the next finds
+        // 6000 = max_th and is dropped.
+        let mut c = aqm_chan(cfg(true));
+        for i in 0..5 {
+            assert_ne!(
+                c.offer(SimTime::ZERO, PacketId(i), 1500, false),
+                Offer::DroppedAqm
+            );
+        }
+        assert_eq!(c.red_average(), 4500.0);
+        assert_eq!(
+            c.offer(SimTime::ZERO, PacketId(5), 1500, false),
+            Offer::DroppedAqm
+        );
+        // In packet mode the same thresholds are thousands of packets away.
+        let mut c = aqm_chan(cfg(false));
+        for i in 0..10 {
+            assert_ne!(
+                c.offer(SimTime::ZERO, PacketId(i), 1500, false),
+                Offer::DroppedAqm
+            );
+        }
+        assert_eq!(c.stats.aqm_drops, 0);
+    }
+
+    // RB-LINK-05
+    #[test]
+    fn red_draws_from_its_own_stream_and_leaves_impairment_draws_alone() {
+        // The n-th frame served meets the n-th loss draw, whether or not RED (drawing in
+        // its probabilistic region) dropped frames before it.
+        let fates = |aqm: Aqm| {
+            let mut c = chan(ChannelConfig {
+                loss: LossModel::Bernoulli(0.3),
+                ..Default::default()
+            });
+            c.config.aqm = aqm;
+            let mut fates = Vec::new();
+            for i in 0..2000u32 {
+                let t = SimTime(i as u64 * 1000);
+                // Keep 20 frames waiting: RED's average sits between its thresholds.
+                while c.queue_len() < 20 {
+                    c.offer(t, PacketId(i), 100, false);
+                }
+                if let Some((_, fate, _)) = c.finish(t) {
+                    fates.push(fate == Fate::Lost);
+                }
+            }
+            (fates, c.stats.aqm_drops)
+        };
+        let (plain, none) = fates(Aqm::None);
+        let (red, drops) = fates(red(|r| {
+            r.min_th = 10;
+            r.max_th = 30;
+            r.max_p = 0.5;
+            r.weight = 1.0;
+        }));
+        assert_eq!(none, 0);
+        assert!(drops > 100, "{drops}");
+        assert_eq!(plain, red);
+    }
+
+    fn codel(ecn: bool) -> Aqm {
+        Aqm::CoDel(CoDelConfig {
+            ecn,
+            ..Default::default()
+        })
+    }
+
+    /// (time, packet) of each frame CoDel dropped or marked.
+    type Events = Vec<(SimTime, PacketId)>;
+
+    /// Serves frames back to back from 1 ms until `end`, returning the frames CoDel
+    /// dropped and those it marked.
+    fn serve(c: &mut Channel, end: SimTime) -> (Events, Events) {
+        let (mut drops, mut marks) = (Vec::new(), Vec::new());
+        let mut t = ms(1);
+        while t <= end {
+            let (_, _, next) = c.finish(t).unwrap();
+            drops.extend(c.drain_aqm_dropped().map(|p| (t, p)));
+            let next = next.expect("the queue never runs dry here");
+            if next.ce {
+                marks.push((t, next.pkt));
+            }
+            assert_eq!(next.duration, SimDuration::from_millis(1));
+            t += next.duration;
+        }
+        (drops, marks)
+    }
+
+    /// CoDel's drop times for a queue that stays long from `first` on, dequeued every
+    /// millisecond: the control law's instants, rounded up to the next dequeue.
+    fn codel_schedule(first: SimTime, end: SimTime) -> Vec<SimTime> {
+        let interval = SimDuration::from_millis(100);
+        let mut v = vec![first];
+        let (mut due, mut count) = (crate::aqm::control_law(first, interval, 1), 1);
+        loop {
+            let at = ms(due.0.div_ceil(1_000_000));
+            if at > end {
+                return v;
+            }
+            v.push(at);
+            count += 1;
+            due = crate::aqm::control_law(due, interval, count);
+        }
+    }
+
+    // RB-LINK-06
+    #[test]
+    fn codel_drops_at_dequeue_at_the_control_law_times() {
+        // 1000 frames at t = 0: the frame dequeued at k ms has waited k ms. At 5 ms the
+        // sojourn time reaches target; an interval later, at 105 ms, CoDel drops the head
+        // (frame 105) and sends the next one instead.
+        let mut c = aqm_chan(codel(false));
+        for i in 0..1000 {
+            c.offer(SimTime::ZERO, PacketId(i), 1000, false);
+        }
+        let (drops, marks) = serve(&mut c, ms(600));
+        let expected = codel_schedule(ms(105), ms(600));
+        assert_eq!(
+            expected[..4],
+            [ms(105), ms(205), ms(276), ms(334)],
+            "205 + 70.71, 275.71 + 57.74"
+        );
+        assert_eq!(drops.iter().map(|d| d.0).collect::<Vec<_>>(), expected);
+        assert_eq!(drops[0].1, PacketId(105));
+        assert!(marks.is_empty());
+        assert_eq!(c.stats.aqm_drops, expected.len() as u64);
+        assert_eq!(c.stats.queue_drops, 0);
+        assert!(c.codel().dropping());
+    }
+
+    // RB-LINK-06
+    #[test]
+    fn codel_marks_ecn_capable_frames_at_the_drop_times() {
+        let mut c = aqm_chan(codel(true));
+        for i in 0..1000 {
+            c.offer(SimTime::ZERO, PacketId(i), 1000, true);
+        }
+        let (drops, marks) = serve(&mut c, ms(600));
+        assert!(drops.is_empty());
+        let expected = codel_schedule(ms(105), ms(600));
+        assert_eq!(marks.iter().map(|m| m.0).collect::<Vec<_>>(), expected);
+        assert_eq!(marks[0].1, PacketId(105));
+        assert_eq!(c.stats.ecn_marks, expected.len() as u64);
+        assert_eq!(c.stats.aqm_drops, 0);
+        // With `ecn`, frames that are not ECN-capable are still dropped.
+        let mut c = aqm_chan(codel(true));
+        for i in 0..1000 {
+            c.offer(SimTime::ZERO, PacketId(i), 1000, false);
+        }
+        let (drops, marks) = serve(&mut c, ms(600));
+        assert!(marks.is_empty());
+        assert_eq!(drops.len(), expected.len());
+    }
+
+    // RB-LINK-06
+    #[test]
+    fn codel_leaves_a_standing_queue_below_target_alone() {
+        // One arrival per millisecond, one departure per millisecond, `waiting` frames in
+        // the queue: each frame waits `waiting` ms.
+        let run = |waiting: u32| {
+            let mut c = aqm_chan(codel(false));
+            for i in 0..=waiting {
+                c.offer(SimTime::ZERO, PacketId(i), 1000, false);
+            }
+            let mut drops = Vec::new();
+            for k in 1..=3000 {
+                c.finish(ms(k)).unwrap();
+                drops.extend(c.drain_aqm_dropped().map(|_| ms(k)));
+                c.offer(ms(k), PacketId(waiting + k as u32), 1000, false);
+            }
+            (drops, c)
+        };
+        // 4 ms < target: never a drop.
+        let (drops, c) = run(4);
+        assert!(drops.is_empty());
+        assert_eq!(c.queue_len(), 4);
+        // 5 ms = target counts as above. From 5 ms the head has waited 5 ms, so one
+        // interval later (105 ms) CoDel drops; the queue is then 4 ms long, below target,
+        // and CoDel leaves the dropping state at the next dequeue.
+        let (drops, c) = run(5);
+        assert_eq!(drops, vec![ms(105)]);
+        assert!(!c.codel().dropping());
+        assert_eq!(c.queue_len(), 4);
     }
 }

@@ -24,6 +24,14 @@ use std::net::Ipv4Addr;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId(pub u32);
 
+/// The CE codepoint of the IPv4 ECN field (RFC 3168).
+const ECN_CE: u8 = 0b11;
+
+/// Whether a frame's packet is ECN-capable: IPv4 with ECT(0), ECT(1) or CE (RFC 3168).
+fn ecn_capable(frame: &Frame) -> bool {
+    matches!(&frame.body, FrameBody::Ipv4(p) if p.tos & ECN_CE != 0)
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct LinkId(pub u32);
 
@@ -309,12 +317,31 @@ impl Net {
             return;
         };
         let wire_len = frame.wire_len() as u32;
+        let ect = ecn_capable(&frame);
         self.counters[node.0 as usize].tx_frames += 1;
         let pkt = self.packets.insert(frame);
+        let now = self.now();
         let l = &mut self.links[link.0 as usize];
-        match l.dirs[side as usize].offer(pkt, wire_len) {
-            Offer::Transmit(d) => self.start_transmission(link, side, pkt, d),
-            Offer::Queued => {}
+        match l.dirs[side as usize].offer(now, pkt, wire_len, ect) {
+            Offer::Transmit { duration, ce } => {
+                if ce {
+                    self.mark_ce(link, side, pkt);
+                }
+                self.start_transmission(link, side, pkt, duration)
+            }
+            Offer::Queued { ce } => {
+                if ce {
+                    self.mark_ce(link, side, pkt);
+                }
+            }
+            Offer::DroppedAqm => {
+                if self.tracer.enabled(Category::Link) {
+                    let l = &self.links[link.0 as usize];
+                    let (name, qdisc) = (l.name.clone(), l.dirs[side as usize].config.aqm.name());
+                    node_trace!(self, Category::Link, node, "drop", "link" => name, "reason" => "aqm", "qdisc" => qdisc);
+                }
+                self.packets.take(pkt);
+            }
             Offer::DroppedQueueFull | Offer::DroppedDown => {
                 let reason = if l.dirs[side as usize].is_up() {
                     "queue_full"
@@ -327,6 +354,41 @@ impl Net {
                 }
                 self.packets.take(pkt);
             }
+        }
+    }
+
+    /// Sets the CE codepoint (RFC 3168) of a packet that the queue discipline of `link`'s
+    /// direction `side` marked instead of dropping it.
+    fn mark_ce(&mut self, link: LinkId, side: u8, pkt: PacketId) {
+        if let Some((
+            _,
+            Frame {
+                body: FrameBody::Ipv4(p),
+                ..
+            },
+        )) = self.packets.get_mut(pkt)
+        {
+            p.tos |= ECN_CE;
+        }
+        if self.tracer.enabled(Category::Link) {
+            let l = &self.links[link.0 as usize];
+            let node = l.ends[side as usize].0;
+            let (name, qdisc) = (l.name.clone(), l.dirs[side as usize].config.aqm.name());
+            node_trace!(self, Category::Link, node, "ecn_mark", "link" => name, "qdisc" => qdisc);
+        }
+    }
+
+    /// Frees the frames the queue discipline of `link`'s direction `side` dropped when
+    /// dequeuing (CoDel), tracing each as a drop.
+    fn free_aqm_dropped(&mut self, link: LinkId, side: u8) {
+        let now = self.now();
+        let l = &mut self.links[link.0 as usize];
+        let from = &self.names[l.ends[side as usize].0 .0 as usize];
+        let ch = &mut l.dirs[side as usize];
+        let qdisc = ch.config.aqm.name();
+        for p in ch.drain_aqm_dropped() {
+            self.packets.take(p);
+            trace_event!(self.tracer, Category::Link, now, from, "drop", "link" => l.name.clone(), "reason" => "aqm", "qdisc" => qdisc);
         }
     }
 
@@ -507,19 +569,23 @@ impl World {
         let pb = self.net.ports[b.0 as usize].len() as u16;
         self.net.ports[b.0 as usize].push(PortBinding { link: id, side: 1 });
         let names = &self.net.names;
-        let rng_a = self.net.rng.stream(&format!(
-            "link:{name}:{}>{}",
-            names[a.0 as usize], names[b.0 as usize]
-        ));
-        let rng_b = self.net.rng.stream(&format!(
-            "link:{name}:{}>{}",
-            names[b.0 as usize], names[a.0 as usize]
-        ));
+        // One stream per direction for impairments, and one for RED's drops, so that
+        // choosing a queue discipline shifts no impairment draws.
+        let channel = |config, from: NodeId, to: NodeId| {
+            let stream = format!(
+                "link:{name}:{}>{}",
+                names[from.0 as usize], names[to.0 as usize]
+            );
+            let rng = self.net.rng.stream(&stream);
+            let red = self.net.rng.stream(&format!("{stream}:red"));
+            Channel::new(config, rng, red)
+        };
+        let dirs = [channel(ab, a, b), channel(ba, b, a)];
         self.net.links.push(Link {
             name: name.to_string(),
             ends: [(a, pa), (b, pb)],
             mtu,
-            dirs: [Channel::new(ab, rng_a), Channel::new(ba, rng_b)],
+            dirs,
             capture: None,
         });
         id
@@ -823,8 +889,13 @@ impl World {
                 );
             }
         }
-        if let Some((p, d)) = next {
-            self.net.start_transmission(LinkId(link), dir, p, d);
+        self.net.free_aqm_dropped(LinkId(link), dir);
+        if let Some(n) = next {
+            if n.ce {
+                self.net.mark_ce(LinkId(link), dir, n.pkt);
+            }
+            self.net
+                .start_transmission(LinkId(link), dir, n.pkt, n.duration);
         }
     }
 

@@ -144,6 +144,40 @@ fn ecmp_diamond_steady_state_does_not_allocate() {
     assert_eq!(window, 0, "allocations in {WINDOW} steady-state events");
 }
 
+/// Overloaded CoDel and RED bottlenecks with ECN: ECT(0) and Not-ECT CBR flows, so both
+/// disciplines mark, drop early (RED at enqueue, CoDel at dequeue) and hit their hard
+/// limits.
+#[test]
+fn aqm_steady_state_does_not_allocate() {
+    let source = r#"Scenario(
+        name: "aqm-steady",
+        duration: "10s",
+        nodes: { "a": Host(), "r": Router(), "b": Host(), "c": Host() },
+        links: [
+            Link(a: "a", b: "r", rate: "1Gbps", delay: "1ms"),
+            Link(a: "r", b: "b", rate: "10Mbps", delay: "5ms",
+                 queue: CoDel(limit: "100 packets", ecn: true)),
+            Link(a: "r", b: "c", rate: "10Mbps", delay: "5ms",
+                 queue: Red(limit: "100 packets", min_th: "10p", max_th: "30p", ecn: true)),
+        ],
+        apps: [
+            UdpSink(on: "b", port: 9000),
+            UdpSink(on: "c", port: 9000),
+            UdpCbr(name: "b-ect", from: "a", to: "b:9000", rate: "8Mbps", size: 1000, tos: 2),
+            UdpCbr(name: "b-plain", from: "a", to: "b:9000", rate: "6Mbps", size: 1000),
+            UdpCbr(name: "c-ect", from: "a", to: "c:9000", rate: "8Mbps", size: 1000, tos: 2),
+            UdpCbr(name: "c-plain", from: "a", to: "c:9000", rate: "6Mbps", size: 1000),
+        ],
+    )"#;
+    let loaded = scenarios::load_str("aqm-steady.ron", source, &[]).expect("loads");
+    let (warm, window) = allocations_of("aqm-steady", &loaded, 100_000);
+    assert!(
+        warm > 0,
+        "the warm-up (boot, ARP) must allocate: is the counter on?"
+    );
+    assert_eq!(window, 0, "allocations in {WINDOW} steady-state events");
+}
+
 /// A long fat pipe: some 6 000 datagrams in flight at once, so the scheduler holds more
 /// events than its binary heap takes and runs as a radix heap.
 #[test]

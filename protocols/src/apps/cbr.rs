@@ -67,6 +67,8 @@ pub struct UdpCbrConfig {
     pub duration: Option<SimDuration>,
     /// Stop after this many datagrams.
     pub count: Option<u64>,
+    /// The TOS byte of the datagrams (IP_TOS): DSCP and ECN bits, e.g. 2 for ECT(0).
+    pub tos: u8,
     pub flow: FlowId,
 }
 
@@ -139,6 +141,9 @@ impl App for UdpCbr {
         };
         self.dst = Some(SocketAddrV4::new(ip, self.cfg.to_port));
         self.sock = os.udp_bind(None).ok();
+        if let Some(s) = self.sock {
+            let _ = os.udp_set_tos(s, self.cfg.tos);
+        }
         self.send_one(os);
     }
     fn on_timer(&mut self, os: &mut Os<'_, '_>, _token: u64) {
