@@ -392,12 +392,13 @@ pub fn tcp_config(d: &L3Decl) -> Result<TcpConfig, SysctlError> {
                 if protocols::tcp::cc::by_name(&name).is_none() {
                     return Err(e(format!(
                         "unknown congestion control \"{name}\"; expected one of: {}",
-                        CONGESTION_CONTROLS.join(", ")
+                        protocols::tcp::cc::names().join(", ")
                     )));
                 }
                 c.congestion_control = name;
             }
             "tcp_slow_start_after_idle" => c.slow_start_after_idle = flag()?,
+            "tcp_pacing" => c.pacing = flag()?,
             "tcp_delack_min" => c.delack_min = millis()?,
             "tcp_delack_max" => c.delack_max = millis()?,
             "tcp_reordering" => c.reordering = int(1, u32::MAX as u64)? as u32,
@@ -413,9 +414,6 @@ pub fn tcp_config(d: &L3Decl) -> Result<TcpConfig, SysctlError> {
     Ok(c)
 }
 
-/// Congestion controllers `tcp_congestion_control` may name.
-pub const CONGESTION_CONTROLS: &[&str] = &["newreno", "reno"];
-
 fn sockopts(o: &SockOptsDecl) -> SockOpts {
     SockOpts {
         reuse_addr: o.reuse_addr,
@@ -428,6 +426,8 @@ fn sockopts(o: &SockOptsDecl) -> SockOpts {
         sndbuf: o.sndbuf.map(|b| b.as_bytes().min(u32::MAX as u64) as u32),
         rcvbuf: o.rcvbuf.map(|b| b.as_bytes().min(u32::MAX as u64) as u32),
         max_seg: o.max_seg,
+        // Validation rejected names that are not registered (and so too long).
+        congestion: o.cc.as_deref().and_then(protocols::tcp::cc::CcName::new),
     }
 }
 
@@ -994,7 +994,7 @@ mod tests {
             "tcp_rto_initial": "3s", "tcp_sack": 0, "tcp_timestamps": false,
             "tcp_window_scaling": 0, "tcp_congestion_control": "reno",
             "tcp_slow_start_after_idle": 0, "tcp_delack_min": "20ms", "tcp_delack_max": 100,
-            "tcp_reordering": 5,
+            "tcp_reordering": 5, "tcp_pacing": true,
         }"#,
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -1027,6 +1027,7 @@ mod tests {
             window_scaling: false,
             congestion_control: "reno".into(),
             slow_start_after_idle: false,
+            pacing: true,
             delack_min: ms(20),
             delack_max: ms(100),
             reordering: 5,
@@ -1128,6 +1129,7 @@ mod tests {
                 sndbuf: Some(65536),
                 rcvbuf: None,
                 max_seg: Some(1000),
+                congestion: None,
             }
         );
         assert!(!b.close);

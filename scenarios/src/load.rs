@@ -314,6 +314,17 @@ fn validate(l: &Loaded) -> Result<(), ScenarioError> {
                 known(host, format!("apps[{i}].to"))?;
             }
         }
+        if let Some(cc) = a.tcp_sockopts().and_then(|o| o.cc) {
+            if protocols::tcp::cc::by_name(&cc).is_none() {
+                return Err(l.error_at(
+                    &format!("apps[{i}].cc"),
+                    format!(
+                        "unknown congestion control \"{cc}\"; expected one of: {}",
+                        protocols::tcp::cc::names().join(", ")
+                    ),
+                ));
+            }
+        }
         if let AppDecl::SynFlood { rate: 0, .. } = a {
             return Err(l.error_at(
                 &format!("apps[{i}].rate"),

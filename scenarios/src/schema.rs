@@ -449,6 +449,20 @@ pub enum AppDecl {
     },
 }
 
+impl AppDecl {
+    /// The socket options of a TCP app; `None` for the others.
+    pub fn tcp_sockopts(&self) -> Option<SockOptsDecl> {
+        match self {
+            AppDecl::TcpBulk(d) => Some(d.sockopts()),
+            AppDecl::TcpSink(d) => Some(d.sockopts()),
+            AppDecl::TcpRequestResponse(d) => Some(d.sockopts()),
+            AppDecl::TcpServer(d) => Some(d.sockopts()),
+            AppDecl::TcpEcho(d) => Some(d.sockopts()),
+            _ => None,
+        }
+    }
+}
+
 /// Socket options common to the TCP apps (applied with setsockopt to every socket the app
 /// opens; accepted connections inherit the listener's).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -463,6 +477,7 @@ pub struct SockOptsDecl {
     pub sndbuf: Option<ByteSize>,
     pub rcvbuf: Option<ByteSize>,
     pub max_seg: Option<u16>,
+    pub cc: Option<String>,
 }
 
 /// A TCP app's settings struct: its own fields plus the socket options.
@@ -505,6 +520,10 @@ macro_rules! tcp_app_decl {
             /// TCP_MAXSEG.
             #[serde(default)]
             pub max_seg: Option<u16>,
+            /// TCP_CONGESTION: the congestion controller, e.g. "cubic" (default: the
+            /// host's tcp_congestion_control).
+            #[serde(default)]
+            pub cc: Option<String>,
         }
 
         impl $name {
@@ -521,6 +540,7 @@ macro_rules! tcp_app_decl {
                     sndbuf: self.sndbuf,
                     rcvbuf: self.rcvbuf,
                     max_seg: self.max_seg,
+                    cc: self.cc.clone(),
                 }
             }
         }

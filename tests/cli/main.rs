@@ -48,7 +48,7 @@ fn every_broken_scenario_is_rejected_with_a_located_message_and_exit_code_2() {
         }
         n += 1;
     }
-    assert!(n >= 19, "{n} broken scenarios");
+    assert!(n >= 20, "{n} broken scenarios");
 }
 
 /// Errors that only building the network finds (subnet conflicts, gateways off every

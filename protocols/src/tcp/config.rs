@@ -47,6 +47,10 @@ pub struct TcpConfig {
     pub congestion_control: String,
     /// tcp_slow_start_after_idle: restart from the initial window after an idle RTO.
     pub slow_start_after_idle: bool,
+    /// Pace every connection at Linux's default pacing rate (what the `fq` qdisc does with
+    /// `sk_pacing_rate`); controllers that pace (BBR) do regardless. Not a Linux sysctl:
+    /// on Linux this is `net.core.default_qdisc = fq`.
+    pub pacing: bool,
     /// Delayed ACK bounds (TCP_DELACK_MIN, TCP_DELACK_MAX) and TCP_ATO_MIN.
     pub delack_min: SimDuration,
     pub delack_max: SimDuration,
@@ -82,6 +86,7 @@ impl Default for TcpConfig {
             window_scaling: true,
             congestion_control: "newreno".to_string(),
             slow_start_after_idle: true,
+            pacing: false,
             delack_min: SimDuration::from_millis(40),
             delack_max: SimDuration::from_millis(200),
             reordering: 3,
@@ -118,6 +123,7 @@ impl TcpConfig {
         "tcp_window_scaling",
         "tcp_congestion_control",
         "tcp_slow_start_after_idle",
+        "tcp_pacing",
         "tcp_delack_min",
         "tcp_delack_max",
         "tcp_reordering",
@@ -150,6 +156,9 @@ pub struct SockOpts {
     pub rcvbuf: Option<u32>,
     /// TCP_MAXSEG: clamp on the MSS this socket announces and uses.
     pub max_seg: Option<u16>,
+    /// TCP_CONGESTION: this socket's controller instead of the host's
+    /// `tcp_congestion_control`.
+    pub congestion: Option<super::cc::CcName>,
 }
 
 /// Socket errors, named as Linux names them.

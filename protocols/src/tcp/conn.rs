@@ -13,7 +13,7 @@
 //! conversions at the wire deal with wraparound.
 
 use super::buffer::{RecvBuffer, SendBuffer};
-use super::cc::{AckInfo, CcEvent, CongestionControl, Window};
+use super::cc::{AckSample, CaState, CcEvent, CongestionControl, RateSample, Window};
 use super::config::{Errno, SockOpts, TcpConfig};
 use super::rtt::RttEstimator;
 use super::seq::SeqNum;
@@ -44,26 +44,6 @@ pub(crate) struct Ctx<'a> {
     pub counters: &'a mut TcpCounters,
 }
 
-/// Loss-recovery state (Linux's `icsk_ca_state`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CaState {
-    Open,
-    Disorder,
-    Recovery,
-    Loss,
-}
-
-impl CaState {
-    pub fn name(self) -> &'static str {
-        match self {
-            CaState::Open => "open",
-            CaState::Disorder => "disorder",
-            CaState::Recovery => "recovery",
-            CaState::Loss => "loss",
-        }
-    }
-}
-
 const SENT_SACKED: u8 = 1;
 const SENT_LOST: u8 = 2;
 /// A retransmission of this segment is in flight.
@@ -79,6 +59,53 @@ struct Sent {
     end: u64,
     sent_at: SimTime,
     flags: u8,
+    /// The connection's delivery state when this was (last) sent, for rate samples.
+    tx: TxSnapshot,
+}
+
+/// Linux `tcp_skb_cb.tx`: what a delivery-rate sample needs from a segment's sending.
+#[derive(Clone, Copy, Debug, Default)]
+struct TxSnapshot {
+    delivered: u64,
+    delivered_time: SimTime,
+    first_tx_time: SimTime,
+    app_limited: bool,
+}
+
+/// The most recently sent segment among those an ACK delivered (Linux `rate_sample`
+/// while it is being built).
+#[derive(Clone, Copy, Debug)]
+struct RateProbe {
+    tx: TxSnapshot,
+    sent_at: SimTime,
+    end: u64,
+}
+
+/// Linux `tcp_rate_skb_delivered`: keep the most recently sent of the delivered segments.
+fn rate_probe(probe: &mut Option<RateProbe>, s: &Sent) {
+    let newer =
+        probe.is_none_or(|p| s.sent_at > p.sent_at || (s.sent_at == p.sent_at && s.end > p.end));
+    if newer {
+        *probe = Some(RateProbe {
+            tx: s.tx,
+            sent_at: s.sent_at,
+            end: s.end,
+        });
+    }
+}
+
+/// What one ACK did, for loss recovery and the congestion controller.
+#[derive(Clone, Copy, Debug)]
+struct AckNews {
+    una_advanced: bool,
+    newly_sacked: bool,
+    /// Bytes newly acknowledged, cumulatively or by SACK.
+    delivered: u64,
+    prior_in_flight: u64,
+    rtt: Option<SimDuration>,
+    rate: Option<RateSample>,
+    /// `lost_total` before this ACK.
+    lost_before: u64,
 }
 
 impl Sent {
@@ -213,6 +240,17 @@ pub(crate) struct Conn {
     /// `tcp_cwnd_validate`), with the most it had outstanding and where that window ends.
     cwnd_limited: bool,
     max_in_flight: u64,
+    /// Delivery-rate state (Linux `tcp_rate.c`): bytes delivered so far and when the last
+    /// were, when the current flight began, and the delivered mark up to which samples
+    /// are application-limited (0: not limited).
+    delivered: u64,
+    delivered_time: SimTime,
+    first_tx_time: SimTime,
+    app_limited: u64,
+    /// Bytes ever marked lost (for the controller's per-ACK loss count).
+    lost_total: u64,
+    /// Earliest time the next segment may leave when pacing.
+    pacing_next: SimTime,
     cwnd_usage_seq: u64,
     rcv_rtt: RcvRtt,
     last_send: SimTime,
@@ -342,6 +380,12 @@ impl Conn {
             cc,
             cwnd_limited: false,
             max_in_flight: 0,
+            delivered: 0,
+            delivered_time: SimTime::ZERO,
+            first_tx_time: SimTime::ZERO,
+            app_limited: 0,
+            lost_total: 0,
+            pacing_next: SimTime::ZERO,
             cwnd_usage_seq: 0,
             rcv_rtt: RcvRtt::default(),
             last_send: SimTime::ZERO,
@@ -754,6 +798,7 @@ impl Conn {
         self.win.mss = mss;
         self.win.cwnd = ctx.cfg.initial_cwnd as u64 * mss as u64;
         self.win.ssthresh = u64::MAX;
+        self.cc.init(&mut self.win, ctx.now);
         // Linux tcp_initialize_rcv_mss: a conservative guess until segments arrive.
         self.ack.rcv_mss = self
             .advmss
@@ -1016,10 +1061,19 @@ impl Conn {
         }
         let mut sent_any = false;
         let mut hit_cwnd = false;
+        let pacing = self.pacing_rate(ctx.cfg).is_some();
         loop {
             if self.in_flight() >= self.win.cwnd {
                 hit_cwnd = true;
                 break;
+            }
+            if pacing && ctx.now < self.pacing_next && self.has_something_to_send() {
+                let wait = self.pacing_next.saturating_since(ctx.now);
+                self.set_timer(ctx, TimerKind::Pacing, wait);
+                break;
+            }
+            if self.snd_una == self.snd_nxt && self.has_something_to_send() {
+                self.cc.on_event(&mut self.win, CcEvent::TxStart);
             }
             if self.ca != CaState::Open && self.retransmit_next_lost(ctx) {
                 sent_any = true;
@@ -1036,7 +1090,78 @@ impl Conn {
         if sent_any || hit_cwnd {
             self.cwnd_validate(hit_cwnd);
         }
+        self.check_app_limited();
         self.check_persist(ctx);
+    }
+
+    /// Unsent data (or a FIN), or a segment marked lost and not yet resent.
+    fn has_something_to_send(&self) -> bool {
+        self.unsent() > 0
+            || self.fin_off().is_some_and(|f| self.snd_nxt <= f)
+            || (self.ca != CaState::Open && self.lost_bytes > self.retrans_bytes)
+    }
+
+    /// Linux `tcp_rate_check_app_limited`: with less than a segment to send, room in the
+    /// window and no lost segment waiting, the sender is application-limited, and rate
+    /// samples of what it sends now say so.
+    fn check_app_limited(&mut self) {
+        if self.unsent() < self.win.mss as u64
+            && self.in_flight() < self.win.cwnd
+            && self.lost_bytes <= self.retrans_bytes
+        {
+            self.app_limited = (self.delivered + self.in_flight()).max(1);
+        }
+    }
+
+    /// Linux `tcp_rate_skb_sent`: the delivery state a segment carries when it leaves.
+    fn tx_snapshot(&mut self, ctx: &Ctx<'_>) -> TxSnapshot {
+        if self.snd_nxt == self.snd_una || self.in_flight() == 0 {
+            // A new flight: intervals start now.
+            self.first_tx_time = ctx.now;
+            self.delivered_time = ctx.now;
+        }
+        TxSnapshot {
+            delivered: self.delivered,
+            delivered_time: self.delivered_time,
+            first_tx_time: self.first_tx_time,
+            app_limited: self.app_limited != 0,
+        }
+    }
+
+    /// The pacing rate in bytes per second, if this connection paces: what the controller
+    /// asks for, else with `tcp_pacing` on, Linux's `tcp_update_pacing_rate` (twice cwnd
+    /// per SRTT in slow start, 1.2 times in congestion avoidance).
+    fn pacing_rate(&self, cfg: &TcpConfig) -> Option<u64> {
+        if let Some(r) = self.cc.pacing_rate() {
+            return Some(r.max(1));
+        }
+        if !cfg.pacing {
+            return None;
+        }
+        let srtt = self.rtt.srtt()?.as_nanos().max(1);
+        let ratio = if self.win.in_slow_start() { 200 } else { 120 };
+        let cwnd = self.win.cwnd.max(self.in_flight());
+        Some(((cwnd as u128 * 1_000_000_000 * ratio / 100 / srtt as u128) as u64).max(1))
+    }
+
+    /// Advances the pacing clock past a segment of `len` payload bytes (Linux
+    /// `tcp_update_skb_after_send`: the time its headers and payload take at the rate).
+    fn paced(&mut self, ctx: &Ctx<'_>, len: u64) {
+        let Some(rate) = self.pacing_rate(ctx.cfg) else {
+            return;
+        };
+        let bytes = len + 40 + if self.ts_ok { 12 } else { 0 };
+        let ns = (bytes as u128 * 1_000_000_000 / rate as u128) as u64;
+        self.pacing_next = self.pacing_next.max(ctx.now) + SimDuration::from_nanos(ns);
+    }
+
+    /// Switches to another controller (TCP_CONGESTION), which starts from the current
+    /// window, as Linux's `tcp_reinit_congestion_control`.
+    pub fn set_controller(&mut self, ctx: &mut Ctx<'_>, cc: Box<dyn CongestionControl>) {
+        self.cc = cc;
+        if self.win.cwnd > 0 {
+            self.cc.init(&mut self.win, ctx.now);
+        }
     }
 
     /// Linux `tcp_cwnd_validate`: remember, per window of data, whether the window was the
@@ -1103,12 +1228,15 @@ impl Conn {
         if len < mss {
             self.snd_sml = end;
         }
+        let tx = self.tx_snapshot(ctx);
         self.rtx.push_back(Sent {
             start,
             end,
             sent_at: ctx.now,
             flags: if with_fin { SENT_FIN } else { 0 },
+            tx,
         });
+        self.paced(ctx, len);
         if self.ca == CaState::Recovery {
             self.prr_out += end - start;
         }
@@ -1165,6 +1293,9 @@ impl Conn {
         }
         seg.flags |= SENT_RETRANS | SENT_EVER_RETRANS;
         seg.sent_at = ctx.now;
+        let tx = self.tx_snapshot(ctx);
+        self.rtx[i].tx = tx;
+        self.paced(ctx, data_len);
         if self.ca == CaState::Recovery {
             self.prr_out += s.len();
         }
@@ -1525,11 +1656,13 @@ impl Conn {
         if ack == self.snd_nxt as i64 + 1 && self.probe_out.is_some() && self.unsent() > 0 {
             // The peer took our one-byte zero-window probe: it was sent after all.
             let sent_at = self.probe_out.take().unwrap_or(ctx.now);
+            let tx = self.tx_snapshot(ctx);
             self.rtx.push_back(Sent {
                 start: self.snd_nxt,
                 end: self.snd_nxt + 1,
                 sent_at,
                 flags: 0,
+                tx,
             });
             self.snd_nxt += 1;
         }
@@ -1570,6 +1703,8 @@ impl Conn {
         // SACK scoreboard.
         let mut delivered = 0;
         let mut newly_sacked = false;
+        let mut probe: Option<RateProbe> = None;
+        let lost_before = self.lost_total;
         if self.sack_ok && !seg.options.sack.is_empty() {
             for &(l, r) in seg.options.sack.as_slice() {
                 let lo = self.ack_off(l);
@@ -1587,6 +1722,7 @@ impl Conn {
                         self.sacked_bytes += s.len();
                         delivered += s.len();
                         newly_sacked = true;
+                        rate_probe(&mut probe, s);
                         if s.has(SENT_LOST) {
                             s.flags &= !SENT_LOST;
                             self.lost_bytes -= s.len();
@@ -1636,6 +1772,7 @@ impl Conn {
                     self.sacked_bytes -= s.len();
                 } else {
                     delivered += s.len();
+                    rate_probe(&mut probe, &s);
                 }
                 if s.has(SENT_LOST) {
                     self.lost_bytes -= s.len();
@@ -1697,16 +1834,19 @@ impl Conn {
             }
         }
 
-        // Loss detection and recovery (Linux tcp_fastretrans_alert).
-        self.recovery(
-            ctx,
-            ack > prior_una,
-            is_dupack,
+        let rate = self.rate_sample(ctx.now, delivered, probe);
+        let news = AckNews {
+            una_advanced: ack > prior_una,
             newly_sacked,
             delivered,
             prior_in_flight,
             rtt,
-        );
+            rate,
+            lost_before,
+        };
+        // Loss detection and recovery (Linux tcp_fastretrans_alert), then the controller.
+        self.recovery(ctx, &news);
+        self.cong_control(ctx, &news);
 
         if prior_una < self.snd_nxt {
             // Something was outstanding: a point of the sender's time series.
@@ -1731,22 +1871,23 @@ impl Conn {
         self.rto = self.rtt.rto().max(ctx.cfg.rto_min).min(ctx.cfg.rto_max);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn recovery(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        una_advanced: bool,
-        dupack: bool,
-        newly_sacked: bool,
-        delivered: u64,
-        prior_in_flight: u64,
-        rtt: Option<SimDuration>,
-    ) {
+    /// Loss detection and recovery state (Linux `tcp_fastretrans_alert`); during fast
+    /// recovery the window follows PRR unless the controller sets it itself.
+    fn recovery(&mut self, ctx: &mut Ctx<'_>, news: &AckNews) {
         let mss = self.win.mss as u64;
+        let full_control = self.cc.controls_window();
         // Leaving a recovery episode.
-        if matches!(self.ca, CaState::Recovery | CaState::Loss) && self.snd_una >= self.high_seq {
+        let partial_ack_ends = self.ca == CaState::Recovery
+            && !self.sack_ok
+            && news.una_advanced
+            && self.cc.partial_ack_ends_recovery();
+        if matches!(self.ca, CaState::Recovery | CaState::Loss)
+            && (self.snd_una >= self.high_seq || partial_ack_ends)
+        {
             if self.ca == CaState::Recovery {
-                self.win.cwnd = self.win.ssthresh.max(mss);
+                if !full_control {
+                    self.win.cwnd = self.win.ssthresh.max(mss);
+                }
                 self.cc.on_event(&mut self.win, CcEvent::ExitRecovery);
             }
             self.ca = CaState::Open;
@@ -1755,7 +1896,7 @@ impl Conn {
         }
         // Everything acknowledged: nothing can be lost, but the window still grows.
         let all_acked = self.snd_una == self.snd_nxt;
-        if self.sack_ok && newly_sacked && !all_acked {
+        if self.sack_ok && news.newly_sacked && !all_acked {
             self.mark_lost_from_sacks();
         }
         match self.ca {
@@ -1769,7 +1910,9 @@ impl Conn {
                     };
                 if trigger {
                     self.enter_recovery(ctx);
-                    self.prr_update(ctx, delivered);
+                    if !full_control {
+                        self.prr_update(ctx, news.delivered);
+                    }
                     return;
                 }
                 self.ca = if self.sacked_bytes > 0 || self.reno_dupacks > 0 {
@@ -1777,49 +1920,96 @@ impl Conn {
                 } else {
                     CaState::Open
                 };
-                if una_advanced || (delivered > 0 && !dupack) {
-                    let info = AckInfo {
-                        now: ctx.now,
-                        delivered,
-                        rtt,
-                        prior_in_flight,
-                        cwnd_limited: self.is_cwnd_limited(),
-                    };
-                    if una_advanced {
-                        self.cc.on_ack(&mut self.win, &info);
-                        self.expand_sndbuf(ctx.cfg);
-                    }
-                }
             }
             CaState::Recovery => {
-                if una_advanced && !self.sack_ok {
+                if news.una_advanced && !self.sack_ok {
                     // NewReno partial ACK (RFC 6582): the next hole is lost too.
                     if let Some(s) = self.rtx.front_mut() {
                         if !s.has(SENT_LOST) {
                             s.flags |= SENT_LOST;
                             s.flags &= !SENT_RETRANS;
                             self.lost_bytes += s.len();
+                            self.lost_total += s.len();
                         } else if s.has(SENT_RETRANS) {
                             s.flags &= !SENT_RETRANS;
                             self.retrans_bytes -= s.len();
                         }
                     }
                 }
-                self.prr_update(ctx, delivered);
-            }
-            CaState::Loss => {
-                if una_advanced {
-                    let info = AckInfo {
-                        now: ctx.now,
-                        delivered,
-                        rtt,
-                        prior_in_flight,
-                        cwnd_limited: true,
-                    };
-                    self.cc.on_ack(&mut self.win, &info);
+                if !full_control {
+                    self.prr_update(ctx, news.delivered);
                 }
             }
+            CaState::Loss => {}
         }
+    }
+
+    /// Hands the ACK to the congestion controller (Linux `tcp_cong_control`): a controller
+    /// that sets the window itself hears of every ACK; the others grow the window on ACKs
+    /// of new data outside fast recovery.
+    fn cong_control(&mut self, ctx: &mut Ctx<'_>, news: &AckNews) {
+        let full_control = self.cc.controls_window();
+        let grows = news.una_advanced && self.ca != CaState::Recovery;
+        if !full_control && !grows {
+            return;
+        }
+        let sample = AckSample {
+            now: ctx.now,
+            acked: news.delivered,
+            lost: self.lost_total - news.lost_before,
+            rtt: news.rtt,
+            min_rtt: self.rtt.min_rtt(),
+            srtt: self.rtt.srtt(),
+            prior_in_flight: news.prior_in_flight,
+            in_flight: self.in_flight(),
+            delivered: self.delivered,
+            // After an RTO the window restarts from one segment and must grow.
+            cwnd_limited: self.ca == CaState::Loss || self.is_cwnd_limited(),
+            ca_state: self.ca,
+            rate: news.rate,
+        };
+        self.cc.on_ack(&mut self.win, &sample);
+        if full_control {
+            self.win.cwnd = self.win.cwnd.max(self.win.mss as u64);
+        }
+        if news.una_advanced && matches!(self.ca, CaState::Open | CaState::Disorder) {
+            self.expand_sndbuf(ctx.cfg);
+        }
+    }
+
+    /// Linux `tcp_rate_gen`: turns the most recently sent segment this ACK delivered into
+    /// a delivery-rate sample, and moves the connection's delivered count on.
+    fn rate_sample(
+        &mut self,
+        now: SimTime,
+        delivered: u64,
+        probe: Option<RateProbe>,
+    ) -> Option<RateSample> {
+        if delivered == 0 {
+            return None;
+        }
+        self.delivered += delivered;
+        self.delivered_time = now;
+        if self.app_limited != 0 && self.delivered > self.app_limited {
+            self.app_limited = 0;
+        }
+        let p = probe?;
+        // The flight the sampled segment belonged to began when it was sent.
+        self.first_tx_time = p.sent_at;
+        let send_elapsed = p.sent_at.saturating_since(p.tx.first_tx_time);
+        let ack_elapsed = now.saturating_since(p.tx.delivered_time);
+        let interval = send_elapsed.max(ack_elapsed);
+        // An interval shorter than the path's minimum RTT would overestimate the rate.
+        if interval == SimDuration::ZERO || self.rtt.min_rtt().is_some_and(|m| interval < m) {
+            return None;
+        }
+        Some(RateSample {
+            delivered: self.delivered - p.tx.delivered,
+            interval,
+            prior_delivered: p.tx.delivered,
+            rtt: now.saturating_since(p.sent_at),
+            is_app_limited: p.tx.app_limited,
+        })
     }
 
     /// RFC 6675 IsLost: a segment with DupThresh segments (or (DupThresh-1)*MSS + 1
@@ -1839,6 +2029,7 @@ impl Conn {
             if lost && !s.has(SENT_LOST) && !s.has(SENT_RETRANS) {
                 self.rtx[i].flags |= SENT_LOST;
                 self.lost_bytes += s.len();
+                self.lost_total += s.len();
             }
         }
     }
@@ -1859,6 +2050,7 @@ impl Conn {
                 if !s.has(SENT_LOST) {
                     s.flags |= SENT_LOST;
                     self.lost_bytes += s.len();
+                    self.lost_total += s.len();
                 }
             }
         }
@@ -2242,6 +2434,10 @@ impl Conn {
                 false
             }
             TimerKind::Keepalive => self.on_keepalive(ctx),
+            TimerKind::Pacing => {
+                self.push(ctx);
+                false
+            }
             TimerKind::Linger => {
                 // TIME_WAIT over, or an orphaned FIN_WAIT_2 timed out.
                 self.set_state(ctx, TcpState::Closed);
@@ -2364,6 +2560,7 @@ impl Conn {
             if !s.has(SENT_SACKED) && !s.has(SENT_LOST) {
                 s.flags |= SENT_LOST;
                 self.lost_bytes += s.len();
+                self.lost_total += s.len();
             }
         }
         self.retrans_bytes = 0;
@@ -2453,6 +2650,7 @@ impl Conn {
                             if !s.has(SENT_LOST) {
                                 s.flags |= SENT_LOST;
                                 self.lost_bytes += s.len();
+                                self.lost_total += s.len();
                             }
                         }
                     }

@@ -153,8 +153,7 @@ impl TcpStack {
     }
 
     fn alloc(&mut self, owner: Option<usize>, opts: SockOpts) -> TcpSocketId {
-        let cc = cc::by_name(&self.cfg.congestion_control)
-            .unwrap_or_else(|| Box::new(cc::NewReno::default()));
+        let cc = controller(&self.cfg, &opts);
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -245,10 +244,13 @@ impl TcpStack {
         f: impl FnOnce(&mut SockOpts),
     ) -> Result<(), Errno> {
         self.with(env, id, |c, ctx| {
-            let before = c.opts.keepalive;
+            let before = c.opts;
             f(&mut c.opts);
-            if !before && c.opts.keepalive {
+            if !before.keepalive && c.opts.keepalive {
                 c.arm_keepalive(ctx);
+            }
+            if before.congestion != c.opts.congestion {
+                c.set_controller(ctx, controller(ctx.cfg, &c.opts));
             }
         })
     }
@@ -1121,4 +1123,14 @@ impl TcpStack {
         self.bound.clear();
         self.timers.clear();
     }
+}
+
+/// The controller a socket uses: its TCP_CONGESTION, else the host's default; NewReno if
+/// neither names a registered one (scenario validation rejects unknown names before).
+fn controller(cfg: &TcpConfig, opts: &SockOpts) -> Box<dyn cc::CongestionControl> {
+    let name = opts
+        .congestion
+        .as_ref()
+        .map_or(cfg.congestion_control.as_str(), |n| n.as_str());
+    cc::by_name(name).unwrap_or_else(|| Box::new(cc::NewReno::default()))
 }

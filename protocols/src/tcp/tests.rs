@@ -1394,3 +1394,37 @@ fn paws_drops_a_segment_with_an_old_timestamp() {
     h.inject(PEER, again, pattern(500, 500));
     assert_eq!(h.tcp.info(s).unwrap().bytes_received, 1000);
 }
+
+// Pacing (fq-style, per connection): with `tcp_pacing` on, Linux's default rate is twice
+// cwnd per SRTT in slow start, and segments leave one at a time at that rate instead of
+// in a burst.
+#[test]
+fn pacing_spaces_segments_at_twice_cwnd_per_srtt_in_slow_start() {
+    let cfg = TcpConfig {
+        pacing: true,
+        ..TcpConfig::default()
+    };
+    let mut h = Host::new(Ipv4Addr::new(10, 0, 0, 1), cfg);
+    let s = h.connect(std::net::SocketAddrV4::new(PEER, 80));
+    let syn = h.take_sent().remove(0);
+    let iss = syn.seg.seq.0;
+    h.advance_to(at_ms(100));
+    let mut sa = seg(80, syn.seg.src_port, SYN | ACK, 5000, iss + 1, 65535);
+    sa.options.mss = Some(1460);
+    h.inject(PEER, sa, Payload::empty());
+    h.take_sent();
+    // SRTT 100 ms, cwnd 10 x 1460: 292 000 B/s; a 1500-byte segment every 5.1370 ms.
+    h.send(s, &pattern(0, 10 * 1460));
+    h.advance_to(at_ms(200));
+    let times: Vec<u64> = h
+        .take_sent()
+        .iter()
+        .filter(|x| x.len() > 0)
+        .map(|x| x.at.as_nanos())
+        .collect();
+    assert_eq!(times.len(), 10);
+    let gap = 1500u64 * 1_000_000_000 / 292_000;
+    for (i, t) in times.iter().enumerate() {
+        assert_eq!(*t, 100_000_000 + i as u64 * gap, "segment {i}");
+    }
+}

@@ -20,9 +20,11 @@ pub enum TimerKind {
     Keepalive = 3,
     /// TIME_WAIT and orphaned FIN_WAIT_2 lifetimes.
     Linger = 4,
+    /// The next paced transmission.
+    Pacing = 5,
 }
 
-pub const TIMER_KINDS: usize = 5;
+pub const TIMER_KINDS: usize = 6;
 
 impl TimerKind {
     pub const ALL: [TimerKind; TIMER_KINDS] = [
@@ -31,6 +33,7 @@ impl TimerKind {
         TimerKind::DelayedAck,
         TimerKind::Keepalive,
         TimerKind::Linger,
+        TimerKind::Pacing,
     ];
 }
 

@@ -1,0 +1,231 @@
+//! Congestion control: the controller trait, what a controller is told on each ACK, and
+//! the registry that maps names (`tcp_congestion_control`, an app's `cc`) to controllers.
+//!
+//! The connection owns the window variables (as Linux's `tcp_sock` does) and loss
+//! detection. It calls the controller at the moments Linux calls `tcp_congestion_ops`:
+//! - [`CongestionControl::on_ack`] on every ACK that acknowledges new data, cumulatively
+//!   or by SACK, with an [`AckSample`]: bytes delivered, the RTT sample, bytes in flight,
+//!   whether the window was the limit, the loss-recovery state, and a delivery-rate
+//!   sample ([`RateSample`], Linux `tcp_rate.c`);
+//! - [`CongestionControl::ssthresh`] when a loss is detected (fast recovery or RTO);
+//! - [`CongestionControl::on_event`] when recovery starts or ends, after an RTO, and when
+//!   transmission starts again after an idle period.
+//!
+//! Window-based controllers (Reno, CUBIC) grow the window in `on_ack` while the
+//! connection is not recovering; during fast recovery the connection applies Proportional
+//! Rate Reduction (RFC 6937) and after an RTO restarts from one segment, so they all get
+//! Linux's recovery. A controller that returns true from
+//! [`CongestionControl::controls_window`] (BBR, Linux's `cong_control`) is called on every
+//! ACK in every state and sets the window itself. A controller may ask for pacing with
+//! [`CongestionControl::pacing_rate`]; the connection then spaces its segments so
+//! (fq-style, per connection).
+//!
+//! Users add their own controllers with [`register`]; scenario files name them like the
+//! built-in ones. All quantities are bytes, times are simulated.
+
+mod reno;
+
+pub use reno::{NewReno, Reno};
+
+use sim_core::time::{SimDuration, SimTime};
+use std::collections::BTreeMap;
+use std::sync::{OnceLock, RwLock};
+
+/// The window state a controller reads and writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub cwnd: u64,
+    pub ssthresh: u64,
+    /// The sender's maximum segment size.
+    pub mss: u32,
+}
+
+impl Window {
+    pub fn in_slow_start(&self) -> bool {
+        self.cwnd < self.ssthresh
+    }
+}
+
+/// Loss-recovery state (Linux's `icsk_ca_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaState {
+    /// Nothing is missing.
+    Open,
+    /// Duplicate ACKs or SACKs arrived, but nothing is deemed lost yet.
+    Disorder,
+    /// Fast recovery after a loss.
+    Recovery,
+    /// After a retransmission timeout.
+    Loss,
+}
+
+impl CaState {
+    pub fn name(self) -> &'static str {
+        match self {
+            CaState::Open => "open",
+            CaState::Disorder => "disorder",
+            CaState::Recovery => "recovery",
+            CaState::Loss => "loss",
+        }
+    }
+}
+
+/// A delivery-rate sample (Linux `struct rate_sample`, draft-cheng-iccrg-delivery-rate-
+/// estimation): how much was delivered over which interval, measured from the most
+/// recently sent segment this ACK covered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateSample {
+    /// Bytes delivered during `interval`.
+    pub delivered: u64,
+    /// The longer of the send and the ACK intervals of the sampled flight.
+    pub interval: SimDuration,
+    /// The connection's delivered count when the sampled segment was sent.
+    pub prior_delivered: u64,
+    /// The RTT of the sampled segment (not Karn-filtered: it is the newest one sent).
+    pub rtt: SimDuration,
+    /// The sender was application-limited when the segment was sent, so the rate is a
+    /// lower bound of what the path can do.
+    pub is_app_limited: bool,
+}
+
+impl RateSample {
+    /// Delivery rate in bytes per second.
+    pub fn bytes_per_sec(&self) -> u64 {
+        let ns = self.interval.as_nanos().max(1) as u128;
+        (self.delivered as u128 * 1_000_000_000 / ns) as u64
+    }
+}
+
+/// One ACK's news, as a controller needs it.
+#[derive(Clone, Copy, Debug)]
+pub struct AckSample {
+    pub now: SimTime,
+    /// Bytes newly acknowledged, cumulatively or by SACK.
+    pub acked: u64,
+    /// Bytes newly deemed lost while processing this ACK.
+    pub lost: u64,
+    /// The RTT sample this ACK gave, if any (Karn's rule applied).
+    pub rtt: Option<SimDuration>,
+    /// The connection's minimum RTT and smoothed RTT so far.
+    pub min_rtt: Option<SimDuration>,
+    pub srtt: Option<SimDuration>,
+    /// Bytes in flight before and after this ACK.
+    pub prior_in_flight: u64,
+    pub in_flight: u64,
+    /// Everything the connection has delivered so far (bytes).
+    pub delivered: u64,
+    /// Whether the sender was limited by the congestion window (not by the application or
+    /// the receiver): Linux's `tcp_is_cwnd_limited`.
+    pub cwnd_limited: bool,
+    pub ca_state: CaState,
+    /// Delivery-rate sample; `None` when this ACK delivered nothing measurable.
+    pub rate: Option<RateSample>,
+}
+
+/// Something that happened to the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CcEvent {
+    /// Fast recovery began (after ssthresh was taken).
+    EnterRecovery,
+    /// Recovery ended with all data up to the recovery point acknowledged.
+    ExitRecovery,
+    /// A retransmission timeout (after ssthresh was taken).
+    Timeout,
+    /// Transmission restarts after an idle period (the window was already reduced, Linux
+    /// `tcp_cwnd_restart`).
+    IdleRestart,
+    /// The first transmission with nothing in flight (Linux `CA_EVENT_TX_START`).
+    TxStart,
+}
+
+/// A congestion controller. See the module documentation for when each method is called.
+pub trait CongestionControl: std::fmt::Debug {
+    /// The name scenario files use.
+    fn name(&self) -> &'static str;
+    /// Called once when the connection is established, with the initial window set.
+    fn init(&mut self, _w: &mut Window, _now: SimTime) {}
+    /// An ACK acknowledged new data.
+    fn on_ack(&mut self, w: &mut Window, ack: &AckSample);
+    /// The slow-start threshold to use after a loss (fast recovery or RTO).
+    fn ssthresh(&mut self, w: &Window, in_flight: u64) -> u64;
+    fn on_event(&mut self, _w: &mut Window, _ev: CcEvent) {}
+    /// True for controllers that set the window in every state (BBR): the connection then
+    /// calls `on_ack` during recovery too and does not apply PRR.
+    fn controls_window(&self) -> bool {
+        false
+    }
+    /// The pacing rate in bytes per second, if this controller paces.
+    fn pacing_rate(&self) -> Option<u64> {
+        None
+    }
+    /// Reno (RFC 5681): without SACK, the first ACK of new data ends fast recovery.
+    /// NewReno and everything after it (RFC 6582) wait for the whole flight.
+    fn partial_ack_ends_recovery(&self) -> bool {
+        false
+    }
+}
+
+/// A controller's name as a socket option holds it: at most 16 bytes, as Linux's
+/// `TCP_CA_NAME_MAX`, so that socket options stay `Copy`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct CcName {
+    bytes: [u8; 16],
+    len: u8,
+}
+
+impl CcName {
+    /// `None` when `name` is longer than 16 bytes.
+    pub fn new(name: &str) -> Option<CcName> {
+        let b = name.as_bytes();
+        if b.len() > 16 {
+            return None;
+        }
+        let mut bytes = [0; 16];
+        bytes[..b.len()].copy_from_slice(b);
+        Some(CcName {
+            bytes,
+            len: b.len() as u8,
+        })
+    }
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for CcName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+/// Builds a fresh controller.
+pub type Factory = fn() -> Box<dyn CongestionControl>;
+
+fn registry() -> &'static RwLock<BTreeMap<String, Factory>> {
+    static REGISTRY: OnceLock<RwLock<BTreeMap<String, Factory>>> = OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        let mut m: BTreeMap<String, Factory> = BTreeMap::new();
+        m.insert("reno".into(), || Box::new(Reno::default()));
+        m.insert("newreno".into(), || Box::new(NewReno::default()));
+        RwLock::new(m)
+    })
+}
+
+/// Makes a controller available by `name` to scenario files and sockets, replacing any
+/// earlier one of that name. Register before loading the scenarios that use it.
+pub fn register(name: &str, factory: Factory) {
+    let mut r = registry().write().unwrap_or_else(|e| e.into_inner());
+    r.insert(name.to_string(), factory);
+}
+
+/// Builds the controller registered as `name`.
+pub fn by_name(name: &str) -> Option<Box<dyn CongestionControl>> {
+    let r = registry().read().unwrap_or_else(|e| e.into_inner());
+    r.get(name).map(|f| f())
+}
+
+/// The registered names, sorted.
+pub fn names() -> Vec<String> {
+    let r = registry().read().unwrap_or_else(|e| e.into_inner());
+    r.keys().cloned().collect()
+}
