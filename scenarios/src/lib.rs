@@ -9,11 +9,13 @@
 //! - [`build`]: scenario -> `sim_core::world::World` with `protocols` stacks; [`check`]
 //!   makes the same checks without running (`netdes check`).
 //! - [`run`]: run with bounds and write `summary.json`, `trace.jsonl` and pcaps.
+//! - [`dumbbell`]: generates the classic N-flow dumbbell experiment as a scenario.
 //!
 //! Architecture invariant: all knowledge of the file format stops here; sim-core and
 //! protocols are configured through plain Rust values.
 
 pub mod build;
+pub mod dumbbell;
 pub mod load;
 pub mod locate;
 pub mod run;
