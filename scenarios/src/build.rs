@@ -399,6 +399,7 @@ pub fn tcp_config(d: &L3Decl) -> Result<TcpConfig, SysctlError> {
             }
             "tcp_slow_start_after_idle" => c.slow_start_after_idle = flag()?,
             "tcp_pacing" => c.pacing = flag()?,
+            "tcp_quickack" => c.quickack = flag()?,
             "tcp_delack_min" => c.delack_min = millis()?,
             "tcp_delack_max" => c.delack_max = millis()?,
             "tcp_reordering" => c.reordering = int(1, u32::MAX as u64)? as u32,
@@ -994,7 +995,7 @@ mod tests {
             "tcp_rto_initial": "3s", "tcp_sack": 0, "tcp_timestamps": false,
             "tcp_window_scaling": 0, "tcp_congestion_control": "reno",
             "tcp_slow_start_after_idle": 0, "tcp_delack_min": "20ms", "tcp_delack_max": 100,
-            "tcp_reordering": 5, "tcp_pacing": true,
+            "tcp_reordering": 5, "tcp_pacing": true, "tcp_quickack": true,
         }"#,
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -1028,6 +1029,7 @@ mod tests {
             congestion_control: "reno".into(),
             slow_start_after_idle: false,
             pacing: true,
+            quickack: true,
             delack_min: ms(20),
             delack_max: ms(100),
             reordering: 5,

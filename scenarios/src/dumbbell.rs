@@ -33,6 +33,8 @@ pub struct Dumbbell {
     pub queue_packets: u32,
     pub start_s: f64,
     pub seed: u64,
+    /// Receivers delay their ACKs (Linux's default); false acknowledges every segment.
+    pub delayed_ack: bool,
     /// Extra RON for the scenario's `record` field, e.g. `(tcp_series: true)`.
     pub record: Option<String>,
 }
@@ -50,6 +52,7 @@ impl Default for Dumbbell {
             queue_packets: 100,
             start_s: 0.1,
             seed: 1,
+            delayed_ack: true,
             record: None,
         }
     }
@@ -71,10 +74,15 @@ impl Dumbbell {
         let _ = writeln!(s, "    seed: {},", self.seed);
         let _ = writeln!(s, "    nodes: {{");
         let _ = writeln!(s, "        \"left\": Router(), \"right\": Router(),");
+        let receiver = if self.delayed_ack {
+            "Host()"
+        } else {
+            "Host(sysctl: { \"tcp_quickack\": true })"
+        };
         for i in 0..self.flows {
             let _ = writeln!(
                 s,
-                "        \"s{i}\": Host(sysctl: {{ \"tcp_congestion_control\": \"{}\" }}), \"d{i}\": Host(),",
+                "        \"s{i}\": Host(sysctl: {{ \"tcp_congestion_control\": \"{}\" }}), \"d{i}\": {receiver},",
                 self.cc
             );
         }

@@ -51,6 +51,9 @@ pub struct TcpConfig {
     /// `sk_pacing_rate`); controllers that pace (BBR) do regardless. Not a Linux sysctl:
     /// on Linux this is `net.core.default_qdisc = fq`.
     pub pacing: bool,
+    /// Acknowledge every segment at once, never delaying (Linux's per-route `quickack 1`;
+    /// there is no sysctl).
+    pub quickack: bool,
     /// Delayed ACK bounds (TCP_DELACK_MIN, TCP_DELACK_MAX) and TCP_ATO_MIN.
     pub delack_min: SimDuration,
     pub delack_max: SimDuration,
@@ -87,6 +90,7 @@ impl Default for TcpConfig {
             congestion_control: "newreno".to_string(),
             slow_start_after_idle: true,
             pacing: false,
+            quickack: false,
             delack_min: SimDuration::from_millis(40),
             delack_max: SimDuration::from_millis(200),
             reordering: 3,
@@ -124,6 +128,7 @@ impl TcpConfig {
         "tcp_congestion_control",
         "tcp_slow_start_after_idle",
         "tcp_pacing",
+        "tcp_quickack",
         "tcp_delack_min",
         "tcp_delack_max",
         "tcp_reordering",

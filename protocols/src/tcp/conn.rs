@@ -2367,6 +2367,7 @@ impl Conn {
         let in_quickack = self.ack.quick > 0 && !self.ack.pingpong;
         if (unacked > self.ack.rcv_mss as u64)
             || in_quickack
+            || ctx.cfg.quickack
             || self.ack.now
             || self.rcvbuf.has_ooo()
         {
