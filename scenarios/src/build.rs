@@ -975,6 +975,40 @@ mod tests {
     }
 
     #[test]
+    fn scenario_wide_sysctls_apply_to_every_node_unless_it_sets_its_own() {
+        let l = crate::load_str(
+            "g.ron",
+            r#"Scenario(
+                name: "x",
+                sysctl: { "tcp_congestion_control": "reno", "tcp_syn_retries": 2 },
+                nodes: { "h1": Host(sysctl: { "tcp_syn_retries": 4 }), "h2": Host(), "r": Router() },
+                links: [ Link(a: "h1", b: "r"), Link(a: "r", b: "h2") ],
+            )"#,
+            &[],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let tcp = |i: usize| match &l.scenario.nodes.0[i].1 {
+            NodeDecl::Host(d) | NodeDecl::Router(d) => tcp_config(d).unwrap(),
+            _ => unreachable!(),
+        };
+        assert_eq!(tcp(0).syn_retries, 4);
+        assert_eq!(tcp(0).congestion_control, "reno");
+        assert_eq!(tcp(1).syn_retries, 2);
+        assert_eq!(tcp(2).congestion_control, "reno");
+        let err = crate::load_str(
+            "g.ron",
+            "Scenario(name: \"x\", sysctl: { \"tcp_syn_retries\": \"lots\" },\n nodes: { \"h\": Host() })",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!((err.line, err.col), (1, 50), "{err}");
+        assert!(
+            err.to_string().contains("sysctl[\"tcp_syn_retries\"]"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn every_tcp_knob_is_a_sysctl() {
         for k in TcpConfig::KNOBS {
             assert!(is_sysctl(k), "{k} missing from the sysctls");
@@ -1059,8 +1093,8 @@ mod tests {
             (r#"{ "tcp_sack": "yes" }"#, "expected 0, 1, true or false"),
             (r#"{ "tcp_fin_timeout": "soon" }"#, "duration"),
             (
-                r#"{ "tcp_congestion_control": "cubic" }"#,
-                "unknown congestion control \"cubic\"",
+                r#"{ "tcp_congestion_control": "vegas" }"#,
+                "unknown congestion control \"vegas\"",
             ),
             (r#"{ "tcp_congestion_control": 1 }"#, "expected a name"),
             (

@@ -72,6 +72,11 @@ impl Dumbbell {
         let _ = writeln!(s, "    name: \"dumbbell\",");
         let _ = writeln!(s, "    duration: \"{}s\",", self.duration_s);
         let _ = writeln!(s, "    seed: {},", self.seed);
+        let _ = writeln!(
+            s,
+            "    sysctl: {{ \"tcp_congestion_control\": \"{}\" }},",
+            self.cc
+        );
         let _ = writeln!(s, "    nodes: {{");
         let _ = writeln!(s, "        \"left\": Router(), \"right\": Router(),");
         let receiver = if self.delayed_ack {
@@ -80,11 +85,7 @@ impl Dumbbell {
             "Host(sysctl: { \"tcp_quickack\": true })"
         };
         for i in 0..self.flows {
-            let _ = writeln!(
-                s,
-                "        \"s{i}\": Host(sysctl: {{ \"tcp_congestion_control\": \"{}\" }}), \"d{i}\": {receiver},",
-                self.cc
-            );
+            let _ = writeln!(s, "        \"s{i}\": Host(), \"d{i}\": {receiver},");
         }
         let _ = writeln!(s, "    }},");
         let _ = writeln!(s, "    links: [");

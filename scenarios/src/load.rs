@@ -94,13 +94,61 @@ pub fn load_str(file: &str, source: &str, overrides: &[String]) -> Result<Loaded
                 message: explain_ron(&e.code),
             }
         })?;
-    let loaded = Loaded {
+    let mut loaded = Loaded {
         file: file.to_string(),
         source: text,
         scenario,
     };
+    validate_global_sysctl(&loaded)?;
+    apply_global_sysctl(&mut loaded.scenario);
     validate(&loaded)?;
     Ok(loaded)
+}
+
+/// Checks the scenario-wide `sysctl` map where it is written.
+fn validate_global_sysctl(l: &Loaded) -> Result<(), ScenarioError> {
+    let global = &l.scenario.sysctl;
+    for (k, _) in &global.0 {
+        if !crate::build::is_sysctl(k) {
+            return Err(l.error_at(
+                "sysctl",
+                format!(
+                    "unknown sysctl \"{k}\"; expected one of: {}",
+                    crate::build::sysctl_names().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    let probe = crate::schema::L3Decl {
+        sysctl: global.clone(),
+        ..Default::default()
+    };
+    let bad_value = |(k, m): (String, String)| l.error_at(&format!("sysctl[\"{k}\"]"), m);
+    crate::build::ip_config(&probe).map_err(bad_value)?;
+    crate::build::tcp_config(&probe).map_err(bad_value)?;
+    Ok(())
+}
+
+/// Gives every host and router the scenario-wide knobs it does not set itself.
+fn apply_global_sysctl(s: &mut crate::schema::Scenario) {
+    if s.sysctl.0.is_empty() {
+        return;
+    }
+    for (_, node) in s.nodes.0.iter_mut() {
+        if let NodeDecl::Host(d) | NodeDecl::Router(d) = node {
+            let own: Vec<String> = d.sysctl.0.iter().map(|(k, _)| k.clone()).collect();
+            let inherited = s
+                .sysctl
+                .0
+                .iter()
+                .filter(|(k, _)| !own.contains(k))
+                .cloned()
+                .collect::<Vec<_>>();
+            let mut merged = inherited;
+            merged.append(&mut d.sysctl.0);
+            d.sysctl.0 = merged;
+        }
+    }
 }
 
 /// Reads and loads a scenario file.

@@ -17,6 +17,10 @@ pub struct Scenario {
     pub duration: Duration,
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// Kernel knobs for every host and router (e.g. `{ "tcp_congestion_control": "cubic" }`);
+    /// a node's own `sysctl` overrides them knob by knob.
+    #[serde(default)]
+    pub sysctl: NamedMap<SysctlValue>,
     pub nodes: NamedMap<NodeDecl>,
     #[serde(default)]
     pub links: Vec<LinkDecl>,
