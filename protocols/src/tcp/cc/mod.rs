@@ -23,8 +23,10 @@
 //! Users add their own controllers with [`register`]; scenario files name them like the
 //! built-in ones. All quantities are bytes, times are simulated.
 
+mod cubic;
 mod reno;
 
+pub use cubic::{Cubic, HystartMode};
 pub use reno::{NewReno, Reno};
 
 use sim_core::time::{SimDuration, SimTime};
@@ -207,6 +209,7 @@ fn registry() -> &'static RwLock<BTreeMap<String, Factory>> {
         let mut m: BTreeMap<String, Factory> = BTreeMap::new();
         m.insert("reno".into(), || Box::new(Reno::default()));
         m.insert("newreno".into(), || Box::new(NewReno::default()));
+        m.insert("cubic".into(), || Box::new(Cubic::default()));
         RwLock::new(m)
     })
 }
