@@ -99,3 +99,62 @@ fn newreno_throughput_follows_mathis_and_pftk() {
     }
     assert!(worst <= 0.20, "worst error {:.1}% > 20%", worst * 100.0);
 }
+
+/// Mean window (segments) over `seeds` runs: goodput x RTT / MSS.
+fn mean_window(d: &Dumbbell, seeds: u64, rtt: f64) -> f64 {
+    mean_goodput(d, seeds) * rtt / MSS_BITS
+}
+
+/// RB-CC-02: CUBIC's average window under random loss follows RFC 9438 section 5:
+/// AVG_W = (C(3+beta)/(4(1-beta)))^(1/4) RTT^(3/4) / p^(3/4) segments in the cubic
+/// region, and never less than the Reno-friendly AIMD(alpha, beta) window
+/// sqrt(alpha (1+beta) / (2 (1-beta) p)) with alpha = 3(1-beta)/(1+beta). Checked in the
+/// cubic region (RTT 200 ms, loss 0.01% and 0.02%) and the Reno-friendly region (RTT
+/// 10 ms, loss 0.2% and 0.5%), 2 seeds each, tolerance 25%.
+#[test]
+#[ignore = "long: run with --ignored in release (CI does)"]
+fn cubic_average_window_follows_rfc_9438() {
+    let (c, beta) = (0.4f64, 0.7f64);
+    let alpha = 3.0 * (1.0 - beta) / (1.0 + beta);
+    println!("RB-CC-02  CUBIC average window vs RFC 9438 section 5 (segments)");
+    println!("  RTT     loss    region         published  simulated  error");
+    let mut worst: f64 = 0.0;
+    for (delay_ms, p, duration) in [
+        (98.0f64, 0.0001f64, 600.0f64),
+        (98.0, 0.0002, 400.0),
+        (3.0, 0.002, 200.0),
+        (3.0, 0.005, 200.0),
+    ] {
+        let rtt = 2.0 * (2.0 + delay_ms) / 1e3;
+        let cubic =
+            (c * (3.0 + beta) / (4.0 * (1.0 - beta))).powf(0.25) * rtt.powf(0.75) / p.powf(0.75);
+        let reno = (alpha * (1.0 + beta) / (2.0 * (1.0 - beta) * p)).sqrt();
+        let (model, region) = if cubic >= reno {
+            (cubic, "cubic")
+        } else {
+            (reno, "Reno-friendly")
+        };
+        let d = Dumbbell {
+            cc: "cubic".into(),
+            bottleneck_mbps: 100.0,
+            delay_ms,
+            queue_packets: 3000,
+            loss: p,
+            duration_s: duration,
+            ..Dumbbell::default()
+        };
+        let sim = mean_window(&d, 2, rtt);
+        let err = sim / model - 1.0;
+        println!(
+            "  {:4.0} ms  {:5.2}%  {:13}  {:9.1}  {:9.1}  {:+6.1}%",
+            rtt * 1e3,
+            p * 100.0,
+            region,
+            model,
+            sim,
+            err * 100.0
+        );
+        worst = worst.max(err.abs());
+    }
+    assert!(worst <= 0.25, "worst error {:.1}% > 25%", worst * 100.0);
+}
