@@ -209,19 +209,56 @@ pub fn human_summary(s: &Summary, out_dir: &str) -> String {
     o
 }
 
-/// Writes trace records as JSON lines: `{"t_ns":..,"node":..,"event":..,<fields>}`.
-pub struct JsonlTrace {
+/// A buffered file written one line at a time, which remembers the first write error
+/// (trace sinks cannot return errors per record) and reports it at the end.
+struct LineFile {
     out: BufWriter<std::fs::File>,
     line: String,
     error: Option<String>,
 }
 
+impl LineFile {
+    fn create(path: &Path, header: Option<&str>) -> std::io::Result<Self> {
+        let mut out = BufWriter::new(std::fs::File::create(path)?);
+        if let Some(h) = header {
+            writeln!(out, "{h}")?;
+        }
+        Ok(LineFile {
+            out,
+            line: String::with_capacity(256),
+            error: None,
+        })
+    }
+    /// Builds a line with `fill` (into a cleared buffer) and writes it, unless an earlier
+    /// write failed.
+    fn write_line(&mut self, fill: impl FnOnce(&mut String)) {
+        if self.error.is_some() {
+            return;
+        }
+        self.line.clear();
+        fill(&mut self.line);
+        self.line.push('\n');
+        if let Err(e) = self.out.write_all(self.line.as_bytes()) {
+            self.error = Some(e.to_string());
+        }
+    }
+    fn finish(&mut self) -> Result<(), String> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.out.flush().map_err(|e| e.to_string())
+    }
+}
+
+/// Writes trace records as JSON lines: `{"t_ns":..,"node":..,"event":..,<fields>}`.
+pub struct JsonlTrace {
+    file: LineFile,
+}
+
 impl JsonlTrace {
     pub fn create(path: &Path) -> std::io::Result<Self> {
         Ok(JsonlTrace {
-            out: BufWriter::new(std::fs::File::create(path)?),
-            line: String::with_capacity(256),
-            error: None,
+            file: LineFile::create(path, None)?,
         })
     }
 }
@@ -248,31 +285,22 @@ fn push_json_str(line: &mut String, s: &str) {
 
 impl TraceSink for JsonlTrace {
     fn record(&mut self, r: &TraceRecord<'_>) {
-        if self.error.is_some() {
-            return;
-        }
-        let l = &mut self.line;
-        l.clear();
-        l.push_str(&format!("{{\"t_ns\":{},\"node\":", r.t.as_nanos()));
-        push_json_str(l, r.node);
-        l.push_str(",\"event\":");
-        push_json_str(l, r.event);
-        for (k, v) in r.fields {
-            l.push(',');
-            push_json_str(l, k);
-            l.push(':');
-            push_json_value(l, v);
-        }
-        l.push_str("}\n");
-        if let Err(e) = self.out.write_all(l.as_bytes()) {
-            self.error = Some(e.to_string());
-        }
+        self.file.write_line(|l| {
+            l.push_str(&format!("{{\"t_ns\":{},\"node\":", r.t.as_nanos()));
+            push_json_str(l, r.node);
+            l.push_str(",\"event\":");
+            push_json_str(l, r.event);
+            for (k, v) in r.fields {
+                l.push(',');
+                push_json_str(l, k);
+                l.push(':');
+                push_json_value(l, v);
+            }
+            l.push('}');
+        });
     }
     fn finish(&mut self) -> Result<(), String> {
-        if let Some(e) = self.error.take() {
-            return Err(e);
-        }
-        self.out.flush().map_err(|e| e.to_string())
+        self.file.finish()
     }
 }
 
@@ -296,52 +324,39 @@ pub const TCP_SERIES_COLUMNS: [&str; 12] = [
 /// Writes `tcp_probe` records as CSV rows (`tcp-series.csv`), one per ACK processed by a
 /// TCP sender, for pandas, gnuplot and the HTML report.
 pub struct TcpSeriesCsv {
-    out: BufWriter<std::fs::File>,
-    line: String,
-    error: Option<String>,
+    file: LineFile,
 }
 
 impl TcpSeriesCsv {
     pub fn create(path: &Path) -> std::io::Result<Self> {
-        let mut out = BufWriter::new(std::fs::File::create(path)?);
-        writeln!(out, "{}", TCP_SERIES_COLUMNS.join(","))?;
         Ok(TcpSeriesCsv {
-            out,
-            line: String::with_capacity(160),
-            error: None,
+            file: LineFile::create(path, Some(&TCP_SERIES_COLUMNS.join(",")))?,
         })
     }
 }
 
 impl TraceSink for TcpSeriesCsv {
     fn record(&mut self, r: &TraceRecord<'_>) {
-        if self.error.is_some() || r.event != "tcp_probe" {
+        if r.event != "tcp_probe" {
             return;
         }
-        let l = &mut self.line;
-        l.clear();
-        l.push_str(&r.t.as_nanos().to_string());
-        l.push(',');
-        l.push_str(r.node);
-        for (_, v) in r.fields {
+        self.file.write_line(|l| {
+            l.push_str(&r.t.as_nanos().to_string());
             l.push(',');
-            match v {
-                // Connection labels and state names hold no commas or quotes.
-                TraceValue::Str(s) => l.push_str(s),
-                TraceValue::String(s) => l.push_str(s),
-                other => push_json_value(l, other),
+            l.push_str(r.node);
+            for (_, v) in r.fields {
+                l.push(',');
+                match v {
+                    // Connection labels and state names hold no commas or quotes.
+                    TraceValue::Str(s) => l.push_str(s),
+                    TraceValue::String(s) => l.push_str(s),
+                    other => push_json_value(l, other),
+                }
             }
-        }
-        l.push('\n');
-        if let Err(e) = self.out.write_all(l.as_bytes()) {
-            self.error = Some(e.to_string());
-        }
+        });
     }
     fn finish(&mut self) -> Result<(), String> {
-        if let Some(e) = self.error.take() {
-            return Err(e);
-        }
-        self.out.flush().map_err(|e| e.to_string())
+        self.file.finish()
     }
 }
 

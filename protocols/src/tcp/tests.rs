@@ -1428,3 +1428,52 @@ fn pacing_spaces_segments_at_twice_cwnd_per_srtt_in_slow_start() {
         assert_eq!(*t, 100_000_000 + i as u64 * gap, "segment {i}");
     }
 }
+
+/// Two losses in one window without SACK: NewReno (RFC 6582) retransmits the second hole
+/// on the partial ACK and stays in one recovery; Reno (RFC 5681) leaves recovery on the
+/// partial ACK and needs a second fast retransmit for the second hole.
+fn two_holes_without_sack(cc: &str) -> super::TcpInfo {
+    let cfg = TcpConfig {
+        sack: false,
+        congestion_control: cc.into(),
+        ..TcpConfig::default()
+    };
+    let mut p = Pair::new(cfg.clone(), cfg, SimDuration::from_millis(10));
+    let (c, s) = connected(&mut p);
+    let mut lost = [false; 2];
+    p.drop = Some(Box::new(move |i, x, _| {
+        let Payload::Pattern { offset, .. } = x.payload else {
+            return false;
+        };
+        for (k, at) in [2u64, 9].into_iter().enumerate() {
+            if i == 0 && offset == at * 1448 && !lost[k] {
+                lost[k] = true;
+                return true;
+            }
+        }
+        false
+    }));
+    let total = 30 * 1448u64;
+    let mut written = 0u64;
+    for _ in 0..200 {
+        if written < total {
+            written += p.hosts[0].send(c, &pattern(written, (total - written) as u32)) as u64;
+        }
+        p.run_until(p.now + SimDuration::from_millis(10));
+    }
+    let (got, _) = p.hosts[1].read_all(s);
+    let delivered: u64 = got.iter().map(|g| g.len() as u64).sum();
+    let info = p.hosts[0].tcp.info(c).unwrap();
+    assert_eq!(delivered, 30 * 1448, "{cc}: {info:?}");
+    info
+}
+
+#[test]
+fn newreno_repairs_two_holes_in_one_recovery_and_reno_needs_two() {
+    let newreno = two_holes_without_sack("newreno");
+    assert_eq!(newreno.fast_retransmits, 1);
+    assert_eq!(newreno.rto_timeouts, 0);
+    let reno = two_holes_without_sack("reno");
+    assert_eq!(reno.fast_retransmits, 2);
+    assert_eq!(reno.rto_timeouts, 0);
+}

@@ -27,7 +27,7 @@ mod cubic;
 mod reno;
 
 pub use cubic::{Cubic, HystartMode};
-pub use reno::{NewReno, Reno};
+pub use reno::{NewReno, Reno, RenoFamily};
 
 use sim_core::time::{SimDuration, SimTime};
 use std::collections::BTreeMap;

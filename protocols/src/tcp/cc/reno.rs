@@ -51,36 +51,28 @@ fn half_window(w: &Window) -> u64 {
     (w.cwnd / 2).max(2 * w.mss as u64)
 }
 
-/// NewReno (RFC 6582): Linux's default recovery without SACK.
+/// The Reno family: `PARTIAL_ACK_ENDS_RECOVERY` tells Reno (RFC 5681) from NewReno
+/// (RFC 6582); the window arithmetic is shared.
 #[derive(Clone, Debug, Default)]
-pub struct NewReno {
+pub struct RenoFamily<const PARTIAL_ACK_ENDS_RECOVERY: bool> {
     window: RenoWindow,
 }
 
-impl CongestionControl for NewReno {
-    fn name(&self) -> &'static str {
-        "newreno"
-    }
-    fn on_ack(&mut self, w: &mut Window, ack: &AckSample) {
-        self.window.on_ack(w, ack);
-    }
-    fn ssthresh(&mut self, w: &Window, _in_flight: u64) -> u64 {
-        half_window(w)
-    }
-    fn on_event(&mut self, _w: &mut Window, ev: CcEvent) {
-        self.window.on_event(ev);
-    }
-}
+/// NewReno (RFC 6582): Linux's default recovery without SACK.
+pub type NewReno = RenoFamily<false>;
 
 /// Reno (RFC 5681): as NewReno, but without SACK a partial ACK ends fast recovery.
-#[derive(Clone, Debug, Default)]
-pub struct Reno {
-    window: RenoWindow,
-}
+pub type Reno = RenoFamily<true>;
 
-impl CongestionControl for Reno {
+impl<const PARTIAL_ACK_ENDS_RECOVERY: bool> CongestionControl
+    for RenoFamily<PARTIAL_ACK_ENDS_RECOVERY>
+{
     fn name(&self) -> &'static str {
-        "reno"
+        if PARTIAL_ACK_ENDS_RECOVERY {
+            "reno"
+        } else {
+            "newreno"
+        }
     }
     fn on_ack(&mut self, w: &mut Window, ack: &AckSample) {
         self.window.on_ack(w, ack);
@@ -92,7 +84,7 @@ impl CongestionControl for Reno {
         self.window.on_event(ev);
     }
     fn partial_ack_ends_recovery(&self) -> bool {
-        true
+        PARTIAL_ACK_ENDS_RECOVERY
     }
 }
 
