@@ -20,7 +20,7 @@ impl CongestionControl for FixedWindow {
     fn name(&self) -> &'static str {
         "fixed"
     }
-    fn init(&mut self, w: &mut Window, _now: sim_core::time::SimTime) {
+    fn init(&mut self, w: &mut Window, _conn: &cc::ConnStart) {
         w.cwnd = self.segments * w.mss as u64;
     }
     fn on_ack(&mut self, w: &mut Window, ack: &AckSample) {

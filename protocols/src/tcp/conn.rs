@@ -13,7 +13,7 @@
 //! conversions at the wire deal with wraparound.
 
 use super::buffer::{RecvBuffer, SendBuffer};
-use super::cc::{AckSample, CaState, CcEvent, CongestionControl, RateSample, Window};
+use super::cc::{AckSample, CaState, CcEvent, CongestionControl, ConnStart, RateSample, Window};
 use super::config::{Errno, SockOpts, TcpConfig};
 use super::rtt::RttEstimator;
 use super::seq::SeqNum;
@@ -798,7 +798,8 @@ impl Conn {
         self.win.mss = mss;
         self.win.cwnd = ctx.cfg.initial_cwnd as u64 * mss as u64;
         self.win.ssthresh = u64::MAX;
-        self.cc.init(&mut self.win, ctx.now);
+        let start = self.conn_start(ctx.now);
+        self.cc.init(&mut self.win, &start);
         // Linux tcp_initialize_rcv_mss: a conservative guess until segments arrive.
         self.ack.rcv_mss = self
             .advmss
@@ -1045,6 +1046,7 @@ impl Conn {
             && ctx.now.saturating_since(self.last_send) > self.rto
             && self.win.cwnd > ctx.cfg.initial_cwnd as u64 * self.win.mss as u64
             && self.ca == CaState::Open
+            && !self.cc.controls_window()
         {
             // Linux tcp_cwnd_restart: halve per idle RTO, down to the initial window.
             let iw = ctx.cfg.initial_cwnd as u64 * self.win.mss as u64;
@@ -1160,7 +1162,21 @@ impl Conn {
     pub fn set_controller(&mut self, ctx: &mut Ctx<'_>, cc: Box<dyn CongestionControl>) {
         self.cc = cc;
         if self.win.cwnd > 0 {
-            self.cc.init(&mut self.win, ctx.now);
+            let start = self.conn_start(ctx.now);
+            self.cc.init(&mut self.win, &start);
+        }
+    }
+
+    /// What the controller is told at `init`: the seed mixes our ISN (from the host's
+    /// seeded stream) with the peer's, so each connection gets its own.
+    fn conn_start(&self, now: SimTime) -> ConnStart {
+        let mut z = ((self.iss.0 as u64) << 32 | self.irs.0 as u64) ^ 0x9e37_79b9_7f4a_7c15;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        ConnStart {
+            now,
+            seed: z ^ (z >> 31),
+            srtt: self.rtt.srtt(),
         }
     }
 

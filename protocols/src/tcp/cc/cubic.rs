@@ -532,7 +532,8 @@ impl CongestionControl for Cubic {
         "cubic"
     }
 
-    fn init(&mut self, _w: &mut Window, now: SimTime) {
+    fn init(&mut self, _w: &mut Window, conn: &super::ConnStart) {
+        let now = conn.now;
         self.reset();
         self.hystart_reset(now, 0);
         self.last_now = now;
@@ -626,7 +627,14 @@ mod tests {
             };
             let mut cc = cc;
             let now = SimTime::from_secs(1);
-            cc.init(&mut w, now);
+            cc.init(
+                &mut w,
+                &crate::tcp::cc::ConnStart {
+                    now,
+                    seed: 0,
+                    srtt: None,
+                },
+            );
             Path {
                 cc,
                 w,

@@ -23,9 +23,11 @@
 //! Users add their own controllers with [`register`]; scenario files name them like the
 //! built-in ones. All quantities are bytes, times are simulated.
 
+mod bbr;
 mod cubic;
 mod reno;
 
+pub use bbr::{Bbr, BbrMode};
 pub use cubic::{Cubic, HystartMode};
 pub use reno::{NewReno, Reno, RenoFamily};
 
@@ -124,6 +126,18 @@ pub struct AckSample {
     pub rate: Option<RateSample>,
 }
 
+/// What a controller learns when its connection is established.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnStart {
+    pub now: SimTime,
+    /// A per-connection value from the run's seeded randomness, for controllers that make
+    /// random choices (BBR's ProbeBW phase): connections never share it by accident, and
+    /// the same seed gives the same run.
+    pub seed: u64,
+    /// The handshake's RTT sample, if there was one.
+    pub srtt: Option<SimDuration>,
+}
+
 /// Something that happened to the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CcEvent {
@@ -145,7 +159,7 @@ pub trait CongestionControl: std::fmt::Debug {
     /// The name scenario files use.
     fn name(&self) -> &'static str;
     /// Called once when the connection is established, with the initial window set.
-    fn init(&mut self, _w: &mut Window, _now: SimTime) {}
+    fn init(&mut self, _w: &mut Window, _conn: &ConnStart) {}
     /// An ACK acknowledged new data.
     fn on_ack(&mut self, w: &mut Window, ack: &AckSample);
     /// The slow-start threshold to use after a loss (fast recovery or RTO).
@@ -209,6 +223,7 @@ fn registry() -> &'static RwLock<BTreeMap<String, Factory>> {
         let mut m: BTreeMap<String, Factory> = BTreeMap::new();
         m.insert("reno".into(), || Box::new(Reno::default()));
         m.insert("newreno".into(), || Box::new(NewReno::default()));
+        m.insert("bbr".into(), || Box::new(Bbr::default()));
         m.insert("cubic".into(), || Box::new(Cubic::default()));
         RwLock::new(m)
     })
