@@ -5,7 +5,9 @@
 //!
 //! Durations are short so that each test stays within a few seconds in a debug build.
 
-use scenarios::{load_str, run, RunOptions};
+mod common;
+
+use scenarios::load_str;
 
 /// Payload bytes per full segment (1500 - 20 IP - 20 TCP - 12 timestamp option).
 const MSS: u64 = 1448;
@@ -87,20 +89,12 @@ fn run_bulk(cc: &str, duration: &str, loss: &str, flows: usize) -> Run {
     let text = scenario(cc, duration, loss, flows);
     let l = load_str("cc-bbr.ron", &text, &[]).expect("scenario loads");
     let tag: String = loss.chars().filter(char::is_ascii_alphanumeric).collect();
-    let dir = std::env::temp_dir().join(format!(
-        "netdes-cc-bbr-{}-{cc}-{tag}-{flows}",
-        std::process::id()
-    ));
-    let o = run(
+    let (o, files) = common::run_and_read(
         &l,
-        &RunOptions {
-            out_dir: Some(dir.clone()),
-            ..Default::default()
-        },
-    )
-    .expect("scenario runs");
-    let csv = std::fs::read_to_string(dir.join("tcp-series.csv")).expect("series written");
-    let _ = std::fs::remove_dir_all(&dir);
+        &format!("cc-bbr-{cc}-{tag}-{flows}"),
+        &["tcp-series.csv"],
+    );
+    let csv = &files[0];
 
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();

@@ -3,7 +3,9 @@
 //! the cubic curve: concave up to W_max, flat around K = cbrt((W_max - cwnd) / C) seconds
 //! after the cut, convex beyond.
 
-use scenarios::{load_str, run, RunOptions};
+mod common;
+
+use scenarios::load_str;
 
 /// A sender on a 1 Gb/s access link behind a 20 Mb/s, 50 ms bottleneck with a 100-packet
 /// queue: about 180 segments in flight fill the pipe and another 100 the queue, so the
@@ -38,17 +40,8 @@ struct Point {
 fn series(duration: &str, tag: &str) -> Vec<Point> {
     let src = SCENARIO.replace("DURATION", duration);
     let l = load_str("cubic.ron", &src, &[]).expect("loads");
-    let dir = std::env::temp_dir().join(format!("netdes-cc-cubic-{}-{tag}", std::process::id()));
-    run(
-        &l,
-        &RunOptions {
-            out_dir: Some(dir.clone()),
-            ..Default::default()
-        },
-    )
-    .expect("runs");
-    let csv = std::fs::read_to_string(dir.join("tcp-series.csv")).expect("series written");
-    let _ = std::fs::remove_dir_all(&dir);
+    let (_, files) = common::run_and_read(&l, &format!("cc-cubic-{tag}"), &["tcp-series.csv"]);
+    let csv = &files[0];
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).expect(name);

@@ -2,8 +2,10 @@
 //! registered by name, chosen from a scenario file with an app's `cc` option, and seen
 //! in the results. It also checks the delivery-rate samples every controller receives.
 
+mod common;
+
 use protocols::tcp::cc::{self, AckSample, CongestionControl, Window};
-use scenarios::{load_str, run, RunOptions};
+use scenarios::load_str;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Holds the window at a fixed number of segments and records the highest delivery
@@ -58,18 +60,8 @@ fn run_with_window(window: u64) -> (f64, Vec<u64>) {
     MAX_RATE.store(0, Ordering::Relaxed);
     SAMPLES.store(0, Ordering::Relaxed);
     let l = load_str("custom.ron", &scenario(window), &[]).expect("loads");
-    let dir =
-        std::env::temp_dir().join(format!("netdes-cc-custom-{}-{window}", std::process::id()));
-    let o = run(
-        &l,
-        &RunOptions {
-            out_dir: Some(dir.clone()),
-            ..Default::default()
-        },
-    )
-    .expect("runs");
-    let csv = std::fs::read_to_string(dir.join("tcp-series.csv")).expect("series");
-    let _ = std::fs::remove_dir_all(&dir);
+    let (o, files) = common::run_and_read(&l, &format!("cc-custom-{window}"), &["tcp-series.csv"]);
+    let csv = &files[0];
     let cwnds = csv
         .lines()
         .skip(1)

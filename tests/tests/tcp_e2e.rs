@@ -3,6 +3,8 @@
 //! example is about, with exact virtual times where the reference behaviour gives one.
 //! The tags name the reference behaviours (`../shared/reference-behaviors.md`).
 
+mod common;
+
 use scenarios::{load_file, run, Outcome, RunOptions};
 use std::path::{Path, PathBuf};
 
@@ -573,18 +575,8 @@ fn tcp_series_follows_the_sender_through_loss_and_recovery() {
         &["record=(trace: [TcpProbe, Tcp], tcp_series: true)".to_string()],
     )
     .expect("example loads");
-    let dir = std::env::temp_dir().join(format!("netdes-tcp-series-{}", std::process::id()));
-    let o = run(
-        &l,
-        &RunOptions {
-            out_dir: Some(dir.clone()),
-            ..Default::default()
-        },
-    )
-    .expect("example runs");
-    let csv = std::fs::read_to_string(dir.join("tcp-series.csv")).expect("series written");
-    let trace = std::fs::read_to_string(dir.join("trace.jsonl")).expect("trace written");
-    let _ = std::fs::remove_dir_all(&dir);
+    let (o, files) = common::run_and_read(&l, "tcp-series", &["tcp-series.csv", "trace.jsonl"]);
+    let (csv, trace) = (&files[0], &files[1]);
     let mut lines = csv.lines();
     assert_eq!(
         lines.next(),
