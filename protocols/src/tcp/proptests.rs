@@ -19,7 +19,11 @@ fn lcg(k: &mut u64) -> u64 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+    // PROPTEST_CASES raises the count for a deeper search (the default run keeps 64).
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+        .. ProptestConfig::default()
+    })]
 
     #[test]
     fn stream_arrives_intact_under_impairments(
@@ -52,7 +56,11 @@ proptest! {
         let mut v = StreamVerifier::default();
         let mut eof = false;
         let mut rng = seed.rotate_left(17);
-        for _ in 0..20_000 {
+        // One write and one read per 10 ms step: tiny writes or reads of a long stream need
+        // many steps (twice the minimum), and heavy loss can back the RTO off to its
+        // 120 s maximum: allow at least 1000 simulated seconds.
+        let steps = 100_000 + 2 * total / u64::from(write_max).min(read_max as u64);
+        for _ in 0..steps {
             p.run_until(p.now + SimDuration::from_millis(10));
             if server.is_none() {
                 server = p.hosts[1].tcp.accept(&mut p.hosts[1].env, l).ok().map(|x| x.0);
@@ -62,7 +70,10 @@ proptest! {
                 written += p.hosts[0].send(c, &Payload::Pattern { stream: 9, offset: written, len: n }) as u64;
             }
             if written == total && !closed {
-                p.hosts[0].tcp.close(&mut p.hosts[0].env, c).unwrap();
+                // shutdown(SHUT_WR), not close(): an orphaned socket gives up after
+                // tcp_orphan_retries, which heavy loss on the ACKs can exhaust; "both ends
+                // stay up" means the sender keeps its socket until the transfer is done.
+                p.hosts[0].tcp.shutdown(&mut p.hosts[0].env, c, super::Shutdown::Write).unwrap();
                 closed = true;
             }
             if let Some(s) = server {
@@ -79,7 +90,15 @@ proptest! {
                 break;
             }
         }
-        prop_assert!(eof, "transfer did not finish: {} of {} verified", v.verified, total);
+        prop_assert!(
+            eof,
+            "transfer did not finish: {} of {} verified\nsender {:?}\nreceiver {:?}\nlast: {:?}",
+            v.verified,
+            total,
+            p.hosts[0].tcp.info(c),
+            server.map(|s| p.hosts[1].tcp.info(s)),
+            p.log.iter().rev().take(6).map(|(i, s, d)| (*i, s.at, flag_str(s.flags()), s.seg.seq.0, s.seg.ack.0, s.len(), s.seg.window, *d)).collect::<Vec<_>>()
+        );
         prop_assert_eq!(v.verified, total);
         prop_assert_eq!(v.mismatches, 0);
 
