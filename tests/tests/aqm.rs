@@ -2,16 +2,12 @@
 //! `aqm-codel` example against drop-tail, and ECN marking of ECN-capable UDP end to end
 //! (counters, trace records and the CE codepoint in the packets on the wire).
 
+mod common;
+
 use scenarios::{load_file, load_str, run, Outcome, RunOptions};
 use std::path::Path;
 
-fn flow<'a>(o: &'a Outcome, id: &str) -> &'a reports::FlowSummary {
-    o.summary
-        .flows
-        .iter()
-        .find(|f| f.id == id)
-        .unwrap_or_else(|| panic!("no flow {id}"))
-}
+use common::flow;
 
 /// The queue counters of one link direction.
 #[derive(Debug, PartialEq)]

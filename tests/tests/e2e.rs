@@ -2,6 +2,8 @@
 //! RB-LINK / RB-IP / RB-ARP behaviours observed through whole runs. The TCP examples have
 //! their own file, `tcp_e2e.rs`; the tshark check here covers their captures too.
 
+mod common;
+
 use scenarios::{load_file, load_str, run, Outcome, RunOptions};
 use std::path::{Path, PathBuf};
 
@@ -15,13 +17,7 @@ fn run_example(name: &str, sets: &[&str]) -> Outcome {
     run(&l, &RunOptions::default()).expect("example runs")
 }
 
-fn flow<'a>(o: &'a Outcome, id: &str) -> &'a reports::FlowSummary {
-    o.summary
-        .flows
-        .iter()
-        .find(|f| f.id == id)
-        .unwrap_or_else(|| panic!("no flow {id}"))
-}
+use common::flow;
 
 fn app_lines(o: &Outcome, app: &str) -> Vec<String> {
     o.summary

@@ -36,13 +36,7 @@ fn run_traced(name: &str) -> (Outcome, Vec<String>, PathBuf) {
     (o, trace.lines().map(str::to_string).collect(), dir)
 }
 
-fn flow<'a>(o: &'a Outcome, id: &str) -> &'a reports::FlowSummary {
-    o.summary
-        .flows
-        .iter()
-        .find(|f| f.id == id)
-        .unwrap_or_else(|| panic!("no flow {id}"))
-}
+use common::flow;
 
 fn extra(f: &reports::FlowSummary, key: &str) -> f64 {
     *f.extra

@@ -1,5 +1,8 @@
 //! Helpers shared by the end-to-end test binaries (each includes this with `mod common;`).
 
+// Each test binary compiles its own copy and uses only some of the helpers.
+#![allow(dead_code)]
+
 use scenarios::{run, Loaded, Outcome, RunOptions};
 
 /// Runs `l` with an output directory of its own (named after the process and `tag`),
@@ -23,4 +26,13 @@ pub fn run_and_read(l: &Loaded, tag: &str, files: &[&str]) -> (Outcome, Vec<Stri
         .collect();
     let _ = std::fs::remove_dir_all(&dir);
     (o, texts)
+}
+
+/// The flow named `id` in a run's summary.
+pub fn flow<'a>(o: &'a Outcome, id: &str) -> &'a reports::FlowSummary {
+    o.summary
+        .flows
+        .iter()
+        .find(|f| f.id == id)
+        .unwrap_or_else(|| panic!("no flow {id}"))
 }
