@@ -71,6 +71,7 @@ pub struct Os<'a, 'b> {
     pub(crate) icmp_idents: &'a mut Vec<(u16, usize)>,
     pub(crate) tcp: &'a mut TcpStack,
     pub(crate) notices: &'a mut std::collections::VecDeque<crate::host::Notice>,
+    pub(crate) dns_servers: &'a mut Vec<Ipv4Addr>,
     pub(crate) app: usize,
     pub(crate) app_name: &'a str,
 }
@@ -97,6 +98,15 @@ impl Os<'_, '_> {
     /// `purpose`, so it does not change when other apps or nodes are added.
     pub fn rng(&self, purpose: &str) -> SimRng {
         self.cx.rng(&format!("app:{}:{purpose}", self.app_name))
+    }
+    /// The host's DNS servers, in order of preference (its resolv.conf `nameserver`s).
+    pub fn dns_servers(&self) -> &[Ipv4Addr] {
+        self.dns_servers
+    }
+    /// Replaces the host's DNS servers (a DHCP client does this when it gets a lease).
+    pub fn set_dns_servers(&mut self, servers: &[Ipv4Addr]) {
+        self.dns_servers.clear();
+        self.dns_servers.extend_from_slice(servers);
     }
     /// Resolves a node name or a dotted address.
     pub fn resolve(&self, name_or_addr: &str) -> Option<Ipv4Addr> {

@@ -72,6 +72,9 @@ pub struct HostConfig {
     /// Apps to kill (their sockets closed as the kernel does for a dead process), by
     /// index in `apps`, and when.
     pub kills: Vec<(usize, SimTime)>,
+    /// The host's DNS servers at boot (like `nameserver` lines in /etc/resolv.conf); a
+    /// DHCP client may replace them at run time (see [`Os::set_dns_servers`]).
+    pub dns_servers: Vec<Ipv4Addr>,
 }
 
 pub struct HostStack {
@@ -84,6 +87,7 @@ pub struct HostStack {
     notices: VecDeque<Notice>,
     icmp_idents: Vec<(u16, usize)>,
     reports: Vec<StackReport>,
+    dns_servers: Vec<Ipv4Addr>,
 }
 
 /// The TCP stack's view of the node (see [`TcpEnv`]).
@@ -143,6 +147,7 @@ impl HostStack {
             notices: VecDeque::new(),
             icmp_idents: Vec::new(),
             reports: Vec::new(),
+            dns_servers: Vec::new(),
         }
     }
 
@@ -164,6 +169,7 @@ impl HostStack {
             icmp_idents: &mut self.icmp_idents,
             tcp,
             notices: &mut self.notices,
+            dns_servers: &mut self.dns_servers,
             app,
             app_name: self.app_names.get(app).map_or("", |s| s.as_str()),
         };
@@ -343,6 +349,7 @@ impl Stack for HostStack {
         self.tcp_timer = None;
         self.notices.clear();
         self.icmp_idents.clear();
+        self.dns_servers.clone_from(&self.config.dns_servers);
         self.apps = self
             .config
             .apps

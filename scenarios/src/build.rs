@@ -644,6 +644,7 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
                     apps: slots,
                     tcp,
                     kills,
+                    dns_servers: Vec::new(),
                 });
                 NodeSpec::Ip {
                     ip: Box::new(ip),
