@@ -283,6 +283,11 @@ impl Os<'_, '_> {
         self.cx.send(req).map_err(AppSendError::Ip)
     }
 
+    /// Is the `app` trace category being recorded? Lets an app skip building costly fields.
+    pub fn tracing(&self) -> bool {
+        self.cx.tracing(Category::App)
+    }
+
     /// Emits an `app` trace event from this node.
     pub fn trace(&mut self, event: &'static str, fields: &[(&'static str, TraceValue)]) {
         self.cx.trace(Category::App, event, fields);

@@ -8,6 +8,9 @@
 //! - [`tcp`]: TCP (RFC 9293 with Linux's behaviour and defaults): the socket API, the
 //!   connection state machine, loss recovery, timers and the congestion controller seam.
 //!   Driven only through [`tcp::TcpEnv`], so it runs without the scheduler in its tests.
+//! - [`gossip`]: gossip (epidemic) dissemination: the message format, one member's
+//!   protocol as a pure state machine, a synchronous round model and the cluster-wide
+//!   dissemination log; the app around it is [`apps::gossip`].
 //! - [`host`]: [`host::HostStack`], the `sim_core::world::Stack` of a node: dispatches
 //!   timers, datagrams and ICMP messages to sockets and apps, and runs the TCP stack.
 //! - [`apps`]: ping, traceroute, UDP constant-bit-rate sender and sink, UDP echo; TCP
@@ -20,6 +23,7 @@
 
 pub mod app;
 pub mod apps;
+pub mod gossip;
 pub mod host;
 pub mod tcp;
 pub mod udp;

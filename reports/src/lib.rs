@@ -27,6 +27,112 @@ pub struct Summary {
     pub nodes: Vec<NodeSummary>,
     pub captures: Vec<CaptureSummary>,
     pub apps: Vec<AppOutput>,
+    /// One entry per `Gossip` app; omitted when there is none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gossip: Vec<GossipSummary>,
+}
+
+/// How one gossip app's rumors spread (`gossip[]` in summary.json).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct GossipSummary {
+    pub app: String,
+    pub members: u64,
+    /// "push", "pull", "push-pull" or "off".
+    pub mode: String,
+    pub fanout: u32,
+    pub period_s: f64,
+    pub feedback: bool,
+    /// "never", "coin" or "counter".
+    pub lose_interest: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anti_entropy_s: Option<f64>,
+    pub messages: GossipMessages,
+    pub rounds: Vec<GossipRound>,
+    pub rumors: Vec<GossipRumor>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct GossipMessages {
+    pub sent: u64,
+    pub received: u64,
+    pub malformed: u64,
+    pub bytes_sent: u64,
+    pub per_member_mean: f64,
+    pub per_member_max: u64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct GossipRound {
+    pub round: u64,
+    pub t_s: f64,
+    pub live: u64,
+    pub messages: u64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct GossipRumor {
+    pub id: u32,
+    pub origin: String,
+    pub born_s: Option<f64>,
+    pub first_round: Option<u64>,
+    pub informed: u64,
+    pub residue: f64,
+    pub final_live: u64,
+    pub final_informed: u64,
+    pub full_s: Option<f64>,
+    pub rounds_to_full: Option<u64>,
+    pub messages_to_full: Option<u64>,
+    pub informed_per_round: Vec<u64>,
+    pub live_informed_per_round: Vec<u64>,
+}
+
+/// The columns of `gossip-rounds.csv`.
+pub const GOSSIP_ROUNDS_COLUMNS: [&str; 8] = [
+    "app",
+    "rumor",
+    "round",
+    "t_s",
+    "live",
+    "messages",
+    "informed",
+    "live_informed",
+];
+
+/// Writes `gossip-rounds.csv`: one row per gossip app, rumor and round from the rumor's
+/// first round (`round` counts from the app's start, like `gossip[].rounds`).
+pub fn write_gossip_rounds(path: &Path, gossip: &[GossipSummary]) -> std::io::Result<()> {
+    let mut f = BufWriter::new(std::fs::File::create(path)?);
+    writeln!(f, "{}", GOSSIP_ROUNDS_COLUMNS.join(","))?;
+    for g in gossip {
+        for r in &g.rumors {
+            let Some(r0) = r.first_round else { continue };
+            for (j, (informed, live_informed)) in r
+                .informed_per_round
+                .iter()
+                .zip(&r.live_informed_per_round)
+                .enumerate()
+            {
+                let Some(round) = g.rounds.get(r0 as usize + j) else {
+                    break;
+                };
+                writeln!(
+                    f,
+                    "{},{},{},{},{},{},{},{}",
+                    g.app,
+                    r.id,
+                    round.round,
+                    round.t_s,
+                    round.live,
+                    round.messages,
+                    informed,
+                    live_informed
+                )?;
+            }
+        }
+    }
+    f.flush()
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -149,6 +255,33 @@ pub fn human_summary(s: &Summary, out_dir: &str) -> String {
             }
         }
     }
+    for g in &s.gossip {
+        o.push_str(&format!(
+            "\n[gossip {}: {} members, {}, fanout {}, period {} s, {} messages ({:.1} per member), {} malformed]\n",
+            g.app,
+            g.members,
+            g.mode,
+            g.fanout,
+            g.period_s,
+            g.messages.sent,
+            g.messages.per_member_mean,
+            g.messages.malformed
+        ));
+        for r in &g.rumors {
+            let full = match (r.full_s, r.rounds_to_full) {
+                (Some(t), Some(k)) => format!("everyone up informed at {t:.3} s ({k} rounds)"),
+                (Some(t), None) => format!("everyone up informed at {t:.3} s"),
+                _ => "never reached everyone up".into(),
+            };
+            let born = r
+                .born_s
+                .map_or("never born".to_string(), |b| format!("born {b:.3} s"));
+            o.push_str(&format!(
+                "  rumor {} from {}: {born}, {full}; residue {:.4}, {}/{} up know it at the end\n",
+                r.id, r.origin, r.residue, r.final_informed, r.final_live
+            ));
+        }
+    }
     if !s.flows.is_empty() {
         o.push_str("\nflows:\n");
         for f in &s.flows {
@@ -184,6 +317,17 @@ pub fn human_summary(s: &Summary, out_dir: &str) -> String {
     let busy: Vec<&LinkSummary> = s.links.iter().filter(|l| l.tx_packets > 0).collect();
     if !busy.is_empty() {
         o.push_str("\nlinks (directions that carried traffic):\n");
+        // Big networks (host groups) have thousands: the 20 busiest are shown.
+        const SHOWN: usize = 20;
+        let hidden = busy.len().saturating_sub(SHOWN);
+        let mut busy = busy;
+        if hidden > 0 {
+            busy.sort_by(|a, b| b.tx_packets.cmp(&a.tx_packets).then(a.id.cmp(&b.id)));
+            busy.truncate(SHOWN);
+            o.push_str(&format!(
+                "  (the {SHOWN} busiest; {hidden} more in summary.json)\n"
+            ));
+        }
         for l in busy {
             o.push_str(&format!(
                 "  {:<24} tx {} pkts, util {:.1}%, queue drops {}, loss drops {}",

@@ -439,6 +439,8 @@ pub struct Built {
     pub kinds: Vec<NodeKind>,
     /// Link directions in order: (link id, from, to).
     pub link_names: Vec<String>,
+    /// The gossip apps, in app order.
+    pub gossip: Vec<crate::gossip::GossipRun>,
 }
 
 fn topo_error(l: &Loaded, e: TopologyError) -> ScenarioError {
@@ -470,7 +472,9 @@ pub fn check(l: &Loaded) -> Result<(), ScenarioError> {
 pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
     let s = &l.scenario;
     let names: Vec<&str> = s.nodes.0.iter().map(|(n, _)| n.as_str()).collect();
-    let index = |n: &str| names.iter().position(|x| *x == n).unwrap_or(0);
+    let by_name: std::collections::BTreeMap<&str, usize> =
+        names.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let index = |n: &str| by_name.get(n).copied().unwrap_or(0);
     let kinds: Vec<NodeKind> = s
         .nodes
         .0
@@ -543,6 +547,33 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
         };
         flow_ids.push(id);
     }
+    // The apps of each node, in app order; a gossip app is on every member.
+    let mut apps_of: Vec<Vec<(usize, Option<u32>)>> = vec![Vec::new(); names.len()];
+    let mut gossip = Vec::new();
+    let mut gossip_of_app: Vec<Option<usize>> = vec![None; s.apps.len()];
+    for (i, a) in s.apps.iter().enumerate() {
+        match (app_node(a), a) {
+            (Some((n, _)), _) => apps_of[index(n)].push((i, None)),
+            (None, AppDecl::Gossip(g)) => {
+                let (run, nodes) = crate::gossip::prepare(s, app_name(a, i), g, &plan, &by_name);
+                for (me, ni) in nodes.into_iter().enumerate() {
+                    apps_of[ni].push((i, Some(me as u32)));
+                }
+                gossip_of_app[i] = Some(gossip.len());
+                gossip.push(run);
+            }
+            (None, _) => {}
+        }
+    }
+    // The link on each (node, port).
+    let mut port_link: Vec<Vec<usize>> = plan.ifaces.iter().map(|p| vec![0; p.len()]).collect();
+    for (li, ends) in plan.link_ports.iter().enumerate() {
+        for &(n, p) in ends {
+            if let Some(slot) = port_link.get_mut(n).and_then(|v| v.get_mut(p as usize)) {
+                *slot = li;
+            }
+        }
+    }
     let mut static_routes: Vec<Vec<Route>> = vec![Vec::new(); names.len()];
     for (ni, (name, decl)) in s.nodes.0.iter().enumerate() {
         let spec = match decl {
@@ -554,11 +585,7 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
                     .iter()
                     .enumerate()
                     .map(|(port, a)| {
-                        let link = plan
-                            .link_ports
-                            .iter()
-                            .position(|ends| ends.contains(&(ni, port as u16)))
-                            .unwrap_or(0);
+                        let link = port_link[ni][port];
                         let (addr, pfx) = a.unwrap_or((
                             std::net::Ipv4Addr::UNSPECIFIED,
                             Prefix::new(std::net::Ipv4Addr::UNSPECIFIED, 32),
@@ -618,12 +645,13 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
                     static_routes[ni].push(route.clone());
                     ip.routes.insert(route);
                 }
-                let mine: Vec<usize> = (0..s.apps.len())
-                    .filter(|&i| app_node(&s.apps[i]).0 == name)
-                    .collect();
-                let slots: Vec<AppSlot> = mine
+                let mine: Vec<usize> = apps_of[ni].iter().map(|&(i, _)| i).collect();
+                let slots: Vec<AppSlot> = apps_of[ni]
                     .iter()
-                    .map(|&i| app_slot(&s.apps[i], i, flow_ids[i]))
+                    .filter_map(|&(i, member)| match (gossip_of_app[i], member) {
+                        (Some(g), Some(me)) => Some(crate::gossip::slot(&gossip[g], me)),
+                        _ => app_slot(&s.apps[i], i, flow_ids[i]),
+                    })
                     .collect();
                 // KillApp faults for this node's apps, by index among them.
                 let kills = s
@@ -737,13 +765,16 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
         plan,
         kinds,
         link_names,
+        gossip,
     })
 }
 
 /// listen() backlog of the TCP server apps unless given (iperf3 and many servers use 128).
 const DEFAULT_BACKLOG: u32 = 128;
 
-fn app_slot(a: &AppDecl, i: usize, flow: Option<sim_core::metrics::FlowId>) -> AppSlot {
+/// The slot of a single-node app; None for a gossip app (one slot per member, built by
+/// `gossip::slot`).
+fn app_slot(a: &AppDecl, i: usize, flow: Option<sim_core::metrics::FlowId>) -> Option<AppSlot> {
     let name = app_name(a, i);
     let start_of = |d: &crate::units::Duration| SimTime::from_nanos(d.as_nanos());
     let (start, factory): (SimTime, protocols::AppFactory) = match a.clone() {
@@ -945,8 +976,9 @@ fn app_slot(a: &AppDecl, i: usize, flow: Option<sim_core::metrics::FlowId>) -> A
                 Box::new(move || Box::new(syn_flood::SynFlood::new(cfg.clone())) as Box<dyn App>),
             )
         }
+        AppDecl::Gossip(_) => return None,
     };
-    AppSlot { start, factory }
+    Some(AppSlot { start, factory })
 }
 
 #[cfg(test)]

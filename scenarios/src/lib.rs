@@ -10,12 +10,17 @@
 //!   makes the same checks without running (`netdes check`).
 //! - [`run`]: run with bounds and write `summary.json`, `trace.jsonl` and pcaps.
 //! - [`dumbbell`]: generates the classic N-flow dumbbell experiment as a scenario.
+//! - [`groups`]: host groups (many hosts on switched LANs from one declaration), expanded
+//!   into nodes and links at load time.
+//! - [`gossip`]: the `Gossip` app's members, validation, shared group and summary.
 //!
 //! Architecture invariant: all knowledge of the file format stops here; sim-core and
 //! protocols are configured through plain Rust values.
 
 pub mod build;
 pub mod dumbbell;
+pub mod gossip;
+pub mod groups;
 pub mod load;
 pub mod locate;
 pub mod run;

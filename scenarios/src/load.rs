@@ -34,8 +34,10 @@ pub struct Loaded {
 
 impl Loaded {
     /// An error at the value `path` points to (or at the start of the file if absent).
+    /// A path into a node or link that a host group generated points at the group.
     pub fn error_at(&self, path: &str, message: impl Into<String>) -> ScenarioError {
-        error_at(&self.file, &self.source, path, message)
+        let path = self.scenario.generated.origin_of(path);
+        error_at(&self.file, &self.source, &path, message)
     }
 }
 
@@ -78,7 +80,7 @@ pub fn load_str(file: &str, source: &str, overrides: &[String]) -> Result<Loaded
         let value = quote_bare_value(value);
         text = locate::set_value(&text, &path, &value).map_err(|e| bad(e.to_string()))?;
     }
-    let scenario: Scenario = ron::Options::default()
+    let mut scenario: Scenario = ron::Options::default()
         .with_default_extension(
             ron::extensions::Extensions::UNWRAP_VARIANT_NEWTYPES
                 | ron::extensions::Extensions::IMPLICIT_SOME,
@@ -94,6 +96,7 @@ pub fn load_str(file: &str, source: &str, overrides: &[String]) -> Result<Loaded
                 message: explain_ron(&e.code),
             }
         })?;
+    crate::groups::expand(file, &text, &mut scenario)?;
     let mut loaded = Loaded {
         file: file.to_string(),
         source: text,
@@ -244,16 +247,19 @@ fn explain_ron(code: &ron::Error) -> String {
 fn validate(l: &Loaded) -> Result<(), ScenarioError> {
     let s = &l.scenario;
     let node_names: Vec<&str> = s.nodes.0.iter().map(|(n, _)| n.as_str()).collect();
-    let kind_of = |n: &str| s.nodes.0.iter().find(|(k, _)| k == n).map(|(_, d)| d);
+    // Lookups by name are maps: files with groups have thousands of nodes.
+    let nodes_by_name: std::collections::BTreeMap<&str, &NodeDecl> =
+        s.nodes.0.iter().map(|(n, d)| (n.as_str(), d)).collect();
+    let kind_of = |n: &str| nodes_by_name.get(n).copied();
     let known = |n: &str, path: String| -> Result<(), ScenarioError> {
-        if node_names.contains(&n) {
+        if nodes_by_name.contains_key(n) {
             Ok(())
         } else {
             Err(l.error_at(
                 &path,
                 format!(
                     "unknown node \"{n}\"; expected one of the nodes: {}",
-                    node_names.join(", ")
+                    listing(&node_names)
                 ),
             ))
         }
@@ -264,7 +270,14 @@ fn validate(l: &Loaded) -> Result<(), ScenarioError> {
     if s.duration.as_nanos() == 0 {
         return Err(l.error_at("duration", "duration must be greater than zero"));
     }
+    if s.nodes.0.is_empty() {
+        return Err(l.error_at(
+            "nodes",
+            "no nodes: declare them in `nodes` or with `groups`",
+        ));
+    }
     let mut link_names: Vec<String> = Vec::new();
+    let mut link_name_set = std::collections::BTreeSet::new();
     for (i, k) in s.links.iter().enumerate() {
         known(&k.a, format!("links[{i}].a"))?;
         known(&k.b, format!("links[{i}].b"))?;
@@ -284,7 +297,7 @@ fn validate(l: &Loaded) -> Result<(), ScenarioError> {
             ));
         }
         let name = link_name(s, i);
-        if link_names.contains(&name) {
+        if !link_name_set.insert(name.clone()) {
             return Err(l.error_at(
                 &format!("links[{i}]"),
                 format!("duplicate link name \"{name}\"; give one of the parallel links a `name`"),
@@ -301,9 +314,13 @@ fn validate(l: &Loaded) -> Result<(), ScenarioError> {
             }
         }
     }
+    let linked: std::collections::BTreeSet<&str> = s
+        .links
+        .iter()
+        .flat_map(|k| [k.a.as_str(), k.b.as_str()])
+        .collect();
     for (name, decl) in &s.nodes.0 {
-        let has_link = s.links.iter().any(|k| &k.a == name || &k.b == name);
-        if !has_link {
+        if !linked.contains(name.as_str()) {
             return Err(l.error_at(
                 &format!("nodes[\"{name}\"]"),
                 format!("node \"{name}\" has no links: connect it or remove it"),
@@ -331,13 +348,18 @@ fn validate(l: &Loaded) -> Result<(), ScenarioError> {
     let l3 = |n: &str| matches!(kind_of(n), Some(NodeDecl::Host(_) | NodeDecl::Router(_)));
     let mut app_names: Vec<String> = Vec::new();
     for (i, a) in s.apps.iter().enumerate() {
-        let (node, field) = app_node(a);
-        known(node, format!("apps[{i}].{field}"))?;
-        if !l3(node) {
-            return Err(l.error_at(
-                &format!("apps[{i}].{field}"),
-                format!("\"{node}\" is a switch; apps run on hosts and routers"),
-            ));
+        match (app_node(a), a) {
+            (Some((node, field)), _) => {
+                known(node, format!("apps[{i}].{field}"))?;
+                if !l3(node) {
+                    return Err(l.error_at(
+                        &format!("apps[{i}].{field}"),
+                        format!("\"{node}\" is a switch; apps run on hosts and routers"),
+                    ));
+                }
+            }
+            (None, AppDecl::Gossip(g)) => crate::gossip::validate(l, i, g, &nodes_by_name)?,
+            (None, _) => {}
         }
         let target = match a {
             AppDecl::UdpCbr { to, .. } | AppDecl::SynFlood { to, .. } => Some(to),
@@ -407,12 +429,12 @@ fn validate(l: &Loaded) -> Result<(), ScenarioError> {
                 }
             }
             FaultDecl::LinkDown { link, .. } | FaultDecl::LinkUp { link, .. } => {
-                if !link_names.contains(link) {
+                if !link_name_set.contains(link) {
                     return Err(l.error_at(
                         &format!("faults[{i}].link"),
                         format!(
                             "unknown link \"{link}\"; expected one of: {}",
-                            link_names.join(", ")
+                            listing(&link_names)
                         ),
                     ));
                 }
@@ -425,9 +447,26 @@ fn validate(l: &Loaded) -> Result<(), ScenarioError> {
     Ok(())
 }
 
-/// The node an app runs on, and the field naming it.
-pub fn app_node(a: &AppDecl) -> (&str, &'static str) {
-    match a {
+/// Names for an error message: all of them, or the first 30 and how many more (a group
+/// may have added thousands).
+pub(crate) fn listing<S: AsRef<str>>(names: &[S]) -> String {
+    const SHOWN: usize = 30;
+    let mut out = names
+        .iter()
+        .take(SHOWN)
+        .map(|n| n.as_ref())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        out.push_str(&format!(", ... ({} more)", names.len() - SHOWN));
+    }
+    out
+}
+
+/// The node an app runs on, and the field naming it; None for apps that run on many
+/// nodes (`Gossip`, see `gossip::members`).
+pub fn app_node(a: &AppDecl) -> Option<(&str, &'static str)> {
+    Some(match a {
         AppDecl::Ping { from, .. }
         | AppDecl::Traceroute { from, .. }
         | AppDecl::UdpCbr { from, .. }
@@ -438,7 +477,8 @@ pub fn app_node(a: &AppDecl) -> (&str, &'static str) {
         AppDecl::TcpSink(d) => (&d.on, "on"),
         AppDecl::TcpServer(d) => (&d.on, "on"),
         AppDecl::TcpEcho(d) => (&d.on, "on"),
-    }
+        AppDecl::Gossip(_) => return None,
+    })
 }
 
 /// An app's name: its `name`, or "<kind>-<index>".
@@ -455,6 +495,7 @@ pub fn app_name(a: &AppDecl, i: usize) -> String {
         AppDecl::TcpServer(d) => (&d.name, "tcp-server"),
         AppDecl::TcpEcho(d) => (&d.name, "tcp-echo"),
         AppDecl::SynFlood { name, .. } => (name, "syn-flood"),
+        AppDecl::Gossip(d) => (&d.name, "gossip"),
     };
     name.clone().unwrap_or_else(|| format!("{kind}-{i}"))
 }

@@ -132,6 +132,11 @@ pub fn run(l: &Loaded, opts: &RunOptions) -> Result<Outcome, RunError> {
     let reason = w.run(end, opts.max_events, || {
         max_wall.is_some_and(|m| wall.elapsed().as_secs_f64() > m)
     });
+    // Apps stopping now are not members going down.
+    for g in &built.gossip {
+        g.group.log.borrow_mut().end_run();
+    }
+    let w = &mut built.world;
     let (captures, errors) = w.finish();
     let wall_s = wall.elapsed().as_secs_f64();
     let sim_end = match reason {
@@ -142,6 +147,10 @@ pub fn run(l: &Loaded, opts: &RunOptions) -> Result<Outcome, RunError> {
     if let Some(dir) = &opts.out_dir {
         let path = dir.join("summary.json");
         reports::write_summary(&path, &summary).map_err(|e| out_err(&path, e))?;
+        if !summary.gossip.is_empty() {
+            let path = dir.join("gossip-rounds.csv");
+            reports::write_gossip_rounds(&path, &summary.gossip).map_err(|e| out_err(&path, e))?;
+        }
     }
     if let Some(e) = errors.first() {
         return Err(RunError::Output {
@@ -299,5 +308,10 @@ fn summarize(
             .map(|(file, packets)| CaptureSummary { file, packets })
             .collect(),
         apps,
+        gossip: b
+            .gossip
+            .iter()
+            .map(|g| crate::gossip::summary(g, end))
+            .collect(),
     }
 }

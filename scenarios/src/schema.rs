@@ -21,7 +21,13 @@ pub struct Scenario {
     /// a node's own `sysctl` overrides them knob by knob.
     #[serde(default)]
     pub sysctl: NamedMap<SysctlValue>,
+    /// Required unless `groups` declares the nodes.
+    #[serde(default)]
     pub nodes: NamedMap<NodeDecl>,
+    /// Many hosts at once: each group adds its hosts, switches, routers and links to
+    /// `nodes` and `links` when the file is loaded (see `groups`).
+    #[serde(default)]
+    pub groups: Vec<HostGroupDecl>,
     #[serde(default)]
     pub links: Vec<LinkDecl>,
     #[serde(default)]
@@ -32,6 +38,20 @@ pub struct Scenario {
     pub faults: Vec<FaultDecl>,
     #[serde(default)]
     pub record: Record,
+    /// What the groups added, for locating errors in it (not part of the file).
+    #[serde(skip)]
+    pub generated: Generated,
+}
+
+/// The nodes and links that `groups` added, and the declaration each came from.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Generated {
+    /// Links before this index are written in the file; the others come from groups.
+    pub first_link: usize,
+    /// For each generated link: the path of what declared it (`groups[0].link`).
+    pub link_origin: Vec<String>,
+    /// Generated node name -> the path of its group (`groups[0]`).
+    pub node_origin: std::collections::BTreeMap<String, String>,
 }
 
 fn default_duration() -> Duration {
@@ -432,6 +452,8 @@ pub enum AppDecl {
     TcpServer(TcpServerDecl),
     /// TCP echo server.
     TcpEcho(TcpEchoDecl),
+    /// Gossip among a group of hosts: rumor mongering and anti-entropy over UDP.
+    Gossip(GossipDecl),
     /// SYNs from spoofed random sources through a raw socket.
     SynFlood {
         from: String,
@@ -658,6 +680,183 @@ tcp_app_decl! {
         name: Option<String>,
         #[serde(default)]
         backlog: Option<u32>,
+    }
+}
+
+/// `Gossip(...)`: every member runs one gossip node; they spread the `rumors`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename = "Gossip")]
+pub struct GossipDecl {
+    /// The members: host groups (all their hosts) and hosts or routers, by name.
+    pub on: Vec<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// UDP port every member listens on (default 7946).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Rumor mongering exchange (default Push).
+    #[serde(default)]
+    pub mode: GossipModeDecl,
+    /// Peers contacted per round (default 1).
+    #[serde(default)]
+    pub fanout: Option<u32>,
+    /// Round length (default 1s).
+    #[serde(default)]
+    pub period: Option<Duration>,
+    /// The first round (default 0s).
+    #[serde(default)]
+    pub start: Duration,
+    /// Loss of interest counts only contacts that already knew the rumor (default true).
+    #[serde(default = "yes")]
+    pub feedback: bool,
+    /// When a member stops spreading a rumor (default Counter(k: 2)).
+    #[serde(default)]
+    pub lose_interest: LoseInterestDecl,
+    /// Anti-entropy (push-pull of the full state with one random peer) this often.
+    #[serde(default)]
+    pub anti_entropy: Option<Duration>,
+    #[serde(default)]
+    pub rumors: Vec<RumorDecl>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum GossipModeDecl {
+    #[default]
+    Push,
+    Pull,
+    PushPull,
+    /// No rumor mongering: anti-entropy only.
+    Off,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub enum LoseInterestDecl {
+    Never,
+    /// Each counting contact removes the rumor with probability 1/k.
+    Coin {
+        k: u32,
+    },
+    /// The k-th counting contact removes it.
+    Counter {
+        k: u32,
+    },
+}
+
+impl Default for LoseInterestDecl {
+    fn default() -> Self {
+        LoseInterestDecl::Counter { k: 2 }
+    }
+}
+
+/// `Rumor(from, at, size)`: a rumor born on member `from` at `at`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename = "Rumor")]
+pub struct RumorDecl {
+    pub from: String,
+    pub at: Duration,
+    /// Value bytes (default 16).
+    #[serde(default)]
+    pub size: Option<u32>,
+}
+
+/// `HostGroup(...)`: `count` hosts on one switched LAN, or on `lans` LANs each behind a
+/// gateway router, the gateways joined by a core router.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename = "HostGroup")]
+pub struct HostGroupDecl {
+    /// Names the group; apps name it to mean all its hosts.
+    pub name: String,
+    pub count: u32,
+    /// Host names: `{}` is replaced by the index 0..count-1 (default "<name>-{}").
+    #[serde(default)]
+    pub hosts: Option<String>,
+    /// LANs the hosts are spread over, in consecutive blocks (default 1).
+    #[serde(default)]
+    pub lans: Option<u32>,
+    /// The block the LAN subnets are cut from (default 172.(16+g).0.0/16 for group g).
+    #[serde(default)]
+    pub subnet: Option<Ipv4Net>,
+    /// Every host's link to its LAN switch.
+    #[serde(default)]
+    pub link: LinkTemplate,
+    /// Every gateway's link to the core router (lans > 1).
+    #[serde(default)]
+    pub uplink: LinkTemplate,
+    /// Kernel knobs of the hosts.
+    #[serde(default)]
+    pub sysctl: NamedMap<SysctlValue>,
+}
+
+/// The settings of a generated link: a `Link` without ends, names or addresses.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename = "Link")]
+pub struct LinkTemplate {
+    #[serde(default = "default_rate")]
+    pub rate: Rate,
+    #[serde(default)]
+    pub delay: Duration,
+    #[serde(default)]
+    pub jitter: Duration,
+    #[serde(default = "default_mtu")]
+    pub mtu: u32,
+    #[serde(default)]
+    pub queue: QueueDecl,
+    #[serde(default)]
+    pub loss: LossDecl,
+    #[serde(default)]
+    pub duplicate: Option<Probability>,
+    #[serde(default)]
+    pub reorder: Option<ReorderDecl>,
+    #[serde(default)]
+    pub corrupt: Option<Probability>,
+}
+
+impl Default for LinkTemplate {
+    fn default() -> Self {
+        LinkTemplate {
+            rate: default_rate(),
+            delay: Duration::default(),
+            jitter: Duration::default(),
+            mtu: default_mtu(),
+            queue: QueueDecl::default(),
+            loss: LossDecl::default(),
+            duplicate: None,
+            reorder: None,
+            corrupt: None,
+        }
+    }
+}
+
+impl LinkTemplate {
+    /// A link from `a` to `b` with these settings.
+    pub fn link(
+        &self,
+        a: &str,
+        b: &str,
+        name: Option<String>,
+        subnet: Option<Ipv4Net>,
+    ) -> LinkDecl {
+        LinkDecl {
+            a: a.to_string(),
+            b: b.to_string(),
+            name,
+            rate: self.rate,
+            delay: self.delay,
+            jitter: self.jitter,
+            mtu: self.mtu,
+            queue: self.queue.clone(),
+            loss: self.loss.clone(),
+            duplicate: self.duplicate,
+            reorder: self.reorder.clone(),
+            corrupt: self.corrupt,
+            a_to_b: None,
+            b_to_a: None,
+            subnet,
+            a_addr: None,
+            b_addr: None,
+            capture: false,
+        }
     }
 }
 

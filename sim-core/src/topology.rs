@@ -301,18 +301,22 @@ pub fn auto_routes(
     node_up: &[bool],
 ) -> Vec<Option<Vec<Route>>> {
     let n = nodes.len();
+    // The link on each port (one per port), so that checking a member is O(1) on
+    // segments with thousands of ports.
+    let mut port_link: Vec<Vec<usize>> =
+        plan.port_segment.iter().map(|p| vec![0; p.len()]).collect();
+    for (l, ends) in plan.link_ports.iter().enumerate() {
+        for &(node, port) in ends {
+            port_link[node][port as usize] = l;
+        }
+    }
     // Active members per segment.
     let active = |node: usize, port: u16| -> bool {
         node_up.get(node).copied().unwrap_or(true)
-            && plan.segments[plan.port_segment[node][port as usize]]
-                .links
-                .iter()
-                .filter(|&&l| {
-                    plan.link_ports[l]
-                        .iter()
-                        .any(|&(a, b)| a == node && b == port)
-                })
-                .all(|&l| link_up.get(l).copied().unwrap_or(true))
+            && link_up
+                .get(port_link[node][port as usize])
+                .copied()
+                .unwrap_or(true)
     };
     let seg_members: Vec<Vec<(usize, u16)>> = plan
         .segments
@@ -340,13 +344,32 @@ pub fn auto_routes(
         .collect();
     // Routers (and multi-homed hosts) get a route to every segment they are not on.
     let full_table = |i: usize| is_router(i) || node_segs[i].len() > 1;
+    let full_nodes: Vec<usize> = (0..n).filter(|&i| full_table(i)).collect();
+    // Only nodes with full tables take part in the search: single-homed hosts neither
+    // forward nor need next hops, and big LANs are mostly made of them.
+    let seg_full: Vec<Vec<(usize, u16)>> = seg_members
+        .iter()
+        .map(|ms| {
+            ms.iter()
+                .copied()
+                .filter(|&(nd, _)| full_table(nd))
+                .collect()
+        })
+        .collect();
+    let mut dist: Vec<u32> = vec![u32::MAX; n];
+    let mut hops: Vec<BTreeSet<NextHop>> = vec![BTreeSet::new(); n];
+    let mut touched: Vec<usize> = Vec::new();
     for (dest, seg) in plan.segments.iter().enumerate() {
-        let mut dist: Vec<u32> = vec![u32::MAX; n];
-        let mut hops: Vec<BTreeSet<NextHop>> = vec![BTreeSet::new(); n];
+        for &i in &touched {
+            dist[i] = u32::MAX;
+            hops[i].clear();
+        }
+        touched.clear();
         let mut queue = VecDeque::new();
         for &(nd, _) in &seg_members[dest] {
             if dist[nd] != 0 {
                 dist[nd] = 0;
+                touched.push(nd);
                 queue.push_back(nd);
             }
         }
@@ -358,13 +381,14 @@ pub fn auto_routes(
                 let Some(gw) = addr_of(m, mport) else {
                     continue;
                 };
-                for &(nd, p) in &seg_members[s] {
+                for &(nd, p) in &seg_full[s] {
                     if nd == m {
                         continue;
                     }
                     let d = dist[m] + 1;
                     if dist[nd] == u32::MAX {
                         dist[nd] = d;
+                        touched.push(nd);
                         queue.push_back(nd);
                     }
                     if dist[nd] == d {
@@ -376,8 +400,8 @@ pub fn auto_routes(
                 }
             }
         }
-        for i in 0..n {
-            if dist[i] == 0 || dist[i] == u32::MAX || !full_table(i) {
+        for &i in &full_nodes {
+            if dist[i] == 0 || dist[i] == u32::MAX {
                 continue;
             }
             if let Some(t) = tables[i].as_mut() {
@@ -390,6 +414,15 @@ pub fn auto_routes(
         }
     }
     // Single-homed hosts: default route via the first router on their segment.
+    let seg_gateway: Vec<Option<Ipv4Addr>> = seg_members
+        .iter()
+        .map(|ms| {
+            ms.iter()
+                .filter(|&&(nd, _)| is_router(nd))
+                .filter_map(|&(nd, p)| addr_of(nd, p))
+                .min()
+        })
+        .collect();
     for i in 0..n {
         if nodes[i].kind != NodeKind::Host || full_table(i) {
             continue;
@@ -397,11 +430,7 @@ pub fn auto_routes(
         let Some(&(s, port)) = node_segs[i].first() else {
             continue;
         };
-        let gw = seg_members[s]
-            .iter()
-            .filter(|&&(nd, _)| is_router(nd))
-            .filter_map(|&(nd, p)| addr_of(nd, p))
-            .min();
+        let gw = seg_gateway[s];
         if let (Some(gw), Some(t)) = (gw, tables[i].as_mut()) {
             t.push(Route {
                 prefix: Prefix::new(Ipv4Addr::UNSPECIFIED, 0),

@@ -10,11 +10,14 @@
 //!   long-lived connection or a connection per request, with per-request latency.
 //! - [`tcp_echo::TcpEcho`]: TCP echo server.
 //! - [`syn_flood::SynFlood`]: SYNs from spoofed sources through a raw socket.
+//! - [`gossip::GossipApp`]: one member of a gossip group (rumor mongering and
+//!   anti-entropy over UDP, [`crate::gossip`]).
 //!
 //! [`tcp_flow`] holds what the TCP apps share (flow attribution, final connection state).
 
 pub mod cbr;
 pub mod echo;
+pub mod gossip;
 pub mod ping;
 pub mod syn_flood;
 pub mod tcp_bulk;
