@@ -331,3 +331,23 @@ fn rounds_lose_messages_to_dead_nodes_and_revive_them_empty() {
     w.set_alive(0, true);
     assert_eq!(w.informed(0), 0, "a restarted node has lost its rumors");
 }
+
+// RB-GOS-02 (small and quick; the full check is tests/tests/validation_gossip.rs)
+#[test]
+fn feedback_coin_leaves_about_the_residue_demers_predicts() {
+    let n = 2000u32;
+    let seeds = 8;
+    let mut total = 0.0;
+    for seed in 0..seeds {
+        let c = cfg(Mode::Push, true, LoseInterest::Coin { k: 1 });
+        let mut w = Rounds::new(n, c, seed);
+        w.originate(0, 0);
+        while w.infective(0) > 0 {
+            w.round();
+        }
+        total += 1.0 - w.informed(0) as f64 / f64::from(n);
+    }
+    // s = exp(-2 (1 - s)) gives s = 0.2032.
+    let s = total / seeds as f64;
+    assert!((s - 0.2032).abs() < 0.2 * 0.2032, "{s}");
+}

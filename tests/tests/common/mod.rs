@@ -36,3 +36,80 @@ pub fn flow<'a>(o: &'a Outcome, id: &str) -> &'a reports::FlowSummary {
         .find(|f| f.id == id)
         .unwrap_or_else(|| panic!("no flow {id}"))
 }
+
+/// Like [`run_and_read`], for binary files (pcaps).
+pub fn run_and_read_bytes(l: &Loaded, tag: &str, files: &[&str]) -> (Outcome, Vec<Vec<u8>>) {
+    let dir = std::env::temp_dir().join(format!("netdes-test-{}-{tag}", std::process::id()));
+    let o = run(
+        l,
+        &RunOptions {
+            out_dir: Some(dir.clone()),
+            ..Default::default()
+        },
+    )
+    .expect("scenario runs");
+    let bytes = files
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{f} written: {e}")))
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    (o, bytes)
+}
+
+/// The frames of a pcap file written by netdes (nanosecond pcap, host byte order).
+pub fn pcap_frames(pcap: &[u8]) -> Vec<Vec<u8>> {
+    assert!(pcap.len() >= 24, "no pcap header");
+    let mut frames = Vec::new();
+    let mut at = 24;
+    while at + 16 <= pcap.len() {
+        let len = u32::from_ne_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
+        at += 16;
+        frames.push(pcap[at..at + len].to_vec());
+        at += len;
+    }
+    assert_eq!(at, pcap.len(), "a truncated record");
+    frames
+}
+
+/// tshark reads the pcap without a malformed packet (skipped when tshark is missing,
+/// except in CI).
+pub fn tshark_no_malformed(pcap: &[u8]) {
+    if std::process::Command::new("tshark")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").is_err(),
+            "tshark must be installed in CI (.ci/run installs it)"
+        );
+        eprintln!("tshark not installed: skipping");
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("netdes-tshark-{}.pcap", std::process::id()));
+    std::fs::write(&path, pcap).unwrap();
+    let res = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(&path)
+        .args([
+            "-Y",
+            "_ws.malformed || _ws.expert.severity == error",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(
+        res.stdout.is_empty(),
+        "malformed frames: {}",
+        String::from_utf8_lossy(&res.stdout)
+    );
+}
