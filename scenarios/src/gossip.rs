@@ -21,6 +21,8 @@ pub const DEFAULT_PORT: u16 = 7946;
 pub const DEFAULT_RUMOR_SIZE: u32 = 16;
 /// The largest rumor value a scenario may give.
 pub const MAX_RUMOR_SIZE: u32 = 1024;
+/// The most rounds a run may have: the summary holds figures per round and rumor.
+pub const MAX_ROUNDS: u64 = 100_000;
 /// The most a UDP datagram carries: every rumor of an app must fit in one, since an
 /// anti-entropy answer may carry them all.
 const MAX_DATAGRAM: u64 = 65_507;
@@ -108,6 +110,18 @@ pub(crate) fn validate(
     }
     if g.period.is_some_and(|p| p.as_nanos() == 0) {
         return Err(l.error_at(&at("period"), "period must be greater than zero"));
+    }
+    let span = s.duration.as_nanos().saturating_sub(g.start.as_nanos());
+    let rounds = span / period(g).as_nanos().max(1) + 1;
+    if rounds > MAX_ROUNDS {
+        return Err(l.error_at(
+            &at("period"),
+            format!(
+                "period {} gives {rounds} rounds in the run, more than {MAX_ROUNDS} (the \
+                 summary has figures per round): use a longer period or a shorter duration",
+                crate::units::Duration::from_nanos(period(g).as_nanos())
+            ),
+        ));
     }
     if g.anti_entropy.is_some_and(|p| p.as_nanos() == 0) {
         return Err(l.error_at(
@@ -458,6 +472,11 @@ mod tests {
                 &["apps[0].period=0s"],
                 (13, 74),
                 "period must be greater than zero",
+            ),
+            (
+                &["apps[0].period=10us"],
+                (13, 74),
+                "period 10us gives 1000001 rounds in the run, more than 100000",
             ),
             (
                 &["apps[0].mode=Off", "apps[0].anti_entropy=None"],
