@@ -187,7 +187,9 @@ impl App for GossipApp {
                 return;
             }
         }
-        let mut rng = os.rng("gossip");
+        // Keyed by the start time too: a member that restarts draws new peers, not the
+        // ones of its first life again.
+        let mut rng = os.rng(&format!("gossip@{}", now.as_nanos()));
         self.group.log.borrow_mut().member_up(self.me, now);
         // Births first: a rumor due at a tick is spread by that tick.
         for (id, _) in &self.mine {
