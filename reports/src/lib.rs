@@ -49,8 +49,43 @@ pub struct GossipSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub anti_entropy_s: Option<f64>,
     pub messages: GossipMessages,
+    /// SWIM membership, when the app runs it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub membership: Option<GossipMembership>,
     pub rounds: Vec<GossipRound>,
     pub rumors: Vec<GossipRumor>,
+}
+
+/// How SWIM tracked the members of a gossip app.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct GossipMembership {
+    pub probe_period_s: f64,
+    pub probe_timeout_s: f64,
+    pub indirect: u32,
+    pub suspicion_s: f64,
+    pub reconnect_every: u32,
+    /// Membership datagrams sent (also in `messages.sent`).
+    pub messages: u64,
+    pub suspicions: u64,
+    pub false_suspicions: u64,
+    pub deaths: u64,
+    pub false_deaths: u64,
+    /// At the end of the run: pairs of members up where the first believes the second dead.
+    pub wrongly_dead_at_end: u64,
+    pub failures: Vec<GossipFailure>,
+}
+
+/// How one member going down was detected.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct GossipFailure {
+    pub member: String,
+    pub down_s: f64,
+    pub up_s: Option<f64>,
+    pub first_suspect_s: Option<f64>,
+    pub first_dead_s: Option<f64>,
+    pub all_dead_s: Option<f64>,
+    /// After it came back: the first time no member up doubted it.
+    pub rejoined_s: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -267,6 +302,28 @@ pub fn human_summary(s: &Summary, out_dir: &str) -> String {
             g.messages.per_member_mean,
             g.messages.malformed
         ));
+        if let Some(m) = &g.membership {
+            let detected: Vec<f64> = m
+                .failures
+                .iter()
+                .filter_map(|f| f.all_dead_s.map(|t| t - f.down_s))
+                .collect();
+            o.push_str(&format!(
+                "  membership: {} failures, {} detected by everyone up{}; {} false suspicions, {} false deaths\n",
+                m.failures.len(),
+                detected.len(),
+                if detected.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (after {:.3} s on average)",
+                        detected.iter().sum::<f64>() / detected.len() as f64
+                    )
+                },
+                m.false_suspicions,
+                m.false_deaths
+            ));
+        }
         for r in &g.rumors {
             let full = match (r.full_s, r.rounds_to_full) {
                 (Some(t), Some(k)) => format!("everyone up informed at {t:.3} s ({k} rounds)"),

@@ -5,9 +5,9 @@
 use crate::groups::host_names;
 use crate::load::{Loaded, ScenarioError};
 use crate::schema::{GossipDecl, GossipModeDecl, LoseInterestDecl, NodeDecl, Scenario};
-use protocols::apps::gossip::{GossipApp, GossipGroup};
+use protocols::apps::gossip::{GossipApp, GossipGroup, Membership};
 use protocols::gossip::wire::{HEADER_LEN, RUMOR_OVERHEAD};
-use protocols::gossip::{GossipConfig, GossipLog, LoseInterest, Mode, RumorPlan};
+use protocols::gossip::{GossipConfig, GossipLog, LoseInterest, Mode, RumorPlan, SwimConfig};
 use protocols::host::AppSlot;
 use protocols::App;
 use sim_core::time::{SimDuration, SimTime};
@@ -21,6 +21,8 @@ pub const DEFAULT_PORT: u16 = 7946;
 pub const DEFAULT_RUMOR_SIZE: u32 = 16;
 /// The largest rumor value a scenario may give.
 pub const MAX_RUMOR_SIZE: u32 = 1024;
+/// The most members asked for an indirect probe.
+pub const MAX_INDIRECT: u32 = 64;
 /// The most rounds a run may have: the summary holds figures per round and rumor.
 pub const MAX_ROUNDS: u64 = 100_000;
 /// The most a UDP datagram carries: every rumor of an app must fit in one, since an
@@ -43,6 +45,26 @@ pub fn members(s: &Scenario, g: &GossipDecl) -> Vec<String> {
             None => vec![name.clone()],
         })
         .collect()
+}
+
+fn dur(d: crate::units::Duration) -> SimDuration {
+    SimDuration::from_nanos(d.as_nanos())
+}
+
+/// SWIM's settings with their defaults.
+fn membership(g: &GossipDecl) -> Option<Membership> {
+    let m = g.membership.as_ref()?;
+    let d = SwimConfig::default();
+    Some(Membership {
+        swim: SwimConfig {
+            indirect: m.indirect.unwrap_or(d.indirect),
+            suspicion: m.suspicion.map_or(d.suspicion, dur),
+            reconnect_every: m.reconnect_every.unwrap_or(d.reconnect_every),
+            ..d
+        },
+        probe_period: m.probe_period.map_or(SimDuration::from_secs(1), dur),
+        probe_timeout: m.probe_timeout.map_or(SimDuration::from_millis(500), dur),
+    })
 }
 
 fn period(g: &GossipDecl) -> SimDuration {
@@ -137,6 +159,41 @@ pub(crate) fn validate(
     }
     if let LoseInterestDecl::Coin { k: 0 } | LoseInterestDecl::Counter { k: 0 } = g.lose_interest {
         return Err(l.error_at(&at("lose_interest"), "k must be at least 1"));
+    }
+    if let (Some(decl), Some(m)) = (&g.membership, membership(g)) {
+        if m.probe_period == SimDuration::ZERO {
+            return Err(l.error_at(
+                &at("membership.probe_period"),
+                "probe_period must be greater than zero",
+            ));
+        }
+        if m.probe_timeout == SimDuration::ZERO || m.probe_timeout >= m.probe_period {
+            return Err(l.error_at(
+                &at(if decl.probe_timeout.is_some() {
+                    "membership.probe_timeout"
+                } else {
+                    "membership"
+                }),
+                format!(
+                    "probe_timeout ({}) must be greater than zero and shorter than \
+                     probe_period ({})",
+                    crate::units::Duration::from_nanos(m.probe_timeout.as_nanos()),
+                    crate::units::Duration::from_nanos(m.probe_period.as_nanos())
+                ),
+            ));
+        }
+        if m.swim.suspicion == SimDuration::ZERO {
+            return Err(l.error_at(
+                &at("membership.suspicion"),
+                "suspicion must be greater than zero",
+            ));
+        }
+        if m.swim.indirect > MAX_INDIRECT {
+            return Err(l.error_at(
+                &at("membership.indirect"),
+                format!("indirect must be at most {MAX_INDIRECT}"),
+            ));
+        }
     }
     let mut bytes = (HEADER_LEN + 2) as u64;
     for (r, rumor) in g.rumors.iter().enumerate() {
@@ -243,6 +300,7 @@ pub(crate) fn prepare(
             .anti_entropy
             .map(|d| SimDuration::from_nanos(d.as_nanos())),
         rumors,
+        membership: membership(g),
         log,
     });
     (
@@ -287,6 +345,36 @@ pub fn summary(run: &GossipRun, end: SimTime) -> reports::GossipSummary {
             per_member_mean: st.sent_per_member_mean,
             per_member_max: st.sent_per_member_max,
         },
+        membership: g.membership.map(|m| {
+            let ms = g.log.borrow().membership_stats(end);
+            let name = |i: u32| run.members.get(i as usize).cloned().unwrap_or_default();
+            reports::GossipMembership {
+                probe_period_s: m.probe_period.as_secs_f64(),
+                probe_timeout_s: m.probe_timeout.as_secs_f64(),
+                indirect: m.swim.indirect,
+                suspicion_s: m.swim.suspicion.as_secs_f64(),
+                reconnect_every: m.swim.reconnect_every,
+                messages: ms.sent,
+                suspicions: ms.suspicions,
+                false_suspicions: ms.false_suspicions,
+                deaths: ms.deaths,
+                false_deaths: ms.false_deaths,
+                wrongly_dead_at_end: ms.wrongly_dead_at_end,
+                failures: ms
+                    .failures
+                    .iter()
+                    .map(|f| reports::GossipFailure {
+                        member: name(f.member),
+                        down_s: secs(f.down),
+                        up_s: f.up.map(secs),
+                        first_suspect_s: f.first_suspect.map(secs),
+                        first_dead_s: f.first_dead.map(secs),
+                        all_dead_s: f.all_dead.map(secs),
+                        rejoined_s: f.rejoined.map(secs),
+                    })
+                    .collect(),
+            }
+        }),
         rounds: st
             .rounds
             .iter()
@@ -505,6 +593,26 @@ mod tests {
             let e = err(sets);
             assert!(e.message.contains(want), "{sets:?}: {e}");
             assert_eq!((e.line, e.col), (*line, *col), "{sets:?}: {e}");
+        }
+        // SWIM's parameters.
+        let swim: &[(&str, &str)] = &[
+            (
+                r#"Swim(probe_timeout: "2s")"#,
+                "probe_timeout (2s) must be greater than zero and shorter than probe_period (1s)",
+            ),
+            (
+                r#"Swim(probe_period: "400ms")"#,
+                "probe_timeout (500ms) must be greater than zero and shorter than probe_period (400ms)",
+            ),
+            (r#"Swim(probe_period: "0s")"#, "probe_period must be greater than zero"),
+            (r#"Swim(suspicion: "0s")"#, "suspicion must be greater than zero"),
+            ("Swim(indirect: 65)", "indirect must be at most 64"),
+        ];
+        for (decl, want) in swim {
+            let e = err(&[&format!("apps[0].membership={decl}")]);
+            assert!(e.message.contains(want), "{decl}: {e}");
+            assert!(e.message.contains("apps[0].membership"), "{decl}: {e}");
+            assert_eq!(e.line, 13, "{decl}: {e}");
         }
         // Too many rumors for one datagram.
         let many = format!(

@@ -717,6 +717,32 @@ pub struct GossipDecl {
     pub anti_entropy: Option<Duration>,
     #[serde(default)]
     pub rumors: Vec<RumorDecl>,
+    /// SWIM membership: failure detection; members stop gossiping to members they believe
+    /// dead (default: none, every member gossips with every other).
+    #[serde(default)]
+    pub membership: Option<SwimDecl>,
+}
+
+/// `Swim(...)`: SWIM failure detection and membership dissemination.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename = "Swim")]
+pub struct SwimDecl {
+    /// One probe per member this often (default 1s).
+    #[serde(default)]
+    pub probe_period: Option<Duration>,
+    /// Time for a direct ping's ACK before indirect pings (default 500ms).
+    #[serde(default)]
+    pub probe_timeout: Option<Duration>,
+    /// Members asked to ping indirectly (default 3).
+    #[serde(default)]
+    pub indirect: Option<u32>,
+    /// How long a suspect has to refute before it is declared dead (default 5s).
+    #[serde(default)]
+    pub suspicion: Option<Duration>,
+    /// Every this many periods, probe a member believed dead instead (default 5; 0:
+    /// never).
+    #[serde(default)]
+    pub reconnect_every: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 
 mod common;
 
-use protocols::gossip::{decode, Kind};
+use protocols::gossip::{decode, Kind, Packet, Status, SwimKind};
 use reports::{GossipRumor, GossipSummary};
 use scenarios::{load_str, run, Loaded, Outcome, RunOptions};
 use sim_core::packet::{FrameBody, IpBody};
@@ -100,7 +100,7 @@ fn gossip_datagrams_are_real_bytes_in_the_capture() {
     let (o, files) = common::run_and_read_bytes(&l, "gossip-pcap", &["node-watcher.pcap"]);
     assert_eq!(gossip(&o).members, 21);
     let mut seen = 0;
-    for frame in common::pcap_frames(&files[0]) {
+    for (_, frame) in common::pcap_frames(&files[0]) {
         let f = sim_core::wire::decode_frame(&frame).expect("decodes");
         let FrameBody::Ipv4(ip) = f.body else {
             continue;
@@ -113,7 +113,9 @@ fn gossip_datagrams_are_real_bytes_in_the_capture() {
         }
         let mut bytes = Vec::new();
         t.payload.write_to(&mut bytes);
-        let m = decode(&bytes).expect("a valid gossip message");
+        let Packet::Gossip(m) = decode(&bytes).expect("a valid gossip message") else {
+            panic!("no membership without `membership`");
+        };
         match m.kind {
             Kind::Push => {
                 assert!(m.feedback);
@@ -280,4 +282,91 @@ fn gossip_rounds_csv_has_a_row_per_rumor_and_round() {
     assert_eq!(rows.len(), 1 + expected);
     // Rumor 1 is first spread at the tick of 4 s (round 4), by its origin alone.
     assert!(rows.contains(&format!("g,1,4,4,40,{},1,1", g.rounds[4].messages).as_str()));
+}
+
+const SWIM: &str = r#"Scenario(
+    name: "swim",
+    duration: "30s",
+    nodes: { "x": Host() },
+    groups: [ HostGroup(name: "c", count: 29, lans: 3, link: (delay: "20us")) ],
+    links: [ Link(name: "x-link", a: "x", b: "c-sw0", capture: true) ],
+    apps: [
+        Gossip(name: "g", on: ["c", "x"], mode: Push, anti_entropy: "5s",
+               membership: Swim(probe_period: "1s", probe_timeout: "200ms", suspicion: "3s"),
+               rumors: [ Rumor(from: "c-0", at: "1s") ]),
+    ],
+    faults: [ NodeCrash(node: "x", at: "5s"), NodeCrash(node: "c-20", at: "8s", for: "12s") ],
+)"#;
+
+#[test]
+fn swim_detects_failures_takes_restarted_members_back_and_stops_talking_to_the_dead() {
+    let l = load(SWIM);
+    let (o, files) = common::run_and_read_bytes(&l, "gossip-swim", &["link-x-link.pcap"]);
+    let m = gossip(&o).membership.as_ref().expect("membership figures");
+    assert_eq!(
+        (m.false_suspicions, m.false_deaths),
+        (0, 0),
+        "no loss, no false alarm"
+    );
+    assert_eq!(m.wrongly_dead_at_end, 0);
+    assert_eq!(m.failures.len(), 2);
+    for f in &m.failures {
+        let suspect = f.first_suspect_s.expect("suspected");
+        let dead = f.first_dead_s.expect("declared dead");
+        let all = f.all_dead_s.expect("everyone up believes it dead");
+        assert!(suspect > f.down_s && suspect < f.down_s + 5.0, "{f:?}");
+        // Nobody declares it dead before a suspicion (3 s) runs out.
+        assert!(
+            dead >= suspect + 3.0 - 1e-9 && dead < suspect + 5.0,
+            "{f:?}"
+        );
+        assert!(all >= dead && all < dead + 5.0, "{f:?}");
+    }
+    let back = &m.failures[1];
+    assert_eq!((back.member.as_str(), back.up_s), ("c-20", Some(20.0)));
+    let rejoined = back.rejoined_s.expect("taken back");
+    assert!(rejoined > 20.0 && rejoined < 26.0, "{back:?}");
+    assert_eq!(m.failures[0].rejoined_s, None);
+    // Once every member believes x dead, nothing is sent to it but ARP broadcasts and,
+    // every 5 periods of some member, a reconnect probe telling it it is believed dead;
+    // until c-20 comes back at 20 s knowing nothing (it will have to find out itself).
+    let quiet_from = m.failures[0].all_dead_s.unwrap() + 0.01;
+    let x_addr = o.summary.nodes[0].addresses[0].split('/').next().unwrap();
+    let (mut before, mut reconnects) = (0, 0);
+    for (t, frame) in common::pcap_frames(&files[0]) {
+        let f = sim_core::wire::decode_frame(&frame).expect("decodes");
+        let FrameBody::Ipv4(ip) = f.body else {
+            continue;
+        };
+        if ip.dst.to_string() != x_addr {
+            continue;
+        }
+        let t = t as f64 / 1e9;
+        if !(quiet_from..20.0).contains(&t) {
+            before += u32::from(t < quiet_from);
+            continue;
+        }
+        let IpBody::Transport(udp) = ip.body else {
+            panic!("not a datagram to x at {t} s");
+        };
+        let mut bytes = Vec::new();
+        udp.payload.write_to(&mut bytes);
+        match decode(&bytes) {
+            Ok(Packet::Swim(p))
+                if p.kind == SwimKind::Ping
+                    && p.updates
+                        .iter()
+                        .any(|u| u.member == 29 && u.status == Status::Dead) =>
+            {
+                reconnects += 1
+            }
+            other => panic!("{other:?} sent to dead x at {t} s"),
+        }
+    }
+    assert!(before > 0, "x was talked to before");
+    // 29 members, one reconnect probe every 5 s each, to x or (from 17 s) c-20.
+    assert!(
+        (10..=60).contains(&reconnects),
+        "{reconnects} reconnect probes"
+    );
 }

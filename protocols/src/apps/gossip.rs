@@ -11,13 +11,17 @@
 //! the member starts, so exchanges spread over the period. A rumor is born at its time on
 //! its origin, if the origin is up then (not if it restarts later).
 //!
+//! With membership (SWIM, [`crate::gossip::swim`]), each member also probes one member per
+//! protocol period, at a random phase, and stops gossiping to members it believes dead.
+//!
 //! Every datagram on the port is decoded; one that is not a valid message is counted
 //! (`malformed`), traced and dropped. The app prints nothing unless it could not bind its
 //! port: what the group did is in the log.
 
 use crate::app::{App, Os};
 use crate::gossip::{
-    decode, encode, Dest, Effects, GossipConfig, GossipNode, Message, Peers, RumorPlan, SharedLog,
+    decode, encode, encode_swim, Dest, Effects, GossipConfig, GossipNode, Message, Packet, Peers,
+    RumorPlan, SharedLog, Status, Swim, SwimConfig, SwimEffects, SwimMessage,
 };
 use crate::udp::SocketId;
 use sim_core::packet::{pattern_byte, Payload};
@@ -40,19 +44,35 @@ pub struct GossipGroup {
     pub anti_entropy: Option<SimDuration>,
     /// The rumors; a rumor's id is its index.
     pub rumors: Vec<RumorPlan>,
+    /// SWIM membership, if the members run it.
+    pub membership: Option<Membership>,
     pub log: SharedLog,
+}
+
+/// How the members run SWIM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Membership {
+    pub swim: SwimConfig,
+    /// A protocol period: one probe each.
+    pub probe_period: SimDuration,
+    /// How long a direct ping has before the indirect ones go out.
+    pub probe_timeout: SimDuration,
 }
 
 const TICK: u64 = 0;
 const ANTI_ENTROPY: u64 = 1;
+const PROBE: u64 = 2;
+const PROBE_TIMEOUT: u64 = 3;
 /// Tokens from this one on are rumor births (token - BIRTH = rumor id).
-const BIRTH: u64 = 2;
+const BIRTH: u64 = 4;
 
 /// One member.
 pub struct GossipApp {
     group: Rc<GossipGroup>,
     me: u32,
     node: GossipNode,
+    swim: Option<Swim>,
+    sfx: SwimEffects,
     sock: Option<SocketId>,
     rng: Option<SimRng>,
     fx: Effects,
@@ -77,6 +97,8 @@ impl GossipApp {
             .collect();
         GossipApp {
             node: GossipNode::new(group.protocol, me, peers),
+            swim: None,
+            sfx: SwimEffects::default(),
             group,
             me,
             sock: None,
@@ -163,6 +185,69 @@ impl GossipApp {
         }
     }
 
+    /// Applies membership changes to the gossip peers and the log, and sends what SWIM
+    /// asked for.
+    fn flush_swim(&mut self, os: &mut Os<'_, '_>, sender: Option<SocketAddrV4>) {
+        let now = os.now();
+        for (member, status) in self.sfx.changes.drain(..) {
+            self.node.set_reachable(member, status != Status::Dead);
+            self.group
+                .log
+                .borrow_mut()
+                .view_changed(self.me, member, status, now);
+            if os.tracing() {
+                let addr = self.group.members.get(member as usize).copied();
+                os.trace(
+                    "gossip_member",
+                    &[
+                        ("app", self.group.name.clone().into()),
+                        ("member", member.into()),
+                        ("addr", addr.unwrap_or(Ipv4Addr::UNSPECIFIED).into()),
+                        ("status", status.name().into()),
+                    ],
+                );
+            }
+        }
+        let Some(sock) = self.sock else {
+            self.sfx.sends.clear();
+            return;
+        };
+        for (dest, m) in self.sfx.sends.drain(..) {
+            let to = match dest {
+                Dest::Peer(p) => self
+                    .group
+                    .members
+                    .get(p as usize)
+                    .map(|a| SocketAddrV4::new(*a, self.group.port)),
+                Dest::Sender => sender,
+            };
+            let Some(to) = to else { continue };
+            if encode_swim(&m, &mut self.buf).is_err() {
+                self.send_errors += 1;
+                continue;
+            }
+            {
+                let mut log = self.group.log.borrow_mut();
+                log.sent(self.me, now, self.buf.len());
+                log.membership_sent();
+            }
+            if os
+                .udp_send(sock, to, Payload::bytes(&self.buf), None)
+                .is_err()
+            {
+                self.send_errors += 1;
+            }
+        }
+    }
+
+    fn handle_swim(&mut self, os: &mut Os<'_, '_>, from: SocketAddrV4, m: SwimMessage) {
+        self.group.log.borrow_mut().received(self.me);
+        if let Some(swim) = self.swim.as_mut() {
+            swim.receive(os.now(), m, &mut self.sfx);
+            self.flush_swim(os, Some(from));
+        }
+    }
+
     fn handle(&mut self, os: &mut Os<'_, '_>, from: SocketAddrV4, m: Message) {
         self.group.log.borrow_mut().received(self.me);
         if let Some(rng) = self.rng.as_mut() {
@@ -204,6 +289,18 @@ impl App for GossipApp {
             let phase = SimDuration::from_nanos(rng.below(ae.as_nanos().max(1)));
             os.set_timer(phase, ANTI_ENTROPY);
         }
+        if let Some(m) = self.group.membership {
+            // The start time in milliseconds: a restarted member is a newer incarnation.
+            let incarnation = (now.as_nanos() / 1_000_000).min(u64::from(u32::MAX)) as u32;
+            self.swim = Some(Swim::new(
+                m.swim,
+                self.me,
+                self.group.members.len() as u32,
+                incarnation,
+            ));
+            let phase = SimDuration::from_nanos(rng.below(m.probe_period.as_nanos().max(1)));
+            os.set_timer(phase, PROBE);
+        }
         self.rng = Some(rng);
     }
 
@@ -220,6 +317,20 @@ impl App for GossipApp {
                 if let Some(ae) = self.group.anti_entropy {
                     os.set_timer(ae, ANTI_ENTROPY);
                 }
+            }
+            PROBE | PROBE_TIMEOUT => {
+                let (Some(swim), Some(m)) = (self.swim.as_mut(), self.group.membership) else {
+                    return;
+                };
+                if token == PROBE {
+                    swim.period(os.now(), rng, &mut self.sfx);
+                    os.set_timer(m.probe_timeout, PROBE_TIMEOUT);
+                    os.set_timer(m.probe_period, PROBE);
+                } else {
+                    swim.probe_timeout(rng, &mut self.sfx);
+                }
+                self.flush_swim(os, None);
+                return;
             }
             _ => {}
         }
@@ -242,7 +353,8 @@ impl App for GossipApp {
             }
         };
         match decoded {
-            Ok(m) => self.handle(os, from, m),
+            Ok(Packet::Gossip(m)) => self.handle(os, from, m),
+            Ok(Packet::Swim(m)) => self.handle_swim(os, from, m),
             Err(e) => {
                 self.group.log.borrow_mut().malformed(self.me);
                 if os.tracing() {

@@ -12,8 +12,10 @@
 //! the counts at j = 0 are those at the first tick (the origin alone, normally). A count
 //! "at T" includes everything that happened at or before T.
 
+use super::wire::Status;
 use sim_core::time::{SimDuration, SimTime};
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 
 /// A rumor of the scenario: it is born on member `origin` at `at`, if that member is up
@@ -49,6 +51,43 @@ pub struct GossipLog {
     bytes_sent: u64,
     sent_per_round: Vec<u64>,
     run_over: bool,
+    /// (time, observer, member, new status): every change of a member's membership view.
+    views: Vec<(SimTime, u32, u32, Status)>,
+    membership_sent: u64,
+}
+
+/// How well membership (SWIM) tracked the members.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MembershipStats {
+    /// Membership messages sent (also counted in [`GossipStats::sent`]).
+    pub sent: u64,
+    /// Members declared suspect / dead by some member, counting each declaration.
+    pub suspicions: u64,
+    pub deaths: u64,
+    /// Of those, declarations about a member that was up then.
+    pub false_suspicions: u64,
+    pub false_deaths: u64,
+    /// One entry per time a member went down.
+    pub failures: Vec<FailureStats>,
+    /// At the end: (member up, member up) pairs where the first believes the second dead.
+    pub wrongly_dead_at_end: u64,
+}
+
+/// How one failure (a member going down) was detected.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FailureStats {
+    pub member: u32,
+    pub down: SimTime,
+    /// When it came back, if it did.
+    pub up: Option<SimTime>,
+    /// The first time some member suspected it / declared it dead while it was down.
+    pub first_suspect: Option<SimTime>,
+    pub first_dead: Option<SimTime>,
+    /// The first time every member up believed it dead.
+    pub all_dead: Option<SimTime>,
+    /// After it came back: the first time no member up doubted it (believed it suspect or
+    /// dead).
+    pub rejoined: Option<SimTime>,
 }
 
 /// One round of the cluster.
@@ -123,7 +162,174 @@ impl GossipLog {
             bytes_sent: 0,
             sent_per_round: Vec::new(),
             run_over: false,
+            views: Vec::new(),
+            membership_sent: 0,
         }
+    }
+
+    /// `observer` now believes `member` is `status`.
+    pub fn view_changed(&mut self, observer: u32, member: u32, status: Status, t: SimTime) {
+        self.views.push((t, observer, member, status));
+    }
+
+    /// A membership message was sent (call [`GossipLog::sent`] too).
+    pub fn membership_sent(&mut self) {
+        self.membership_sent += 1;
+    }
+
+    /// Replays up, down and view changes up to `end` into failure-detection figures.
+    pub fn membership_stats(&self, end: SimTime) -> MembershipStats {
+        let n = self.members as usize;
+        let mut st = MembershipStats {
+            sent: self.membership_sent,
+            ..MembershipStats::default()
+        };
+        let mut up = vec![false; n];
+        let mut live = 0u64;
+        // Each observer's non-alive beliefs, and how many members up believe m dead.
+        let mut beliefs: Vec<BTreeMap<u32, Status>> = vec![BTreeMap::new(); n];
+        let mut dead_count = vec![0u64; n];
+        let mut doubt_count = vec![0u64; n];
+        // The open failure of each member, as an index into st.failures, and failures
+        // whose member is back and not yet believed alive by everyone.
+        let mut open: Vec<Option<usize>> = vec![None; n];
+        let mut rejoining: Vec<Option<usize>> = vec![None; n];
+        /// What happened to a member: it went up or down, or its view of a member
+        /// changed.
+        #[derive(Clone, Copy)]
+        enum Step {
+            Life(bool),
+            View(u32, Status),
+        }
+        let lives = self.events.iter().filter_map(|&(t, m, w)| match w {
+            What::Up => Some((t, m, Step::Life(true))),
+            What::Down => Some((t, m, Step::Life(false))),
+            What::Informed(_) => None,
+        });
+        let views = self
+            .views
+            .iter()
+            .map(|&(t, o, m, s)| (t, o, Step::View(m, s)));
+        // Both are in time order; merge them, lifecycle first at equal times.
+        let mut merged: Vec<(SimTime, u32, Step)> =
+            lives.chain(views).filter(|e| e.0 <= end).collect();
+        merged.sort_by_key(|e| (e.0, matches!(e.2, Step::View(..))));
+        for (t, o, step) in merged {
+            let (life, view) = match step {
+                Step::Life(up) => (Some(up), None),
+                Step::View(m, s) => (None, Some((m, s))),
+            };
+            let o = o as usize;
+            if o >= n {
+                continue;
+            }
+            match (life, view) {
+                (Some(true), _) if !up[o] => {
+                    up[o] = true;
+                    live += 1;
+                    // A restarted member starts believing everyone alive (its old
+                    // beliefs stopped counting when it went down).
+                    beliefs[o].clear();
+                    if let Some(f) = open[o].take() {
+                        st.failures[f].up = Some(t);
+                        rejoining[o] = Some(f);
+                    }
+                }
+                (Some(false), _) if up[o] => {
+                    up[o] = false;
+                    live -= 1;
+                    for (&m, &s) in &beliefs[o] {
+                        doubt_count[m as usize] -= 1;
+                        if s == Status::Dead {
+                            dead_count[m as usize] -= 1;
+                        }
+                    }
+                    // Down again before everyone took it back: that rejoin never
+                    // completed.
+                    rejoining[o] = None;
+                    st.failures.push(FailureStats {
+                        member: o as u32,
+                        down: t,
+                        up: None,
+                        first_suspect: None,
+                        first_dead: None,
+                        all_dead: None,
+                        rejoined: None,
+                    });
+                    open[o] = Some(st.failures.len() - 1);
+                }
+                (None, Some((m, s))) if up[o] && (m as usize) < n => {
+                    let was = beliefs[o].get(&m).copied().unwrap_or(Status::Alive);
+                    if was == Status::Dead {
+                        dead_count[m as usize] -= 1;
+                    }
+                    if s == Status::Dead {
+                        dead_count[m as usize] += 1;
+                    }
+                    if was != Status::Alive {
+                        doubt_count[m as usize] -= 1;
+                    }
+                    if s != Status::Alive {
+                        doubt_count[m as usize] += 1;
+                    }
+                    if s == Status::Alive {
+                        beliefs[o].remove(&m);
+                    } else {
+                        beliefs[o].insert(m, s);
+                    }
+                    let target_up = up[m as usize];
+                    match s {
+                        Status::Suspect => {
+                            st.suspicions += 1;
+                            st.false_suspicions += u64::from(target_up);
+                        }
+                        Status::Dead => {
+                            st.deaths += 1;
+                            st.false_deaths += u64::from(target_up);
+                        }
+                        Status::Alive => {}
+                    }
+                    if let Some(f) = open[m as usize] {
+                        let rec = &mut st.failures[f];
+                        match s {
+                            Status::Suspect => {
+                                rec.first_suspect.get_or_insert(t);
+                            }
+                            Status::Dead => {
+                                rec.first_dead.get_or_insert(t);
+                            }
+                            Status::Alive => {}
+                        }
+                    }
+                }
+                _ => continue,
+            }
+            // Failures every member up now believes: the dead count covers all of them.
+            for f in open.iter().flatten() {
+                let rec = &mut st.failures[*f];
+                if rec.all_dead.is_none() && live > 0 && dead_count[rec.member as usize] == live {
+                    rec.all_dead = Some(t);
+                }
+            }
+            for slot in rejoining.iter_mut() {
+                if let Some(f) = *slot {
+                    if doubt_count[st.failures[f].member as usize] == 0 {
+                        st.failures[f].rejoined = Some(t);
+                        *slot = None;
+                    }
+                }
+            }
+        }
+        st.wrongly_dead_at_end = (0..n)
+            .filter(|&o| up[o])
+            .map(|o| {
+                beliefs[o]
+                    .iter()
+                    .filter(|(&m, &s)| s == Status::Dead && up[m as usize])
+                    .count() as u64
+            })
+            .sum();
+        st
     }
 
     pub fn shared(self) -> SharedLog {
@@ -409,6 +615,46 @@ mod tests {
         assert_eq!(st.sent, 3);
         assert_eq!(st.sent_per_member_max, 2);
         assert_eq!(st.bytes_sent, 60);
+    }
+
+    #[test]
+    fn membership_figures_follow_each_failure_and_count_false_alarms() {
+        let ms = |x: u64| SimTime::from_nanos(x * 1_000_000);
+        let mut log = GossipLog::new(3, 0, s(0), SimDuration::from_secs(1));
+        for m in 0..3 {
+            log.member_up(m, s(0));
+        }
+        // A false alarm: 0 suspects 1 while 1 is up, then takes it back.
+        log.view_changed(0, 1, Status::Suspect, ms(500));
+        log.view_changed(0, 1, Status::Alive, ms(700));
+        // 2 crashes at 1 s; 0 suspects it at 2 s and declares it dead at 5 s, 1 at 6 s.
+        log.member_down(2, s(1));
+        log.view_changed(0, 2, Status::Suspect, s(2));
+        log.view_changed(1, 2, Status::Suspect, ms(2100));
+        log.view_changed(0, 2, Status::Dead, s(5));
+        log.view_changed(1, 2, Status::Dead, s(6));
+        // It restarts at 8 s; 0 takes it back at 9 s, 1 at 10 s.
+        log.member_up(2, s(8));
+        log.view_changed(0, 2, Status::Alive, s(9));
+        log.view_changed(1, 2, Status::Alive, s(10));
+        // 1 wrongly believes 0 dead at the end.
+        log.view_changed(1, 0, Status::Dead, s(11));
+        let st = log.membership_stats(s(12));
+        assert_eq!((st.suspicions, st.false_suspicions), (3, 1));
+        assert_eq!((st.deaths, st.false_deaths), (3, 1));
+        assert_eq!(st.wrongly_dead_at_end, 1);
+        assert_eq!(
+            st.failures,
+            [FailureStats {
+                member: 2,
+                down: s(1),
+                up: Some(s(8)),
+                first_suspect: Some(s(2)),
+                first_dead: Some(s(5)),
+                all_dead: Some(s(6)),
+                rejoined: Some(s(10)),
+            }]
+        );
     }
 
     #[test]

@@ -144,6 +144,8 @@ pub struct GossipNode {
     me: u32,
     peers: Peers,
     known: BTreeMap<u32, Entry>,
+    /// Peers not to contact (believed dead by the membership protocol).
+    avoid: std::collections::BTreeSet<u32>,
 }
 
 impl GossipNode {
@@ -163,6 +165,16 @@ impl GossipNode {
             me,
             peers,
             known: BTreeMap::new(),
+            avoid: std::collections::BTreeSet::new(),
+        }
+    }
+
+    /// Stops (`false`) or resumes (`true`) contacting `peer`, as membership decides.
+    pub fn set_reachable(&mut self, peer: u32, reachable: bool) {
+        if reachable {
+            self.avoid.remove(&peer);
+        } else if peer != self.me {
+            self.avoid.insert(peer);
         }
     }
 
@@ -419,12 +431,18 @@ impl GossipNode {
         self.choose_peers_n(rng, self.cfg.fanout.max(1))
     }
 
-    /// `n` distinct random peers (all of them if there are fewer).
+    /// `n` distinct random peers (all of them if there are fewer), none avoided.
     fn choose_peers_n(&self, rng: &mut SimRng, n: u32) -> Vec<u32> {
         let candidates = match &self.peers {
-            Peers::All { members } if self.me < *members => members - 1,
-            Peers::All { members } => *members,
-            Peers::List(l) => l.len() as u32,
+            Peers::All { members } => {
+                let base = if self.me < *members {
+                    members - 1
+                } else {
+                    *members
+                };
+                base - self.avoid.range(..*members).count() as u32
+            }
+            Peers::List(l) => l.iter().filter(|p| !self.avoid.contains(p)).count() as u32,
         };
         let want = n.min(candidates) as usize;
         let mut out: Vec<u32> = Vec::with_capacity(want);
@@ -441,7 +459,7 @@ impl GossipNode {
                 Peers::All { members } => rng.below(u64::from(*members)) as u32,
                 Peers::List(l) => l[rng.below(l.len() as u64) as usize],
             };
-            if !out.contains(&p) {
+            if !out.contains(&p) && !self.avoid.contains(&p) {
                 out.push(p);
             }
         }

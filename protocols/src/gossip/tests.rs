@@ -351,3 +351,31 @@ fn feedback_coin_leaves_about_the_residue_demers_predicts() {
     let s = total / seeds as f64;
     assert!((s - 0.2032).abs() < 0.2 * 0.2032, "{s}");
 }
+
+#[test]
+fn peers_believed_dead_are_not_contacted() {
+    let mut c = cfg(Mode::Push, false, NEVER);
+    c.fanout = 2;
+    let mut n = node(0, 4, c);
+    n.originate(1, vec![]);
+    n.set_reachable(2, false);
+    let mut r = rng("i");
+    let mut fx = Effects::default();
+    for _ in 0..50 {
+        fx.clear();
+        n.tick(&mut r, &mut fx);
+        let mut to: Vec<Dest> = fx.sends.iter().map(|(d, _)| *d).collect();
+        to.sort_by_key(|d| format!("{d:?}"));
+        assert_eq!(to, [Dest::Peer(1), Dest::Peer(3)]);
+    }
+    n.set_reachable(1, false);
+    n.set_reachable(3, false);
+    fx.clear();
+    n.tick(&mut r, &mut fx);
+    assert!(fx.sends.is_empty(), "nobody left to contact");
+    n.set_reachable(2, true);
+    fx.clear();
+    n.tick(&mut r, &mut fx);
+    assert_eq!(fx.sends.len(), 1);
+    assert_eq!(fx.sends[0].0, Dest::Peer(2));
+}

@@ -3,7 +3,7 @@
 //! Owns encoding and defensive decoding of [`Message`]s. It knows nothing of sockets, time
 //! or what a message means (that is [`super::node`]).
 //!
-//! Every message has the same layout, all integers big-endian:
+//! Gossip messages (kinds 1 to 8) have this layout, all integers big-endian:
 //!
 //! ```text
 //! offset size  field
@@ -20,10 +20,30 @@
 //! ```
 //!
 //! Which kinds carry rumors and which carry ids is fixed (see [`Kind::has_rumors`] and
-//! [`Kind::has_ids`]); the other count must be zero. A message is malformed, and decoding
-//! fails with a [`DecodeError`], if it is shorter than its counts say, has bytes left
-//! over, has an unknown magic, version, kind or flag, or fills a section its kind does not
-//! use. Decoding never panics and allocates at most what the input's length allows.
+//! [`Kind::has_ids`]); the other count must be zero.
+//!
+//! The membership messages of SWIM ([`super::swim`]) share the first six bytes:
+//!
+//! ```text
+//! offset size  field
+//!  0     2     magic "GS"
+//!  2     1     version, 1
+//!  3     1     kind: 9 PING, 10 PING_REQ, 11 ACK
+//!  4     1     flags, 0
+//!  5     1     reserved, 0
+//!  6     4     seq: the probe's sequence number (an ACK echoes the PING's)
+//! 10     4     from: the sender's member index
+//! 14     4     target: PING the member pinged, PING_REQ the member to ping for the
+//!              sender, ACK the member that answers
+//! 18     2     U, the number of membership updates
+//! 20     9*U   U updates: member u32, status u8 (0 alive, 1 suspect, 2 dead),
+//!              incarnation u32
+//! ```
+//!
+//! A message is malformed, and decoding fails with a [`DecodeError`], if it is shorter
+//! than its counts say, has bytes left over, has an unknown magic, version, kind, flag or
+//! status, or fills a section its kind does not use. Decoding never panics and allocates
+//! at most what the input's length allows.
 
 /// Bytes before the rumors: magic, version, kind, flags, reserved, rumor count.
 pub const HEADER_LEN: usize = 8;
@@ -109,6 +129,82 @@ impl Kind {
     }
 }
 
+/// Membership message kinds (SWIM).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SwimKind {
+    /// Are you alive? (answered with ACK)
+    Ping = 9,
+    /// Please ping `target` for me and pass its ACK on.
+    PingReq = 10,
+    /// I am alive (from `target`), answering PING `seq`.
+    Ack = 11,
+}
+
+impl SwimKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SwimKind::Ping => "ping",
+            SwimKind::PingReq => "ping_req",
+            SwimKind::Ack => "ack",
+        }
+    }
+}
+
+/// What a member believes of another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    Alive = 0,
+    Suspect = 1,
+    Dead = 2,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Alive => "alive",
+            Status::Suspect => "suspect",
+            Status::Dead => "dead",
+        }
+    }
+}
+
+/// A membership update: `member` is `status` at `incarnation`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Update {
+    pub member: u32,
+    pub status: Status,
+    pub incarnation: u32,
+}
+
+/// Bytes one update takes.
+pub const UPDATE_LEN: usize = 9;
+/// Bytes of a membership message before its updates.
+pub const SWIM_HEADER_LEN: usize = 20;
+
+/// A membership message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SwimMessage {
+    pub kind: SwimKind,
+    pub seq: u32,
+    pub from: u32,
+    pub target: u32,
+    /// Piggybacked membership updates.
+    pub updates: Vec<Update>,
+}
+
+impl SwimMessage {
+    pub fn encoded_len(&self) -> usize {
+        SWIM_HEADER_LEN + UPDATE_LEN * self.updates.len()
+    }
+}
+
+/// Any message on the gossip port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Packet {
+    Gossip(Message),
+    Swim(SwimMessage),
+}
+
 /// One rumor: an id and an opaque value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rumor {
@@ -164,6 +260,8 @@ pub enum DecodeError {
     BadFlags(u8),
     #[error("reserved byte is {0}, not 0")]
     Reserved(u8),
+    #[error("unknown member status {0}")]
+    BadStatus(u8),
     #[error("a section its kind does not use is not empty")]
     UnexpectedSection,
     #[error("{0} bytes left over after the message")]
@@ -208,6 +306,25 @@ pub fn encode(m: &Message, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     Ok(())
 }
 
+/// Encodes a membership message into `out` (cleared first).
+pub fn encode_swim(m: &SwimMessage, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let count = u16::try_from(m.updates.len()).map_err(|_| EncodeError::TooMany)?;
+    out.clear();
+    out.reserve(m.encoded_len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&[VERSION, m.kind as u8, 0, 0]);
+    for v in [m.seq, m.from, m.target] {
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+    out.extend_from_slice(&count.to_be_bytes());
+    for u in &m.updates {
+        out.extend_from_slice(&u.member.to_be_bytes());
+        out.push(u.status as u8);
+        out.extend_from_slice(&u.incarnation.to_be_bytes());
+    }
+    Ok(())
+}
+
 /// A cursor over untrusted bytes.
 struct Reader<'a> {
     data: &'a [u8],
@@ -233,7 +350,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Decodes one message, rejecting anything that does not follow the layout exactly.
-pub fn decode(data: &[u8]) -> Result<Message, DecodeError> {
+pub fn decode(data: &[u8]) -> Result<Packet, DecodeError> {
     let mut r = Reader { data };
     let head = r.take(HEADER_LEN - 2)?;
     if head[..2] != MAGIC {
@@ -241,6 +358,15 @@ pub fn decode(data: &[u8]) -> Result<Message, DecodeError> {
     }
     if head[2] != VERSION {
         return Err(DecodeError::BadVersion(head[2]));
+    }
+    let swim = match head[3] {
+        9 => Some(SwimKind::Ping),
+        10 => Some(SwimKind::PingReq),
+        11 => Some(SwimKind::Ack),
+        _ => None,
+    };
+    if let Some(kind) = swim {
+        return decode_swim(kind, head, r).map(Packet::Swim);
     }
     let kind = Kind::from_code(head[3]).ok_or(DecodeError::BadKind(head[3]))?;
     let flags = head[4];
@@ -280,11 +406,54 @@ pub fn decode(data: &[u8]) -> Result<Message, DecodeError> {
     if !r.data.is_empty() {
         return Err(DecodeError::TrailingBytes(r.data.len()));
     }
-    Ok(Message {
+    Ok(Packet::Gossip(Message {
         kind,
         feedback: flags & FLAG_FEEDBACK != 0,
         rumors,
         ids,
+    }))
+}
+
+fn decode_swim(kind: SwimKind, head: &[u8], mut r: Reader<'_>) -> Result<SwimMessage, DecodeError> {
+    if head[4] != 0 {
+        return Err(DecodeError::BadFlags(head[4]));
+    }
+    if head[5] != 0 {
+        return Err(DecodeError::Reserved(head[5]));
+    }
+    let seq = r.u32()?;
+    let from = r.u32()?;
+    let target = r.u32()?;
+    let count = r.u16()? as usize;
+    if count * UPDATE_LEN > r.data.len() {
+        return Err(DecodeError::Truncated);
+    }
+    let mut updates = Vec::with_capacity(count);
+    for _ in 0..count {
+        let member = r.u32()?;
+        let code = r.take(1)?[0];
+        let status = match code {
+            0 => Status::Alive,
+            1 => Status::Suspect,
+            2 => Status::Dead,
+            other => return Err(DecodeError::BadStatus(other)),
+        };
+        let incarnation = r.u32()?;
+        updates.push(Update {
+            member,
+            status,
+            incarnation,
+        });
+    }
+    if !r.data.is_empty() {
+        return Err(DecodeError::TrailingBytes(r.data.len()));
+    }
+    Ok(SwimMessage {
+        kind,
+        seq,
+        from,
+        target,
+        updates,
     })
 }
 
@@ -355,7 +524,67 @@ mod tests {
             let mut b = Vec::new();
             encode(&m, &mut b).unwrap();
             assert_eq!(b.len(), m.encoded_len());
-            assert_eq!(decode(&b), Ok(m), "{kind:?}");
+            assert_eq!(decode(&b), Ok(Packet::Gossip(m)), "{kind:?}");
+        }
+        for kind in [SwimKind::Ping, SwimKind::PingReq, SwimKind::Ack] {
+            let m = swim_sample(kind);
+            let mut b = Vec::new();
+            encode_swim(&m, &mut b).unwrap();
+            assert_eq!(b.len(), m.encoded_len());
+            assert_eq!(decode(&b), Ok(Packet::Swim(m)), "{kind:?}");
+        }
+    }
+
+    fn swim_sample(kind: SwimKind) -> SwimMessage {
+        SwimMessage {
+            kind,
+            seq: 7,
+            from: 3,
+            target: 0x0102_0304,
+            updates: vec![
+                Update {
+                    member: 5,
+                    status: Status::Suspect,
+                    incarnation: 2,
+                },
+                Update {
+                    member: 0,
+                    status: Status::Dead,
+                    incarnation: 0xffff_ffff,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn membership_layout_is_as_documented_and_checked() {
+        let mut b = Vec::new();
+        encode_swim(&swim_sample(SwimKind::PingReq), &mut b).unwrap();
+        assert_eq!(
+            b,
+            [
+                b'G', b'S', 1, 10, 0, 0, // magic, version, PING_REQ, flags, reserved
+                0, 0, 0, 7, 0, 0, 0, 3, 1, 2, 3, 4, // seq, from, target
+                0, 2, // two updates
+                0, 0, 0, 5, 1, 0, 0, 0, 2, // member 5 suspect at incarnation 2
+                0, 0, 0, 0, 2, 0xff, 0xff, 0xff, 0xff, // member 0 dead
+            ]
+        );
+        let with = |i: usize, v: u8| {
+            let mut x = b.clone();
+            x[i] = v;
+            x
+        };
+        assert_eq!(decode(&with(24, 3)), Err(DecodeError::BadStatus(3)));
+        assert_eq!(decode(&with(4, 1)), Err(DecodeError::BadFlags(1)));
+        assert_eq!(decode(&with(5, 1)), Err(DecodeError::Reserved(1)));
+        assert_eq!(decode(&b[..b.len() - 1]), Err(DecodeError::Truncated));
+        assert_eq!(decode(&b[..19]), Err(DecodeError::Truncated));
+        let mut long = b.clone();
+        long.push(9);
+        assert_eq!(decode(&long), Err(DecodeError::TrailingBytes(1)));
+        for cut in 0..b.len() {
+            assert!(decode(&b[..cut]).is_err());
         }
     }
 
@@ -372,7 +601,7 @@ mod tests {
         assert_eq!(decode(&good[..5]), Err(DecodeError::Truncated));
         assert_eq!(decode(&with(0, b'X')), Err(DecodeError::BadMagic));
         assert_eq!(decode(&with(2, 2)), Err(DecodeError::BadVersion(2)));
-        assert_eq!(decode(&with(3, 9)), Err(DecodeError::BadKind(9)));
+        assert_eq!(decode(&with(3, 12)), Err(DecodeError::BadKind(12)));
         assert_eq!(decode(&with(3, 0)), Err(DecodeError::BadKind(0)));
         assert_eq!(decode(&with(4, 1)), Err(DecodeError::BadFlags(1)));
         assert_eq!(decode(&with(5, 1)), Err(DecodeError::Reserved(1)));

@@ -56,15 +56,18 @@ pub fn run_and_read_bytes(l: &Loaded, tag: &str, files: &[&str]) -> (Outcome, Ve
     (o, bytes)
 }
 
-/// The frames of a pcap file written by netdes (nanosecond pcap, host byte order).
-pub fn pcap_frames(pcap: &[u8]) -> Vec<Vec<u8>> {
+/// The frames of a pcap file written by netdes (nanosecond pcap, host byte order), with
+/// their times in nanoseconds.
+pub fn pcap_frames(pcap: &[u8]) -> Vec<(u64, Vec<u8>)> {
     assert!(pcap.len() >= 24, "no pcap header");
+    let word = |at: usize| u32::from_ne_bytes(pcap[at..at + 4].try_into().unwrap());
     let mut frames = Vec::new();
     let mut at = 24;
     while at + 16 <= pcap.len() {
-        let len = u32::from_ne_bytes(pcap[at + 8..at + 12].try_into().unwrap()) as usize;
+        let t = u64::from(word(at)) * 1_000_000_000 + u64::from(word(at + 4));
+        let len = word(at + 8) as usize;
         at += 16;
-        frames.push(pcap[at..at + len].to_vec());
+        frames.push((t, pcap[at..at + len].to_vec()));
         at += len;
     }
     assert_eq!(at, pcap.len(), "a truncated record");
