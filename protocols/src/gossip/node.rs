@@ -219,7 +219,7 @@ impl GossipNode {
         self.known.values().any(|e| e.hot)
     }
 
-    /// One rumor-mongering round: contact `fanout` random peers.
+    /// One rumor-mongering round: contact `fanout` random peers (RB-GOS-01, RB-GOS-02).
     pub fn tick(&mut self, rng: &mut SimRng, fx: &mut Effects) {
         let (kind, pushes, pulls) = match self.cfg.mode {
             Mode::Off => return,
@@ -255,7 +255,7 @@ impl GossipNode {
         }
     }
 
-    /// Starts an anti-entropy exchange with one random peer.
+    /// Starts an anti-entropy exchange with one random peer (RB-GOS-03).
     pub fn anti_entropy(&mut self, rng: &mut SimRng, fx: &mut Effects) {
         if let Some(&t) = self.choose_peers_n(rng, 1).first() {
             let mut m = Message::new(Kind::Sync);
@@ -395,7 +395,7 @@ impl GossipNode {
         already
     }
 
-    /// A contact that counts against hot rumor `id`.
+    /// A contact that counts against hot rumor `id` (coin or counter, RB-GOS-02).
     fn strike(&mut self, id: u32, rng: &mut SimRng) {
         let Some(e) = self.known.get_mut(&id).filter(|e| e.hot) else {
             return;
