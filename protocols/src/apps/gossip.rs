@@ -154,34 +154,50 @@ impl GossipApp {
                 );
             }
         }
-        let Some(sock) = self.sock else {
-            self.fx.sends.clear();
+        let sends = std::mem::take(&mut self.fx.sends);
+        for (dest, m) in &sends {
+            if encode(m, &mut self.buf).is_ok() {
+                self.transmit(os, *dest, sender, false);
+            } else {
+                self.send_errors += 1;
+            }
+        }
+        self.fx.sends = sends;
+        self.fx.sends.clear();
+    }
+
+    /// Sends the encoded message in `buf` to `dest` (`sender` answers the message being
+    /// handled) and logs it.
+    fn transmit(
+        &mut self,
+        os: &mut Os<'_, '_>,
+        dest: Dest,
+        sender: Option<SocketAddrV4>,
+        membership: bool,
+    ) {
+        let to = match dest {
+            Dest::Peer(p) => self
+                .group
+                .members
+                .get(p as usize)
+                .map(|a| SocketAddrV4::new(*a, self.group.port)),
+            Dest::Sender => sender,
+        };
+        let (Some(sock), Some(to)) = (self.sock, to) else {
             return;
         };
-        for (dest, m) in self.fx.sends.drain(..) {
-            let to = match dest {
-                Dest::Peer(p) => self
-                    .group
-                    .members
-                    .get(p as usize)
-                    .map(|a| SocketAddrV4::new(*a, self.group.port)),
-                Dest::Sender => sender,
-            };
-            let Some(to) = to else { continue };
-            if encode(&m, &mut self.buf).is_err() {
-                self.send_errors += 1;
-                continue;
+        {
+            let mut log = self.group.log.borrow_mut();
+            log.sent(self.me, os.now(), self.buf.len());
+            if membership {
+                log.membership_sent();
             }
-            self.group
-                .log
-                .borrow_mut()
-                .sent(self.me, now, self.buf.len());
-            if os
-                .udp_send(sock, to, Payload::bytes(&self.buf), None)
-                .is_err()
-            {
-                self.send_errors += 1;
-            }
+        }
+        if os
+            .udp_send(sock, to, Payload::bytes(&self.buf), None)
+            .is_err()
+        {
+            self.send_errors += 1;
         }
     }
 
@@ -208,36 +224,16 @@ impl GossipApp {
                 );
             }
         }
-        let Some(sock) = self.sock else {
-            self.sfx.sends.clear();
-            return;
-        };
-        for (dest, m) in self.sfx.sends.drain(..) {
-            let to = match dest {
-                Dest::Peer(p) => self
-                    .group
-                    .members
-                    .get(p as usize)
-                    .map(|a| SocketAddrV4::new(*a, self.group.port)),
-                Dest::Sender => sender,
-            };
-            let Some(to) = to else { continue };
-            if encode_swim(&m, &mut self.buf).is_err() {
-                self.send_errors += 1;
-                continue;
-            }
-            {
-                let mut log = self.group.log.borrow_mut();
-                log.sent(self.me, now, self.buf.len());
-                log.membership_sent();
-            }
-            if os
-                .udp_send(sock, to, Payload::bytes(&self.buf), None)
-                .is_err()
-            {
+        let sends = std::mem::take(&mut self.sfx.sends);
+        for (dest, m) in &sends {
+            if encode_swim(m, &mut self.buf).is_ok() {
+                self.transmit(os, *dest, sender, true);
+            } else {
                 self.send_errors += 1;
             }
         }
+        self.sfx.sends = sends;
+        self.sfx.sends.clear();
     }
 
     fn handle_swim(&mut self, os: &mut Os<'_, '_>, from: SocketAddrV4, m: SwimMessage) {
