@@ -41,7 +41,7 @@ const KILL_TIMER_APP: u64 = START_TIMER_APP - 2;
 pub const TCP_COUNTERS_REPORT: &str = "kernel:tcp";
 
 /// The host's TCP counters with their `nstat` names (without the `Tcp`/`TcpExt` prefix).
-pub fn tcp_counter_fields(c: &crate::tcp::TcpCounters) -> [(&'static str, u64); 19] {
+pub fn tcp_counter_fields(c: &crate::tcp::TcpCounters) -> [(&'static str, u64); 22] {
     [
         ("ActiveOpens", c.active_opens),
         ("PassiveOpens", c.passive_opens),
@@ -62,6 +62,9 @@ pub fn tcp_counter_fields(c: &crate::tcp::TcpCounters) -> [(&'static str, u64); 
         ("TCPChallengeACK", c.challenge_acks),
         ("TCPAbortOnData", c.abort_on_data),
         ("TCPAbortOnTimeout", c.abort_on_timeout),
+        ("TCPLostRetransmit", c.lost_retransmits),
+        ("TCPLossProbes", c.loss_probes),
+        ("TCPLossProbeRecovery", c.loss_probe_recoveries),
     ]
 }
 
