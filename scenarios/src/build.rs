@@ -645,6 +645,8 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
                     tcp,
                     kills,
                     dns_servers: Vec::new(),
+                    hosts: Vec::new(),
+                    resolver: protocols::dns::StubConfig::default(),
                 });
                 NodeSpec::Ip {
                     ip: Box::new(ip),

@@ -64,6 +64,7 @@ fn categories(l: &Loaded) -> Vec<Category> {
             T::TcpProbe => Category::TcpProbe,
             T::App => Category::App,
             T::Fault => Category::Fault,
+            T::Dns => Category::Dns,
         })
         .collect()
 }

@@ -718,4 +718,5 @@ pub enum TraceCategory {
     TcpProbe,
     App,
     Fault,
+    Dns,
 }
