@@ -66,6 +66,8 @@ pub enum ResolverOut {
         server: Ipv4Addr,
         transport: Transport,
         bytes: Vec<u8>,
+        /// The name asked (for traces).
+        name: String,
     },
     /// An event worth a trace record: (event, name, server or client address).
     Note {
@@ -327,6 +329,7 @@ impl Resolver {
             server,
             transport: t.transport,
             bytes,
+            name: t.cur.to_ascii(),
         });
     }
 
@@ -726,6 +729,7 @@ mod tests {
                             server,
                             transport,
                             bytes,
+                            ..
                         } => {
                             self.asked.push((server, transport));
                             if self.silent.contains(&server) {

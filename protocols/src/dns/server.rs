@@ -291,10 +291,12 @@ impl DnsResolverApp {
                     server,
                     transport,
                     bytes,
+                    name,
                 } => {
                     os.trace_dns(
                         "upstream_query",
                         &[
+                            ("name", TraceValue::String(name)),
                             ("server", server.into()),
                             ("transport", TraceValue::Str(transport.name())),
                         ],
