@@ -644,6 +644,11 @@ mod tests {
 
     /// root → example. (on TLD) → campus.example. (on AUTH and AUTH2).
     fn hierarchy() -> Vec<(Ipv4Addr, Vec<Zone>)> {
+        hierarchy_with(Vec::new())
+    }
+
+    /// The same, with `extra` records in the campus zone.
+    fn hierarchy_with(extra: Vec<ZoneRecord>) -> Vec<(Ipv4Addr, Vec<Zone>)> {
         let root = zone(
             ".",
             3600,
@@ -673,6 +678,7 @@ mod tests {
         for i in 0..40 {
             records.push(rec("big", 60, ZoneData::A(Ipv4Addr::new(10, 2, 0, i))));
         }
+        records.extend(extra);
         let campus = zone("campus.example", 30, records);
         vec![
             (ROOT, vec![root]),
@@ -1028,5 +1034,58 @@ mod tests {
         assert_eq!(r.counters.malformed, 2);
         assert_eq!(r.counters.queries, 0);
         assert!(out.is_empty());
+    }
+
+    proptest::proptest! {
+        /// A resolver never answers from an expired record: a query answered without going
+        /// upstream comes within the TTL of the last upstream answer for the name (the
+        /// negative TTL for a name that does not exist), with the TTL counted down; a query
+        /// after it goes upstream.
+        #[test]
+        fn never_answers_from_an_expired_record(
+            ttls in proptest::collection::vec(1u32..40, 3),
+            queries in proptest::collection::vec((0usize..4, 0u64..25_000), 1..40),
+        ) {
+            let extra = ttls
+                .iter()
+                .enumerate()
+                .map(|(i, t)| rec(&format!("n{i}"), *t, ZoneData::A(Ipv4Addr::new(10, 3, 0, i as u8))))
+                .collect();
+            let mut net = Net::new();
+            net.servers = hierarchy_with(extra);
+            let mut r = resolver();
+            let mut now = SimTime::ZERO;
+            // name index -> when its answer was last fetched upstream.
+            let mut fetched: Vec<Option<SimTime>> = vec![None; 4];
+            for (k, (name, advance_ms)) in queries.into_iter().enumerate() {
+                now += SimDuration::from_millis(advance_ms);
+                // Names 0..3 exist (TTLs `ttls`); name 3 does not (negative TTL 30 s).
+                let (owner, ttl) = match name {
+                    3 => ("nx.campus.example".to_string(), 30),
+                    i => (format!("n{i}.campus.example"), ttls[i]),
+                };
+                net.ask(&mut r, now, Client::Udp(CLIENT), &owner, k as u16);
+                let reply = &net.replies[0].1;
+                let went_up = net.asked.iter().any(|(s, _)| *s == AUTH);
+                let fresh = fetched[name]
+                    .map(|at| now < at + SimDuration::from_secs(ttl as u64));
+                if went_up {
+                    proptest::prop_assert!(fresh != Some(true), "went upstream for a fresh entry");
+                    fetched[name] = Some(now);
+                } else {
+                    proptest::prop_assert_eq!(fresh, Some(true), "answered {} from an expired entry at {:?}", owner, now);
+                }
+                let at = fetched[name].unwrap_or(now);
+                // Whole seconds left, rounded down: never more than is left.
+                let left = (ttl as u64 * 1_000_000_000 - (now - at).as_nanos()) / 1_000_000_000;
+                let shown = if name == 3 {
+                    proptest::prop_assert_eq!(reply.metadata.response_code, ResponseCode::NXDomain);
+                    reply.authorities[0].ttl
+                } else {
+                    reply.answers[0].ttl
+                };
+                proptest::prop_assert_eq!(shown as u64, left);
+            }
+        }
     }
 }
