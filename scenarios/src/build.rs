@@ -525,6 +525,21 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
         vec![None; names.len()]
     };
 
+    let node_addr = |n: &str| -> Option<std::net::Ipv4Addr> {
+        n.parse().ok().or_else(|| {
+            names
+                .iter()
+                .position(|x| *x == n)
+                .and_then(|i| plan.ifaces[i].iter().flatten().next().map(|(a, _)| *a))
+        })
+    };
+    let dns = DnsBuild {
+        zones: dns_zones(l, &node_addr)?,
+        addrs: names
+            .iter()
+            .map(|n| (n.to_string(), node_addr(n)))
+            .collect(),
+    };
     let mut world = World::new(seed);
     // Flows first so apps can refer to them.
     let mut flow_ids = Vec::new();
@@ -625,7 +640,7 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
                     .collect();
                 let slots: Vec<AppSlot> = mine
                     .iter()
-                    .map(|&i| app_slot(&s.apps[i], i, flow_ids[i]))
+                    .map(|&i| app_slot(&s.apps[i], i, flow_ids[i], &dns))
                     .collect();
                 // KillApp faults for this node's apps, by index among them.
                 let kills = s
@@ -646,7 +661,14 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
                     apps: slots,
                     tcp,
                     kills,
-                    dns_servers: Vec::new(),
+                    dns_servers: d.dns.iter().filter_map(|n| dns.addr(n)).collect(),
+                    hosts: d
+                        .hosts
+                        .0
+                        .iter()
+                        .filter_map(|(h, a)| Some((h.clone(), dns.addr(a)?)))
+                        .collect(),
+                    resolver: stub_config(d.dns_options.as_ref()),
                 });
                 NodeSpec::Ip {
                     ip: Box::new(ip),
@@ -742,10 +764,114 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
     })
 }
 
+/// What building the DNS apps needs: the zones (by [`crate::load::zone_key`]) and the
+/// nodes' first addresses.
+struct DnsBuild {
+    zones: Vec<(String, protocols::dns::zone::Zone)>,
+    addrs: Vec<(String, Option<std::net::Ipv4Addr>)>,
+}
+
+impl DnsBuild {
+    /// A node's first address, or a dotted address.
+    fn addr(&self, node_or_addr: &str) -> Option<std::net::Ipv4Addr> {
+        node_or_addr.parse().ok().or_else(|| {
+            self.addrs
+                .iter()
+                .find(|(n, _)| n == node_or_addr)
+                .and_then(|(_, a)| *a)
+        })
+    }
+}
+
+/// Default TTL of zone records, and default negative TTL (SOA MINIMUM).
+const ZONE_TTL: u32 = 3600;
+const ZONE_NEGATIVE_TTL: u32 = 300;
+
+/// The scenario's zones, loaded (names checked, node names turned into addresses).
+fn dns_zones(
+    l: &Loaded,
+    node_addr: &dyn Fn(&str) -> Option<std::net::Ipv4Addr>,
+) -> Result<Vec<(String, protocols::dns::zone::Zone)>, ScenarioError> {
+    use crate::load::{ttl_secs, zone_key};
+    use protocols::dns::zone::{Zone, ZoneData, ZoneRecord, ZoneSpec};
+    let mut out = Vec::new();
+    for (origin, z) in &l.scenario.zones.0 {
+        let at = |f: &str| format!("zones[\"{origin}\"]{f}");
+        let ttl_of = |d: Option<crate::units::Duration>, dflt: u32, f: &str| match d {
+            None => Ok(dflt),
+            Some(d) => ttl_secs(d).map_err(|m| l.error_at(&at(f), m)),
+        };
+        let ttl = ttl_of(z.ttl, ZONE_TTL, ".ttl")?;
+        let mut records = Vec::new();
+        for (i, r) in z.records.iter().enumerate() {
+            let (name, rttl, data) = match r {
+                RecordDecl::A { name, addr, ttl } => {
+                    let a = node_addr(addr).ok_or_else(|| {
+                        l.error_at(
+                            &at(&format!(".records[{i}].addr")),
+                            format!("node \"{addr}\" has no address"),
+                        )
+                    })?;
+                    (name, ttl, ZoneData::A(a))
+                }
+                RecordDecl::Ns { name, host, ttl } => (name, ttl, ZoneData::Ns(host.clone())),
+                RecordDecl::Cname { name, target, ttl } => {
+                    (name, ttl, ZoneData::Cname(target.clone()))
+                }
+            };
+            records.push(ZoneRecord {
+                name: name.clone(),
+                ttl: ttl_of(*rttl, ttl, &format!(".records[{i}].ttl"))?,
+                data,
+            });
+        }
+        let spec = ZoneSpec {
+            origin: origin.clone(),
+            serial: z.serial.unwrap_or(1),
+            soa_ttl: ttl,
+            negative_ttl: ttl_of(z.negative_ttl, ZONE_NEGATIVE_TTL, ".negative_ttl")?,
+            records,
+        };
+        let zone = Zone::new(&spec).map_err(|e| {
+            // Point at the first record the error names, else at the zone.
+            let culprit = spec
+                .records
+                .iter()
+                .position(|r| e.to_string().contains(&format!("\"{}\"", r.name)));
+            l.error_at(
+                &at(&culprit
+                    .map(|i| format!(".records[{i}]"))
+                    .unwrap_or_default()),
+                e.to_string(),
+            )
+        })?;
+        out.push((zone_key(origin), zone));
+    }
+    Ok(out)
+}
+
+/// resolv.conf options of a host.
+fn stub_config(o: Option<&DnsOptionsDecl>) -> protocols::dns::StubConfig {
+    let d = protocols::dns::StubConfig::default();
+    match o {
+        None => d,
+        Some(o) => protocols::dns::StubConfig {
+            timeout_s: o.timeout.unwrap_or(d.timeout_s),
+            attempts: o.attempts.unwrap_or(d.attempts),
+            rotate: o.rotate,
+        },
+    }
+}
+
 /// listen() backlog of the TCP server apps unless given (iperf3 and many servers use 128).
 const DEFAULT_BACKLOG: u32 = 128;
 
-fn app_slot(a: &AppDecl, i: usize, flow: Option<sim_core::metrics::FlowId>) -> AppSlot {
+fn app_slot(
+    a: &AppDecl,
+    i: usize,
+    flow: Option<sim_core::metrics::FlowId>,
+    dns: &DnsBuild,
+) -> AppSlot {
     let name = app_name(a, i);
     let start_of = |d: &crate::units::Duration| SimTime::from_nanos(d.as_nanos());
     let (start, factory): (SimTime, protocols::AppFactory) = match a.clone() {
@@ -945,6 +1071,51 @@ fn app_slot(a: &AppDecl, i: usize, flow: Option<sim_core::metrics::FlowId>) -> A
             (
                 start_of(&start),
                 Box::new(move || Box::new(syn_flood::SynFlood::new(cfg.clone())) as Box<dyn App>),
+            )
+        }
+        AppDecl::DnsServer { zones, .. } => {
+            let keys: Vec<String> = zones.iter().map(|z| crate::load::zone_key(z)).collect();
+            let cfg = protocols::dns::server::DnsAuthConfig {
+                name,
+                zones: dns
+                    .zones
+                    .iter()
+                    .filter(|(k, _)| keys.contains(k))
+                    .map(|(_, z)| z.clone())
+                    .collect(),
+            };
+            (
+                SimTime::ZERO,
+                Box::new(move || {
+                    Box::new(protocols::dns::server::DnsAuthServer::new(cfg.clone()))
+                        as Box<dyn App>
+                }),
+            )
+        }
+        AppDecl::DnsResolver {
+            root_hints,
+            timeout,
+            attempts,
+            cache_size,
+            ..
+        } => {
+            let d = protocols::dns::resolver::ResolverConfig::default();
+            let cfg = protocols::dns::server::DnsResolverConfig {
+                name,
+                resolver: protocols::dns::resolver::ResolverConfig {
+                    root_hints: root_hints.iter().filter_map(|h| dns.addr(h)).collect(),
+                    timeout: timeout.map(dur).unwrap_or(d.timeout),
+                    attempts: attempts.unwrap_or(d.attempts),
+                    cache_size: cache_size.map_or(d.cache_size, |c| c as usize),
+                    max_upstream: d.max_upstream,
+                },
+            };
+            (
+                SimTime::ZERO,
+                Box::new(move || {
+                    Box::new(protocols::dns::server::DnsResolverApp::new(cfg.clone()))
+                        as Box<dyn App>
+                }),
             )
         }
     };
