@@ -9,6 +9,7 @@
 //! - [`build`]: scenario -> `sim_core::world::World` with `protocols` stacks; [`check`]
 //!   makes the same checks without running (`netdes check`).
 //! - [`run`]: run with bounds and write `summary.json`, `trace.jsonl` and pcaps.
+//! - [`sweep`]: parameter sweeps (axes, seeds, parallel runs, resume, shards, merge).
 //! - [`dumbbell`]: generates the classic N-flow dumbbell experiment as a scenario.
 //!
 //! Architecture invariant: all knowledge of the file format stops here; sim-core and
@@ -20,6 +21,7 @@ pub mod load;
 pub mod locate;
 pub mod run;
 pub mod schema;
+pub mod sweep;
 pub mod units;
 
 pub use build::check;

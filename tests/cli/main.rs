@@ -4,6 +4,8 @@
 use std::path::Path;
 use std::process::Command;
 
+mod sweep;
+
 fn netdes() -> Command {
     Command::new(env!("CARGO_BIN_EXE_netdes"))
 }
