@@ -50,6 +50,9 @@ enum Command {
         /// Print summary.json to stdout instead of the human summary.
         #[arg(long)]
         json: bool,
+        /// Write report.html (plots and tables) and the time series it shows.
+        #[arg(long)]
+        report: bool,
     },
     /// Check a scenario for every error `run` would report, without running it.
     Check {
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
             max_wall,
             quiet,
             json,
+            report,
         } => {
             let opts = scenarios::RunOptions {
                 seed,
@@ -129,6 +133,7 @@ fn main() -> ExitCode {
                 trace,
                 max_events,
                 max_wall_s: max_wall,
+                report,
             };
             run(&file, &set, opts, quiet, json)
         }

@@ -704,6 +704,11 @@ pub struct Record {
     /// RTT, RTO, bytes in flight, delivered bytes), whether or not trace.jsonl is written.
     #[serde(default)]
     pub tcp_series: bool,
+    /// Sample every flow and link direction at this step of simulated time:
+    /// `flow-series.csv` (received bytes, throughput) and `link-series.csv` (queue
+    /// occupancy, throughput). Off by default.
+    #[serde(default)]
+    pub series_interval: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
+mod report;
 mod sweep;
 
 fn netdes() -> Command {

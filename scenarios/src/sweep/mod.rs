@@ -180,6 +180,7 @@ fn run_one(
             trace: false,
             max_events: opts.max_events,
             max_wall_s: opts.max_wall_s,
+            ..Default::default()
         },
     )
     .map_err(|source| SweepError::Run {
@@ -225,7 +226,11 @@ fn finish_files(
 ) -> Result<(), SweepError> {
     reports::sweep::write_final(dir, &manifest.param_names(), &manifest.metric_names(), rows)
         .map_err(out_err(dir))?;
-    let _ = report;
+    if report {
+        let path = dir.join("report.html");
+        let html = reports::html::sweep_report(manifest, rows);
+        reports::sweep::write_atomically(&path, &html).map_err(out_err(&path))?;
+    }
     Ok(())
 }
 
