@@ -8,8 +8,9 @@
 //! The sweep is `scenarios/sweeps/bulk-loss.ron` (2 controllers x 4 loss rates) with
 //! `--replications` seeds per point (default 6: 48 runs). Each configuration runs
 //! `--repeat` times (default 3) into fresh directories and the best time counts, which
-//! filters out other load on the machine. Prints one JSON line. Run it on an otherwise idle
-//! machine: the ratio measures the sweep's scaling only if two cores are free.
+//! filters out other load on the machine. Prints one JSON line with the wall times, their
+//! ratio, the CPU time of each configuration and the load average. Run it on an otherwise
+//! idle machine: the ratio measures the sweep's scaling only if two cores are free.
 
 use scenarios::sweep::{progress::Silent, run_sweep, Sweep, SweepOptions};
 use std::path::Path;
@@ -26,6 +27,23 @@ fn arg(args: &[String], key: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// CPU seconds (user + system) this process has used so far, from /proc (Linux); 0 elsewhere.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses): utime and stime are the
+    // 12th and 13th, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    f.get(11)
+        .zip(f.get(12))
+        .map_or(0.0, |(u, s)| (u + s) / 100.0)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let replications = arg(&args, "replications", 6);
@@ -37,6 +55,7 @@ fn main() {
     let runs = sweep.points.len() * sweep.seeds.len();
     let tmp = std::env::temp_dir().join(format!("netdes-sweep-bench-{}", std::process::id()));
     let mut best = [f64::INFINITY; 2];
+    let mut cpu = [f64::INFINITY; 2];
     for r in 0..repeat {
         for (i, jobs) in [1usize, 2].into_iter().enumerate() {
             let out = tmp.join(format!("j{jobs}-{r}"));
@@ -51,16 +70,24 @@ fn main() {
                 report: false,
             };
             let t = Instant::now();
+            let c = cpu_seconds();
             run_sweep(&sweep, &opts, &Silent).unwrap_or_else(|e| panic!("{e}"));
             best[i] = best[i].min(t.elapsed().as_secs_f64());
+            cpu[i] = cpu[i].min(cpu_seconds() - c);
         }
     }
     let _ = std::fs::remove_dir_all(&tmp);
+    // cpu2/cpu1 near 1 means the second job costs no extra work: on two free cores the
+    // wall ratio then approaches 0.5. A wall ratio far above cpu2/cpu1 / 2 means the cores
+    // were busy with something else.
     println!(
-        "{{\"bench\":\"sweep\",\"runs\":{runs},\"repeat\":{repeat},\"jobs1_s\":{:.3},\"jobs2_s\":{:.3},\"ratio\":{:.3},\"cores\":{}}}",
+        "{{\"bench\":\"sweep\",\"runs\":{runs},\"repeat\":{repeat},\"jobs1_s\":{:.3},\"jobs2_s\":{:.3},\"ratio\":{:.3},\"jobs1_cpu_s\":{:.2},\"jobs2_cpu_s\":{:.2},\"cores\":{},\"loadavg\":{:?}}}",
         best[0],
         best[1],
         best[1] / best[0],
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        cpu[0],
+        cpu[1],
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
     );
 }

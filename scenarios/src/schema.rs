@@ -6,10 +6,10 @@
 
 use crate::units::{ByteSize, Duration, Ipv4Net, Probability, QueueLimit, Rate};
 use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
@@ -51,6 +51,17 @@ impl<T> Default for NamedMap<T> {
     }
 }
 
+impl<T: Serialize> Serialize for NamedMap<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for NamedMap<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<T>(std::marker::PhantomData<T>);
@@ -82,7 +93,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for NamedMap<T> {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 pub enum NodeDecl {
     Host(#[serde(default)] L3Decl),
     Router(#[serde(default)] L3Decl),
@@ -90,7 +101,7 @@ pub enum NodeDecl {
 }
 
 /// Settings of a host or router.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Node")]
 pub struct L3Decl {
     /// Static routes, added to (or, with `routing: Static`, instead of) automatic ones.
@@ -121,6 +132,16 @@ impl fmt::Display for SysctlValue {
             SysctlValue::Int(v) => write!(f, "{v}"),
             SysctlValue::Str(v) => write!(f, "{v:?}"),
             SysctlValue::Bool(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+impl Serialize for SysctlValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SysctlValue::Int(v) => s.serialize_u64(*v),
+            SysctlValue::Str(v) => s.serialize_str(v),
+            SysctlValue::Bool(v) => s.serialize_bool(*v),
         }
     }
 }
@@ -159,7 +180,7 @@ impl<'de> Deserialize<'de> for SysctlValue {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Switch")]
 pub struct SwitchDecl {
     /// MAC table ageing time (Linux bridge default 300 s).
@@ -167,7 +188,7 @@ pub struct SwitchDecl {
     pub aging: Option<Duration>,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Route")]
 pub struct RouteDecl {
     /// Destination prefix, e.g. "10.0.9.0/24" or "0.0.0.0/0".
@@ -177,7 +198,7 @@ pub struct RouteDecl {
 }
 
 /// Link settings shared by both directions, with optional per-direction overrides.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Link")]
 pub struct LinkDecl {
     pub a: String,
@@ -227,7 +248,7 @@ fn default_mtu() -> u32 {
 }
 
 /// Per-direction overrides of a link's settings.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Direction")]
 pub struct DirectionDecl {
     #[serde(default)]
@@ -248,7 +269,7 @@ pub struct DirectionDecl {
     pub corrupt: Option<Probability>,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub enum QueueDecl {
     /// Drop-tail FIFO; `limit` like "100 packets" or "64KiB" (default 1000 packets).
@@ -300,7 +321,7 @@ impl Default for QueueDecl {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
 pub enum LossDecl {
     #[default]
     None,
@@ -316,7 +337,7 @@ pub enum LossDecl {
     },
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Reorder")]
 pub struct ReorderDecl {
     pub probability: Probability,
@@ -324,7 +345,7 @@ pub struct ReorderDecl {
     pub delay: Duration,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub enum Routing {
     /// Shortest paths in router hops, with ECMP. `reconverge`: recompute routes this long
@@ -348,14 +369,14 @@ impl Default for Routing {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Serialize)]
 pub enum Ecmp {
     #[default]
     PerFlow,
     PerPacket,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub enum AppDecl {
     Ping {
@@ -490,7 +511,7 @@ macro_rules! tcp_app_decl {
         $($(#[$fmeta:meta])* $field:ident : $ty:ty,)*
     }) => {
         $(#[$meta])*
-        #[derive(Clone, Debug, Deserialize, PartialEq)]
+        #[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
         #[serde(deny_unknown_fields, rename = $rename)]
         pub struct $name {
             $($(#[$fmeta])* pub $field: $ty,)*
@@ -661,7 +682,7 @@ tcp_app_decl! {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub enum FaultDecl {
     /// Take a link down at `at`; back up after `for` if given.
@@ -694,7 +715,7 @@ pub enum FaultDecl {
     },
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Record")]
 pub struct Record {
     /// Trace categories written to trace.jsonl (all when empty and --trace is given).
@@ -711,7 +732,7 @@ pub struct Record {
     pub series_interval: Option<Duration>,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Serialize, Eq)]
 pub enum TraceCategory {
     Link,
     L2,
