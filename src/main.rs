@@ -11,7 +11,10 @@ use std::process::ExitCode;
 #[command(
     name = "netdes",
     version,
-    about = "Deterministic discrete-event network simulator"
+    about = "Deterministic discrete-event network simulator",
+    long_about = "Deterministic discrete-event network simulator: scenarios are RON files; the same \
+scenario and seed give the same events, bit for bit (trace_digest in summary.json).",
+    after_help = "Examples:\n  netdes run scenarios/examples/ping-two-routers.ron\n  netdes run scenarios/examples/dumbbell.ron --set duration=5s --report\n  netdes check my-scenario.ron\n  netdes list cc\n  netdes sweep scenarios/sweeps/bulk-loss.ron --jobs 4\n\nExit codes: 0 success (also for runs cut short by --max-events/--max-wall: see `complete`),\n1 run or output failure (and `merge` with runs missing), 2 invalid input or usage.\n\nDocs: docs/tutorial.md (start here), docs/scenario-reference.md, docs/output.md, docs/sweeps.md."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -55,10 +58,26 @@ enum Command {
         report: bool,
     },
     /// Check a scenario for every error `run` would report, without running it.
+    #[command(
+        after_help = "Prints `FILE: ok (N nodes, M links, K apps)` and exits 0, or the first error as\nFILE:LINE:COL: error: MESSAGE and exits 2.\n\nExamples:\n  netdes check scenarios/examples/lossy-udp-cbr.ron\n  netdes check my.ron --set 'links[0].queue=Red(limit: \"100 packets\")'"
+    )]
     Check {
         file: PathBuf,
+        /// Override a value: PATH=VALUE, e.g. links[0].delay=5ms (repeatable).
         #[arg(long = "set", value_name = "PATH=VALUE")]
         set: Vec<String>,
+    },
+    /// List the apps, congestion controllers, queue disciplines and loss models, with their parameters.
+    #[command(
+        after_help = "Examples:\n  netdes list\n  netdes list cc\n  netdes list apps --json | jq '.apps[].name'"
+    )]
+    List {
+        /// Only this part.
+        #[arg(value_enum, default_value = "all")]
+        what: ListWhat,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Run a parameter sweep: every point of a sweep file, for every seed, in parallel.
     #[command(
@@ -111,10 +130,20 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ListWhat {
+    All,
+    Apps,
+    Cc,
+    Queues,
+    Loss,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { file, set } => check(&file, &set),
+        Command::List { what, json } => list(what, json),
         Command::Run {
             file,
             seed,
@@ -215,6 +244,39 @@ fn run(
         ))?;
     }
     Ok(())
+}
+
+fn list(what: ListWhat, json: bool) -> Result<(), ExitCode> {
+    let c = scenarios::catalog::catalog();
+    if json {
+        let value = match what {
+            ListWhat::All => serde_json::to_value(&c),
+            ListWhat::Apps => serde_json::to_value(serde_json::json!({
+                "apps": c.apps, "tcp_socket_options": c.tcp_socket_options
+            })),
+            ListWhat::Cc => serde_json::to_value(serde_json::json!({
+                "congestion_controllers": c.congestion_controllers
+            })),
+            ListWhat::Queues => serde_json::to_value(serde_json::json!({
+                "queue_disciplines": c.queue_disciplines
+            })),
+            ListWhat::Loss => {
+                serde_json::to_value(serde_json::json!({ "loss_models": c.loss_models }))
+            }
+        };
+        let text = value
+            .and_then(|v| serde_json::to_string_pretty(&v))
+            .map_err(|e| fail(&format!("error: {e}")))?;
+        return print_out(&(text + "\n"));
+    }
+    let part = match what {
+        ListWhat::All => "all",
+        ListWhat::Apps => "apps",
+        ListWhat::Cc => "cc",
+        ListWhat::Queues => "queues",
+        ListWhat::Loss => "loss",
+    };
+    print_out(&c.human(part))
 }
 
 struct SweepArgs {

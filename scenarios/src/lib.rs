@@ -59,6 +59,7 @@
 //!   makes the same checks without running (`netdes check`).
 //! - [`run`]: run with bounds and write `summary.json`, `trace.jsonl` and pcaps.
 //! - [`api`]: scenarios to and from RON text, results by flow and link.
+//! - [`catalog`]: the apps, congestion controllers, queues and loss models (`netdes list`).
 //! - [`sweep`]: parameter sweeps (axes, seeds, parallel runs, resume, shards, merge).
 //! - `testing` (feature `proptest`): strategies and minimal failing scenarios.
 //! - [`dumbbell`]: generates the classic N-flow dumbbell experiment as a scenario.
@@ -68,6 +69,7 @@
 
 pub mod api;
 pub mod build;
+pub mod catalog;
 pub mod dumbbell;
 pub mod load;
 pub mod locate;

@@ -322,6 +322,7 @@ impl Default for QueueDecl {
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields)]
 pub enum LossDecl {
     #[default]
     None,
