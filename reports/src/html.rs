@@ -727,7 +727,11 @@ pub fn sweep_report(m: &Manifest, rows: &[ResultRow]) -> String {
         let _ = writeln!(b, "<h2>{}</h2>", esc(metric));
         let plots = metric_plots(m, &agg, metric);
         if plots.is_empty() {
-            b.push_str("<p class=\"note\">No values to plot.</p>\n");
+            b.push_str(if m.axes.is_empty() {
+                "<p class=\"note\">The sweep has no axes, so nothing to plot against: its one point is in the table below.</p>\n"
+            } else {
+                "<p class=\"note\">No values to plot.</p>\n"
+            });
         }
         for (svg, note) in plots {
             b.push_str(&figure(svg, note));
@@ -941,5 +945,104 @@ mod tests {
             esc("<a href=\"x\">'&"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;"
         );
+    }
+
+    fn manifest(axes: Vec<crate::sweep::ManifestAxis>, points: u64) -> Manifest {
+        Manifest {
+            name: "t".into(),
+            netdes_version: "0".into(),
+            fingerprint: "f".into(),
+            base: "b.ron".into(),
+            set: vec![],
+            axes,
+            constraints: vec![],
+            seeds: vec![1, 2],
+            metrics: crate::sweep::Ordered(vec![("m".into(), "events".into())]),
+            points,
+        }
+    }
+
+    fn axis(
+        name: &str,
+        group: usize,
+        scale: &str,
+        values: &[(&str, Option<f64>)],
+    ) -> crate::sweep::ManifestAxis {
+        crate::sweep::ManifestAxis {
+            name: name.into(),
+            path: name.into(),
+            group,
+            scale: scale.into(),
+            values: values
+                .iter()
+                .map(|(v, x)| crate::sweep::AxisValue {
+                    value: v.to_string(),
+                    x: *x,
+                })
+                .collect(),
+        }
+    }
+
+    fn row(point: u64, seed: u64, params: &[(&str, &str)], m: f64) -> ResultRow {
+        ResultRow {
+            point,
+            seed,
+            params: crate::sweep::Ordered(
+                params
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            metrics: crate::sweep::Ordered(vec![("m".into(), Some(m))]),
+            complete: true,
+            stop_reason: "end_time".into(),
+            trace_digest: "d".into(),
+        }
+    }
+
+    #[test]
+    fn sweep_reports_plot_each_axis_with_one_line_per_other_group() {
+        // A log axis and a categorical axis zipped with a numeric one; point (1e-3, b) is
+        // missing (a constraint).
+        let m = manifest(
+            vec![
+                axis(
+                    "loss",
+                    0,
+                    "log",
+                    &[("0.001", Some(1e-3)), ("0.1", Some(0.1))],
+                ),
+                axis("cc", 1, "list", &[("a", None), ("b", None)]),
+                axis("rate", 1, "list", &[("10", Some(10.0)), ("20", Some(20.0))]),
+            ],
+            3,
+        );
+        let mut rows = Vec::new();
+        for (p, (loss, cc, rate)) in [("0.001", "a", "10"), ("0.1", "a", "10"), ("0.1", "b", "20")]
+            .iter()
+            .enumerate()
+        {
+            for seed in [1, 2] {
+                rows.push(row(
+                    p as u64,
+                    seed,
+                    &[("loss", loss), ("cc", cc), ("rate", rate)],
+                    (p * 10 + seed as usize) as f64,
+                ));
+            }
+        }
+        let html = sweep_report(&m, &rows);
+        for title in [
+            "m vs loss, one line per cc, rate",
+            "m vs cc, one line per loss",
+            "m vs rate, one line per loss",
+        ] {
+            assert!(html.contains(title), "{title}");
+        }
+        assert_eq!(html.matches("<svg").count(), 3);
+        assert!(html.contains("cc=b rate=20"));
+        assert!(!html.contains("could not be drawn"));
+        let empty = sweep_report(&manifest(vec![], 1), &[row(0, 1, &[], 1.0)]);
+        assert!(empty.contains("nothing to plot"));
     }
 }
