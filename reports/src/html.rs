@@ -440,6 +440,22 @@ pub fn run_report(
             too_many(n),
         ));
     }
+    let rtt: Vec<Line> = flows
+        .series(&["flow"], ("t_ns", 1e-9), ("rtt_ns", 1e-6), |_, _| true)
+        .into_iter()
+        .map(|(name, points)| Line { name, points })
+        .collect();
+    if !rtt.is_empty() {
+        b.push_str(&figure(
+            line_plot(
+                "RTT per flow (mean of each interval's samples)",
+                "time (s)",
+                "rtt (ms)",
+                &rtt,
+            ),
+            too_many(rtt.len()),
+        ));
+    }
     let cwnd = tcp.series(&["node", "conn"], ("t_ns", 1e-9), ("cwnd", 1.0), |_, _| {
         true
     });

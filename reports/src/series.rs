@@ -5,15 +5,22 @@
 //!
 //! The values are sampled by the runner at fixed steps of simulated time, after every
 //! event up to and including that time. Throughputs are over the step that ends at the
-//! row's time, in whole bits per second.
+//! row's time, in whole bits per second; a flow's `rtt_ns` is the mean of the RTT samples
+//! taken during the step (empty without samples).
 
 use super::sweep::csv_field;
 use super::LineFile;
 use std::path::Path;
 
 /// The columns of `flow-series.csv`.
-pub const FLOW_SERIES_COLUMNS: [&str; 5] =
-    ["t_ns", "flow", "rx_bytes", "tx_bytes", "throughput_bps"];
+pub const FLOW_SERIES_COLUMNS: [&str; 6] = [
+    "t_ns",
+    "flow",
+    "rx_bytes",
+    "tx_bytes",
+    "throughput_bps",
+    "rtt_ns",
+];
 
 /// The columns of `link-series.csv`.
 pub const LINK_SERIES_COLUMNS: [&str; 6] = [
@@ -46,15 +53,17 @@ impl SeriesCsv {
             file: LineFile::create(path, Some(&LINK_SERIES_COLUMNS.join(",")))?,
         })
     }
-    /// A row: the time, the entity's name, then the numbers.
-    pub fn row(&mut self, t_ns: u64, name: &str, values: &[u64]) {
+    /// A row: the time, the entity's name, then the numbers (empty where `None`).
+    pub fn row(&mut self, t_ns: u64, name: &str, values: &[Option<u64>]) {
         self.file.write_line(|l| {
             l.push_str(&t_ns.to_string());
             l.push(',');
             l.push_str(&csv_field(name));
             for v in values {
                 l.push(',');
-                l.push_str(&v.to_string());
+                if let Some(v) = v {
+                    l.push_str(&v.to_string());
+                }
             }
         });
     }

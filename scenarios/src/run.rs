@@ -188,6 +188,8 @@ struct Sampler {
     flows: reports::series::SeriesCsv,
     links: reports::series::SeriesCsv,
     flow_rx: Vec<u64>,
+    /// Each flow's RTT sample count and sum at the last sample.
+    flow_rtt: Vec<(u64, u128)>,
     link_tx: Vec<u64>,
 }
 
@@ -200,6 +202,7 @@ impl Sampler {
             flows: reports::series::SeriesCsv::create_flows(&fp).map_err(|e| (fp, e))?,
             links: reports::series::SeriesCsv::create_links(&lp).map_err(|e| (lp, e))?,
             flow_rx: Vec::new(),
+            flow_rtt: Vec::new(),
             link_tx: Vec::new(),
         })
     }
@@ -228,13 +231,24 @@ impl Sampler {
         for (i, f) in w.net.flows.iter().enumerate() {
             if self.flow_rx.len() <= i {
                 self.flow_rx.push(0);
+                self.flow_rtt.push((0, 0));
             }
             let delta = f.rx_bytes.saturating_sub(self.flow_rx[i]);
             self.flow_rx[i] = f.rx_bytes;
+            let (count, sum) = self.flow_rtt[i];
+            let samples = f.rtt.count.saturating_sub(count);
+            let rtt =
+                (samples > 0).then(|| (f.rtt.sum_ns.saturating_sub(sum) / samples as u128) as u64);
+            self.flow_rtt[i] = (f.rtt.count, f.rtt.sum_ns);
             self.flows.row(
                 t,
                 &f.id,
-                &[f.rx_bytes, f.tx_bytes, bits_per_second(delta, self.step)],
+                &[
+                    Some(f.rx_bytes),
+                    Some(f.tx_bytes),
+                    Some(bits_per_second(delta, self.step)),
+                    rtt,
+                ],
             );
         }
         let mut i = 0;
@@ -256,10 +270,10 @@ impl Sampler {
                     t,
                     &id,
                     &[
-                        ch.queue_len() as u64,
-                        ch.queued_bytes(),
-                        tx,
-                        bits_per_second(delta, self.step),
+                        Some(ch.queue_len() as u64),
+                        Some(ch.queued_bytes()),
+                        Some(tx),
+                        Some(bits_per_second(delta, self.step)),
                     ],
                 );
                 i += 1;
