@@ -121,6 +121,17 @@ impl<'de> Deserialize<'de> for ValueDecl {
     }
 }
 
+/// Column names of the results files that axes and metrics may not take.
+const RESERVED: [&str; 7] = [
+    "point",
+    "seed",
+    "complete",
+    "stop_reason",
+    "trace_digest",
+    "runs",
+    "partial",
+];
+
 /// A number as an axis value's text: integers without a fraction, others in their
 /// shortest exact form.
 pub fn format_number(x: f64) -> String {
@@ -228,6 +239,17 @@ impl Sweep {
         })?;
         let base_file = base_path.display().to_string();
         // The base with the fixed overrides must load on its own.
+        for (i, o) in decl.set.iter().enumerate() {
+            if let Err(e) = load_str(&base_file, &base_source, std::slice::from_ref(o)) {
+                if e.file == "--set" {
+                    let why = e
+                        .message
+                        .split_once(": ")
+                        .map_or(e.message.as_str(), |(_, w)| w);
+                    return Err(err(&format!("set[{i}]"), why.to_string()));
+                }
+            }
+        }
         let base = load_str(&base_file, &base_source, &decl.set)?;
         let name = match &decl.name {
             Some(n) if n.trim().is_empty() || n.contains('/') => {
@@ -423,6 +445,14 @@ impl Sweep {
         }
         for (name, expr) in &decl.metrics.0 {
             let m = Metric::parse(expr).map_err(|m| err(&format!("metrics[\"{name}\"]"), m))?;
+            if RESERVED.contains(&name.as_str()) {
+                return Err(err(
+                    &format!("metrics[\"{name}\"]"),
+                    format!(
+                        "\"{name}\" names a column of its own in the results; choose another name"
+                    ),
+                ));
+            }
             if axes.iter().any(|a| &a.name == name) {
                 return Err(err(
                     &format!("metrics[\"{name}\"]"),
@@ -655,6 +685,14 @@ fn expand_axis(a: &AxisDecl, group: usize) -> Result<Axis, (&'static str, String
         ));
     }
     let name = a.name.clone().unwrap_or_else(|| a.path.clone());
+    if RESERVED.contains(&name.as_str()) {
+        return Err((
+            "name",
+            format!(
+                "\"{name}\" names a column of its own in the results; give the axis another `name`"
+            ),
+        ));
+    }
     if name.is_empty() || name.contains([',', '"', '\n']) {
         return Err((
             "name",
@@ -757,8 +795,8 @@ mod tests {
                 "index 7 is out of range",
             ),
             (
-                r#"Sweep(base: "ping-two-routers.ron", axes: [Zip([Axis(path: "seed", values: [1, 2]), Axis(path: "links[0].mtu", values: [1500])])])"#,
-                "1:85",
+                r#"Sweep(base: "ping-two-routers.ron", axes: [Zip([Axis(path: "duration", values: ["1s", "2s"]), Axis(path: "links[0].mtu", values: [1500])])])"#,
+                "1:95",
                 "zipped axes need the same number of values",
             ),
             (
@@ -787,6 +825,16 @@ mod tests {
                 "not both",
             ),
             (r#"Sweep(bas: "x")"#, "1:7", "unknown field `bas`"),
+            (
+                r#"Sweep(base: "ping-two-routers.ron", set: ["seed=1", "links[9].mtu=1400"])"#,
+                "1:53",
+                "index 9 is out of range",
+            ),
+            (
+                r#"Sweep(base: "ping-two-routers.ron", axes: [Axis(name: "seed", path: "seed", values: [1])])"#,
+                "1:55",
+                "names a column of its own",
+            ),
         ];
         for (text, pos, words) in cases {
             let e = sweep(text).map(|_| ()).unwrap_err();
