@@ -5,6 +5,10 @@
 //! The formats are documented in `docs/output.md`; changing them is a deliberate,
 //! CHANGELOG-noted act. This crate knows nothing of scenario files or of how runs execute.
 
+pub mod html;
+pub mod series;
+pub mod sweep;
+
 use serde::Serialize;
 use sim_core::trace::{TraceRecord, TraceSink, TraceValue};
 use std::io::{BufWriter, Write};

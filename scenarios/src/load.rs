@@ -202,7 +202,7 @@ fn quote_bare_value(v: &str) -> String {
     }
 }
 
-fn explain_ron(code: &ron::Error) -> String {
+pub(crate) fn explain_ron(code: &ron::Error) -> String {
     use ron::Error as E;
     match code {
         E::NoSuchStructField {

@@ -6,10 +6,10 @@
 
 use crate::units::{ByteSize, Duration, Ipv4Net, Probability, QueueLimit, Rate};
 use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
@@ -54,6 +54,17 @@ impl<T> Default for NamedMap<T> {
     }
 }
 
+impl<T: Serialize> Serialize for NamedMap<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for NamedMap<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<T>(std::marker::PhantomData<T>);
@@ -85,7 +96,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for NamedMap<T> {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 pub enum NodeDecl {
     Host(#[serde(default)] L3Decl),
     Router(#[serde(default)] L3Decl),
@@ -93,7 +104,7 @@ pub enum NodeDecl {
 }
 
 /// Settings of a host or router.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Node")]
 pub struct L3Decl {
     /// Static routes, added to (or, with `routing: Static`, instead of) automatic ones.
@@ -118,7 +129,7 @@ pub struct L3Decl {
 }
 
 /// resolv.conf `options` (glibc defaults: timeout 5 s, 2 attempts, no rotate).
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "DnsOptions")]
 pub struct DnsOptionsDecl {
     /// Seconds per attempt (`options timeout:n`, 1 to 30).
@@ -133,7 +144,7 @@ pub struct DnsOptionsDecl {
 }
 
 /// A DNS zone: its records and TTLs.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Zone")]
 pub struct ZoneDecl {
     /// TTL of records that give none, and of the SOA (default 1h).
@@ -151,7 +162,7 @@ pub struct ZoneDecl {
 
 /// A resource record. `name` is relative to the zone unless it ends with '.'; `"@"` is
 /// the zone itself.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub enum RecordDecl {
     /// An address: `addr` is a node name (its first address) or a dotted address.
@@ -197,6 +208,16 @@ impl fmt::Display for SysctlValue {
     }
 }
 
+impl Serialize for SysctlValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SysctlValue::Int(v) => s.serialize_u64(*v),
+            SysctlValue::Str(v) => s.serialize_str(v),
+            SysctlValue::Bool(v) => s.serialize_bool(*v),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for SysctlValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -231,7 +252,7 @@ impl<'de> Deserialize<'de> for SysctlValue {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Switch")]
 pub struct SwitchDecl {
     /// MAC table ageing time (Linux bridge default 300 s).
@@ -239,7 +260,7 @@ pub struct SwitchDecl {
     pub aging: Option<Duration>,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Route")]
 pub struct RouteDecl {
     /// Destination prefix, e.g. "10.0.9.0/24" or "0.0.0.0/0".
@@ -249,7 +270,7 @@ pub struct RouteDecl {
 }
 
 /// Link settings shared by both directions, with optional per-direction overrides.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Link")]
 pub struct LinkDecl {
     pub a: String,
@@ -299,7 +320,7 @@ fn default_mtu() -> u32 {
 }
 
 /// Per-direction overrides of a link's settings.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Direction")]
 pub struct DirectionDecl {
     #[serde(default)]
@@ -320,7 +341,7 @@ pub struct DirectionDecl {
     pub corrupt: Option<Probability>,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub enum QueueDecl {
     /// Drop-tail FIFO; `limit` like "100 packets" or "64KiB" (default 1000 packets).
@@ -372,7 +393,8 @@ impl Default for QueueDecl {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields)]
 pub enum LossDecl {
     #[default]
     None,
@@ -388,7 +410,7 @@ pub enum LossDecl {
     },
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Reorder")]
 pub struct ReorderDecl {
     pub probability: Probability,
@@ -396,7 +418,7 @@ pub struct ReorderDecl {
     pub delay: Duration,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub enum Routing {
     /// Shortest paths in router hops, with ECMP. `reconverge`: recompute routes this long
@@ -420,14 +442,14 @@ impl Default for Routing {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Serialize)]
 pub enum Ecmp {
     #[default]
     PerFlow,
     PerPacket,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub enum AppDecl {
     Ping {
@@ -585,7 +607,7 @@ macro_rules! tcp_app_decl {
         $($(#[$fmeta:meta])* $field:ident : $ty:ty,)*
     }) => {
         $(#[$meta])*
-        #[derive(Clone, Debug, Deserialize, PartialEq)]
+        #[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
         #[serde(deny_unknown_fields, rename = $rename)]
         pub struct $name {
             $($(#[$fmeta])* pub $field: $ty,)*
@@ -756,7 +778,7 @@ tcp_app_decl! {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub enum FaultDecl {
     /// Take a link down at `at`; back up after `for` if given.
@@ -789,7 +811,7 @@ pub enum FaultDecl {
     },
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Record")]
 pub struct Record {
     /// Trace categories written to trace.jsonl (all when empty and --trace is given).
@@ -799,9 +821,14 @@ pub struct Record {
     /// RTT, RTO, bytes in flight, delivered bytes), whether or not trace.jsonl is written.
     #[serde(default)]
     pub tcp_series: bool,
+    /// Sample every flow and link direction at this step of simulated time:
+    /// `flow-series.csv` (received bytes, throughput) and `link-series.csv` (queue
+    /// occupancy, throughput). Off by default.
+    #[serde(default)]
+    pub series_interval: Option<Duration>,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Serialize, Eq)]
 pub enum TraceCategory {
     Link,
     L2,
