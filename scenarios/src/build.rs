@@ -487,6 +487,7 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
         .map(|(n, k)| TopoNode {
             name: n.to_string(),
             kind: *k,
+            dynamic_address: false,
         })
         .collect();
     let topo_links: Vec<TopoLink> = s
@@ -946,7 +947,11 @@ fn app_slot(a: &AppDecl, i: usize, flow: Option<sim_core::metrics::FlowId>) -> A
             )
         }
     };
-    AppSlot { start, factory }
+    AppSlot {
+        start,
+        factory,
+        wait_for_address: false,
+    }
 }
 
 #[cfg(test)]

@@ -24,10 +24,12 @@ pub enum Category {
     TcpProbe,
     App,
     Fault,
+    /// DHCP clients, servers and relay agents (RFC 2131).
+    Dhcp,
 }
 
 impl Category {
-    pub const ALL: [Category; 10] = [
+    pub const ALL: [Category; 11] = [
         Category::Link,
         Category::L2,
         Category::Arp,
@@ -38,6 +40,7 @@ impl Category {
         Category::TcpProbe,
         Category::App,
         Category::Fault,
+        Category::Dhcp,
     ];
     fn bit(self) -> u32 {
         1 << (self as u32)
@@ -54,6 +57,7 @@ impl Category {
             Category::TcpProbe => "tcp_probe",
             Category::App => "app",
             Category::Fault => "fault",
+            Category::Dhcp => "dhcp",
         }
     }
 }
