@@ -10,6 +10,8 @@
 //!   Driven only through [`tcp::TcpEnv`], so it runs without the scheduler in its tests.
 //! - [`host`]: [`host::HostStack`], the `sim_core::world::Stack` of a node: dispatches
 //!   timers, datagrams and ICMP messages to sockets and apps, and runs the TCP stack.
+//! - [`dhcp`]: DHCP (RFC 2131) client and server state machines, relay rules and codec,
+//!   driven by the DHCP apps without a scheduler.
 //! - [`apps`]: ping, traceroute, UDP constant-bit-rate sender and sink, UDP echo; TCP
 //!   bulk sender and verifying sink, request/response client and server, echo server and
 //!   SYN flood generator.
@@ -20,6 +22,7 @@
 
 pub mod app;
 pub mod apps;
+pub mod dhcp;
 pub mod host;
 pub mod tcp;
 pub mod udp;

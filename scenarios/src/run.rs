@@ -64,6 +64,7 @@ fn categories(l: &Loaded) -> Vec<Category> {
             T::TcpProbe => Category::TcpProbe,
             T::App => Category::App,
             T::Fault => Category::Fault,
+            T::Dhcp => Category::Dhcp,
         })
         .collect()
 }
@@ -247,10 +248,21 @@ fn summarize(
                 NodeKind::Router => "router",
                 NodeKind::Switch => "switch",
             };
-            let addresses = b.plan.ifaces[i]
-                .iter()
-                .flatten()
-                .map(|(a, p)| format!("{a}/{}", p.len))
+            // What the interfaces have at the end (a DHCP host's lease, if it holds one).
+            let addresses = match w.ip_node(id) {
+                Some(ip) => ip
+                    .ifaces
+                    .iter()
+                    .filter(|f| f.is_configured())
+                    .map(|f| format!("{}/{}", f.addr, f.prefix.len))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let metrics = w
+                .net
+                .metrics
+                .of_node(i as u32)
+                .map(|(k, v)| (k.to_string(), v))
                 .collect();
             let counters = w
                 .counters(id)
@@ -265,6 +277,7 @@ fn summarize(
                 addresses,
                 counters,
                 tcp: tcp_counters(w.node_name(id)),
+                metrics,
             }
         })
         .collect();
