@@ -1152,23 +1152,25 @@ fn app_slot(
             )
         }
         AppDecl::DhcpServer(_) | AppDecl::DhcpRelay { .. } => {
-            // `dhcp_apps` resolved every DHCP app before the nodes were built.
-            let cfg = dhcp.get(&i).cloned();
+            // `dhcp_apps` resolved every DHCP app before the nodes were built. A server's
+            // lease database outlives its node's crashes, as a file would.
+            let (relay, db) = match dhcp.get(&i).cloned() {
+                Some(DhcpApp::Relay(c)) => (Some(c), None),
+                Some(DhcpApp::Server(c)) => (None, Some(dhcp_apps::lease_db(c.server))),
+                None => (None, None),
+            };
+            let db = db.unwrap_or_else(|| {
+                dhcp_apps::lease_db(protocols::dhcp::server::ServerConfig {
+                    pools: Vec::new(),
+                    reservations: Vec::new(),
+                    offer_hold: DHCP_DEFAULT_OFFER_HOLD,
+                })
+            });
             (
                 SimTime::ZERO,
-                Box::new(move || match cfg.clone() {
-                    Some(DhcpApp::Relay(c)) => {
-                        Box::new(dhcp_apps::DhcpRelay::new(c)) as Box<dyn App>
-                    }
-                    Some(DhcpApp::Server(c)) => Box::new(dhcp_apps::DhcpServer::new(c)),
-                    None => Box::new(dhcp_apps::DhcpServer::new(dhcp_apps::DhcpServerConfig {
-                        name: name.clone(),
-                        server: protocols::dhcp::server::ServerConfig {
-                            pools: Vec::new(),
-                            reservations: Vec::new(),
-                            offer_hold: DHCP_DEFAULT_OFFER_HOLD,
-                        },
-                    })),
+                Box::new(move || match relay.clone() {
+                    Some(c) => Box::new(dhcp_apps::DhcpRelay::new(c)) as Box<dyn App>,
+                    None => Box::new(dhcp_apps::DhcpServer::new(&name, db.clone())),
                 }),
             )
         }

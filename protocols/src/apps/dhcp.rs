@@ -355,26 +355,34 @@ pub struct DhcpServerConfig {
     pub server: ServerConfig,
 }
 
+/// The server's bindings: they survive the node's crashes, as dhcpd.leases on disk does.
+pub type LeaseDb = Rc<RefCell<Server>>;
+
+/// A new lease database for a server with `cfg`.
+pub fn lease_db(cfg: ServerConfig) -> LeaseDb {
+    Rc::new(RefCell::new(Server::new(cfg)))
+}
+
 /// A DHCP server.
 pub struct DhcpServer {
     name: String,
-    core: Server,
+    core: LeaseDb,
     sock: Option<SocketId>,
     error: Option<String>,
 }
 
 impl DhcpServer {
-    pub fn new(cfg: DhcpServerConfig) -> Self {
+    pub fn new(name: &str, db: LeaseDb) -> Self {
         DhcpServer {
-            name: cfg.name,
-            core: Server::new(cfg.server),
+            name: name.to_string(),
+            core: db,
             sock: None,
             error: None,
         }
     }
 
     fn update_pool_gauges(&self, os: &mut Os<'_, '_>) {
-        let used = self.core.leased(os.now()) as f64;
+        let used = self.core.borrow().leased(os.now()) as f64;
         os.metric_set("dhcp.server.pool_in_use", used);
         os.metric_max("dhcp.server.pool_in_use_max", used);
     }
@@ -390,7 +398,10 @@ impl App for DhcpServer {
             Ok(s) => self.sock = Some(s),
             Err(e) => self.error = Some(e.to_string()),
         }
-        os.metric_set("dhcp.server.pool_size", self.core.pool_size() as f64);
+        os.metric_set(
+            "dhcp.server.pool_size",
+            self.core.borrow().pool_size() as f64,
+        );
         self.update_pool_gauges(os);
     }
 
@@ -421,7 +432,7 @@ impl App for DhcpServer {
             server_id,
             subnet: ifc.prefix,
         };
-        let (outcome, reply) = self.core.handle(os.now(), &m, at);
+        let (outcome, reply) = self.core.borrow_mut().handle(os.now(), &m, at);
         let metric = match outcome {
             Outcome::Offered(_) => Some("dhcp.server.offers"),
             Outcome::Acked(_) => Some("dhcp.server.acks"),
@@ -480,7 +491,8 @@ impl App for DhcpServer {
         if let Some(e) = &self.error {
             return vec![format!("dhcp server: bind failed: {e}")];
         }
-        let c = &self.core.counters;
+        let core = self.core.borrow();
+        let c = &core.counters;
         vec![format!(
             "{} discovers, {} requests: {} offers, {} acks, {} naks, {} declines, {} withdrawn; pool of {}",
             c.discovers,
@@ -490,7 +502,7 @@ impl App for DhcpServer {
             c.naks,
             c.declines,
             c.withdrawn,
-            self.core.pool_size()
+            core.pool_size()
         )]
     }
 }
