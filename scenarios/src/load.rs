@@ -733,4 +733,58 @@ mod tests {
         assert!(matches!(&l.scenario.apps[0], AppDecl::Ping { to, .. } if to == "h2"));
         assert_eq!(l.scenario.links[0].name.as_deref(), Some("h1-r"));
     }
+
+    const DHCP: &str = r#"Scenario(
+    name: "d",
+    nodes: { "sw": Switch(), "r": Router(), "srv": Host(), "c": Host(dhcp: true) },
+    links: [ Link(a: "r", b: "sw"), Link(a: "srv", b: "sw"), Link(a: "c", b: "sw") ],
+    apps: [
+        DhcpServer(on: "srv", pools: [Pool(range: "10.0.0.100-10.0.0.199", dns: ["srv"])],
+                   reservations: { "c": "10.0.0.50" }),
+        DhcpRelay(on: "r", servers: ["srv"]),
+    ],
+)"#;
+
+    #[test]
+    fn dhcp_mistakes_are_located_errors() {
+        assert!(load_str("d.ron", DHCP, &[]).is_ok());
+        let cases = [
+            ("links[2].a_addr=10.0.0.9/24", "gets its address from DHCP"),
+            (
+                r#"links=[Link(a: "r", b: "sw"), Link(a: "srv", b: "sw"), Link(a: "c", b: "sw"), Link(a: "c", b: "r")]"#,
+                "exactly one link",
+            ),
+            ("apps[0].on=c", "needs a static address"),
+            ("apps[1].on=srv", "runs on a router"),
+            ("apps[1].servers=[]", "at least one server"),
+            (r#"apps[1].servers=["c"]"#, "static address"),
+            (r#"apps[0].pools[0].dns=["nowhere"]"#, "static address"),
+            (r#"apps[0].pools[0].router="10.0.0""#, "static address"),
+            (
+                r#"apps[0].reservations={"srv": "10.0.0.50"}"#,
+                "reservations are for DHCP hosts",
+            ),
+            (
+                "apps[0].pools[0].range=10.0.0.199-10.0.0.100",
+                "ends before it starts",
+            ),
+            (
+                r#"apps[0].pools[0]=Pool(subnet: "10.0.0.0/24", range: "10.0.1.1-10.0.1.9")"#,
+                "not inside the pool's subnet",
+            ),
+            (
+                "apps[0].pools[0]=Pool()",
+                "needs a `subnet`, a `range`, or both",
+            ),
+            (
+                r#"apps[1]=DhcpServer(on: "srv")"#,
+                "already runs a DHCP server",
+            ),
+        ];
+        for (set, want) in cases {
+            let e = load_str("d.ron", DHCP, &[set.to_string()]).unwrap_err();
+            assert!(e.message.contains(want), "{set}: {e}");
+            assert!(e.line > 1, "{set}: located: {e}");
+        }
+    }
 }
