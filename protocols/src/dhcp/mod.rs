@@ -48,6 +48,8 @@ pub enum DecodeError {
     NotEthernet { htype: u8, hlen: u8 },
     #[error("no DHCP message type option")]
     NoMessageType,
+    #[error("option {code} is cut short or has a wrong length ({len})")]
+    BadOption { code: u8, len: usize },
     #[error("undecodable: {0}")]
     Codec(String),
 }
@@ -70,11 +72,56 @@ pub fn decode(bytes: &[u8]) -> Result<Message, DecodeError> {
             hlen: bytes[2],
         });
     }
+    check_option_lengths(&bytes[HEADER_LEN..])?;
     let msg = Message::from_bytes(bytes).map_err(|e| DecodeError::Codec(e.to_string()))?;
     match msg.opts().msg_type() {
         Some(MessageType::Unknown(_)) | None => Err(DecodeError::NoMessageType),
         Some(_) => Ok(msg),
     }
+}
+
+/// Walks the options' type-length-value framing and checks the lengths of the options
+/// whose size is fixed by their RFC. dhcproto reads those with fixed-size reads (and
+/// `debug_assert!`s some lengths), so a wrong length would desynchronize or panic it.
+fn check_option_lengths(mut opts: &[u8]) -> Result<(), DecodeError> {
+    while let Some((&code, rest)) = opts.split_first() {
+        match code {
+            0 => {
+                opts = rest;
+                continue;
+            }
+            255 => return Ok(()),
+            _ => {}
+        }
+        let Some((&len, rest)) = rest.split_first() else {
+            return Err(DecodeError::BadOption { code, len: 0 });
+        };
+        let len = len as usize;
+        let ok = rest.len() >= len
+            && match code {
+                // Rapid commit (RFC 4039).
+                80 => len == 0,
+                // Message type, BLQ state and data source.
+                53 | 156 | 157 => len == 1,
+                // Maximum message size, client system architecture (RFC 4578).
+                57 | 93 => len == 2,
+                // Client network interface identifier (RFC 4578).
+                94 => len == 3,
+                // Time offset, lease time, T1, T2, last transaction time, IPv6-only
+                // preferred, BLQ times.
+                2 | 51 | 58 | 59 | 91 | 106 | 152..=155 => len == 4,
+                // Client FQDN (RFC 4702): flags and two rcodes first.
+                81 => len >= 3,
+                // BLQ status code: the code first.
+                151 => len >= 1,
+                _ => true,
+            };
+        if !ok {
+            return Err(DecodeError::BadOption { code, len });
+        }
+        opts = &rest[len..];
+    }
+    Ok(())
 }
 
 /// Encodes a message, padded to the BOOTP minimum of 300 bytes; `None` if dhcproto cannot
@@ -205,7 +252,53 @@ mod tests {
         let mut bad = good.clone();
         bad[240..].fill(0); // only Pad: no message type
         assert_eq!(decode(&bad), Err(DecodeError::NoMessageType));
+        // A client network interface option of two bytes instead of three, and one whose
+        // length runs past the end.
+        let mut bad = good[..240].to_vec();
+        bad.extend_from_slice(&[53, 1, 1, 94, 2, 0, 0, 255]);
+        assert_eq!(
+            decode(&bad),
+            Err(DecodeError::BadOption { code: 94, len: 2 })
+        );
+        let mut bad = good[..240].to_vec();
+        bad.extend_from_slice(&[53, 1, 1, 12, 9, b'h']);
+        assert_eq!(
+            decode(&bad),
+            Err(DecodeError::BadOption { code: 12, len: 9 })
+        );
         assert!(decode(&[0u8; 1000]).is_err());
+    }
+
+    proptest::proptest! {
+        /// Whatever follows a valid header, decoding returns a message or an error and
+        /// never panics; what decodes re-encodes.
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(
+            op in 1u8..3,
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            tlvs in proptest::collection::vec(
+                (proptest::prelude::any::<u8>(), proptest::collection::vec(proptest::prelude::any::<u8>(), 0..12)),
+                0..12,
+            ),
+        ) {
+            let mut bytes = vec![0u8; HEADER_LEN];
+            bytes[0] = op;
+            bytes[1] = 1;
+            bytes[2] = 6;
+            bytes[236..240].copy_from_slice(&MAGIC_COOKIE);
+            // Well-framed options with arbitrary codes and contents, then arbitrary bytes.
+            bytes.extend_from_slice(&[53, 1, 1]);
+            for (code, data) in &tlvs {
+                bytes.push(*code);
+                bytes.push(data.len() as u8);
+                bytes.extend_from_slice(data);
+            }
+            bytes.extend_from_slice(&body);
+            if let Ok(m) = decode(&bytes) {
+                let _ = encode(&m);
+            }
+            let _ = decode(&body);
+        }
     }
 
     #[test]
