@@ -450,7 +450,8 @@ fn validate_dhcp(l: &Loaded) -> Result<(), ScenarioError> {
     let decl = |n: &str| s.nodes.0.iter().find(|(k, _)| k == n).map(|(_, d)| d);
     let is_dhcp_host = |n: &str| matches!(decl(n), Some(NodeDecl::Host(d)) if d.dhcp);
     let node_or_addr = |v: &str, path: String| -> Result<(), ScenarioError> {
-        if v.parse::<Ipv4Addr>().is_ok() || (decl(v).is_some() && !is_dhcp_host(v)) {
+        let static_l3 = matches!(decl(v), Some(NodeDecl::Host(d) | NodeDecl::Router(d)) if !d.dhcp);
+        if v.parse::<Ipv4Addr>().is_ok() || static_l3 {
             return Ok(());
         }
         Err(l.error_at(
@@ -758,6 +759,7 @@ mod tests {
             ("apps[1].on=srv", "runs on a router"),
             ("apps[1].servers=[]", "at least one server"),
             (r#"apps[1].servers=["c"]"#, "static address"),
+            (r#"apps[1].servers=["sw"]"#, "static address"),
             (r#"apps[0].pools[0].dns=["nowhere"]"#, "static address"),
             (r#"apps[0].pools[0].router="10.0.0""#, "static address"),
             (
