@@ -12,7 +12,7 @@ use crate::capture::PcapSink;
 use crate::ip::{IpNode, SendError, SendRequest, Upcall, IP_TIMER_BIT};
 use crate::link::{Channel, Fate, Offer, PacketId};
 use crate::metrics::{FlowTable, NodeCounters, NodeMetrics};
-use crate::packet::{Frame, FrameBody, Ipv4Packet, MacAddr};
+use crate::packet::{Frame, FrameBody, Ipv4Packet};
 use crate::rng::{RngFactory, SimRng};
 use crate::route::Prefix;
 use crate::sched::{Scheduler, TimerHandle};
@@ -211,10 +211,7 @@ impl<'a> NodeCx<'a> {
     pub fn arp_announce(&mut self, iface: u16, addr: Ipv4Addr) {
         self.ip.arp_announce(self.net, iface, addr);
     }
-    /// The link-layer address of `iface`.
-    pub fn iface_mac(&self, iface: u16) -> Option<MacAddr> {
-        self.ip.ifaces.get(iface as usize).map(|i| i.mac)
-    }
+
     pub fn tracer(&mut self) -> &mut Tracer {
         &mut self.net.tracer
     }
@@ -1173,7 +1170,9 @@ mod tests {
     use super::*;
     use crate::ip::{Iface, IpConfig};
     use crate::link::ChannelConfig;
-    use crate::packet::{ip_proto, ChecksumField, HeaderBytes, IpBody, Payload, TransportPacket};
+    use crate::packet::{
+        ip_proto, ChecksumField, HeaderBytes, IpBody, MacAddr, Payload, TransportPacket,
+    };
     use crate::route::EcmpMode;
     use std::cell::RefCell;
     use std::rc::Rc;
