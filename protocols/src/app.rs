@@ -16,6 +16,7 @@
 //! }
 //! ```
 
+use crate::dns::LookupResult;
 use crate::tcp::{Errno, Shutdown, SockOpts, TcpEvent, TcpInfo, TcpSocketId, TcpStack};
 use crate::udp::{self, SocketId, UdpError, UdpTable};
 use sim_core::ip::Iface;
@@ -55,6 +56,8 @@ pub trait App {
     fn on_icmp(&mut self, _os: &mut Os<'_, '_>, _msg: &IcmpIn) {}
     /// Something happened on one of the app's TCP sockets (poll-style readiness).
     fn on_tcp(&mut self, _os: &mut Os<'_, '_>, _sock: TcpSocketId, _event: TcpEvent) {}
+    /// A lookup started with [`Os::lookup`] finished (with the `token` it was given).
+    fn on_resolved(&mut self, _os: &mut Os<'_, '_>, _token: u64, _result: &LookupResult) {}
     /// Another node claims `addr` on `iface`, which some app watches
     /// ([`Os::watch_address`]); told to every app.
     fn on_address_conflict(
@@ -86,6 +89,7 @@ pub struct Os<'a, 'b> {
     pub(crate) tcp: &'a mut TcpStack,
     pub(crate) notices: &'a mut std::collections::VecDeque<crate::host::Notice>,
     pub(crate) dns_servers: &'a mut Vec<Ipv4Addr>,
+    pub(crate) dns: &'a mut crate::dns::host::DnsShared,
     pub(crate) pktinfo: Option<PacketInfo>,
     pub(crate) app: usize,
     pub(crate) app_name: &'a str,
@@ -122,6 +126,28 @@ impl Os<'_, '_> {
     pub fn set_dns_servers(&mut self, servers: &[Ipv4Addr]) {
         self.dns_servers.clear();
         self.dns_servers.extend_from_slice(servers);
+    }
+    /// Looks `name` up through the host's stub resolver (static host entries, then DNS
+    /// through [`Os::dns_servers`] as they are now), like getaddrinfo(); the result comes
+    /// back in [`App::on_resolved`] with `token`, never from inside this call. A dotted
+    /// address resolves to itself.
+    pub fn lookup(&mut self, name: &str, token: u64) {
+        match name.parse::<Ipv4Addr>() {
+            Ok(a) => self.dns.resolved.push_back((self.app, token, Ok(vec![a]))),
+            Err(_) => self
+                .dns
+                .requests
+                .push_back((self.app, token, name.to_string())),
+        }
+    }
+    /// Adds to one of the node's DNS counters (reported per node in summary.json; the
+    /// DNS server apps add theirs when they finish).
+    pub fn dns_count(&mut self, counter: &'static str, n: u64) {
+        self.dns.add(counter, n);
+    }
+    /// Emits a `dns` trace event from this node.
+    pub fn trace_dns(&mut self, event: &'static str, fields: &[(&'static str, TraceValue)]) {
+        self.cx.trace(Category::Dns, event, fields);
     }
     /// Resolves a node name or a dotted address.
     pub fn resolve(&self, name_or_addr: &str) -> Option<Ipv4Addr> {

@@ -6,6 +6,7 @@
 //! Datagrams to a UDP port nobody listens on get ICMP port unreachable.
 
 use crate::app::{App, AppFactory, Os, PacketInfo, APP_TOKEN_BITS};
+use crate::dns::host::{DnsShared, HostResolver};
 use crate::tcp::seq::SeqNum;
 use crate::tcp::{TcpConfig, TcpEnv, TcpEvent, TcpSocketId, TcpStack};
 use crate::udp::{self, UdpTable};
@@ -37,6 +38,8 @@ const START_TIMER_APP: u64 = (1 << (63 - APP_TOKEN_BITS)) - 1;
 const TCP_TIMER_APP: u64 = START_TIMER_APP - 1;
 /// ... and this one stops an app (a "kill" fault).
 const KILL_TIMER_APP: u64 = START_TIMER_APP - 2;
+/// The app index of the host's stub resolver: its timer, sockets and TCP events.
+const STUB_APP: u64 = START_TIMER_APP - 3;
 
 /// The name of the [`StackReport`] in which a host's stack reports its TCP counters at the
 /// end of the run: one `"<Name> <value>"` line per non-zero counter, named as `nstat` names
@@ -44,7 +47,7 @@ const KILL_TIMER_APP: u64 = START_TIMER_APP - 2;
 pub const TCP_COUNTERS_REPORT: &str = "kernel:tcp";
 
 /// The host's TCP counters with their `nstat` names (without the `Tcp`/`TcpExt` prefix).
-pub fn tcp_counter_fields(c: &crate::tcp::TcpCounters) -> [(&'static str, u64); 19] {
+pub fn tcp_counter_fields(c: &crate::tcp::TcpCounters) -> [(&'static str, u64); 22] {
     [
         ("ActiveOpens", c.active_opens),
         ("PassiveOpens", c.passive_opens),
@@ -65,6 +68,9 @@ pub fn tcp_counter_fields(c: &crate::tcp::TcpCounters) -> [(&'static str, u64); 
         ("TCPChallengeACK", c.challenge_acks),
         ("TCPAbortOnData", c.abort_on_data),
         ("TCPAbortOnTimeout", c.abort_on_timeout),
+        ("TCPLostRetransmit", c.lost_retransmits),
+        ("TCPLossProbes", c.loss_probes),
+        ("TCPLossProbeRecovery", c.loss_probe_recoveries),
     ]
 }
 
@@ -78,6 +84,11 @@ pub struct HostConfig {
     /// The host's DNS servers at boot (like `nameserver` lines in /etc/resolv.conf); a
     /// DHCP client may replace them at run time (see [`Os::set_dns_servers`]).
     pub dns_servers: Vec<Ipv4Addr>,
+    /// Static host entries (/etc/hosts): name, address; the stub resolver looks here
+    /// first.
+    pub hosts: Vec<(String, Ipv4Addr)>,
+    /// The stub resolver's options (resolv.conf `options`).
+    pub resolver: crate::dns::StubConfig,
 }
 
 pub struct HostStack {
@@ -91,6 +102,8 @@ pub struct HostStack {
     icmp_idents: Vec<(u16, usize)>,
     reports: Vec<StackReport>,
     dns_servers: Vec<Ipv4Addr>,
+    dns: DnsShared,
+    resolver: Option<HostResolver>,
     /// Apps (by index) waiting for the node to get an address before they start.
     waiting_for_address: Vec<usize>,
     pktinfo: Option<PacketInfo>,
@@ -154,9 +167,37 @@ impl HostStack {
             icmp_idents: Vec::new(),
             reports: Vec::new(),
             dns_servers: Vec::new(),
+            dns: DnsShared::default(),
+            resolver: None,
             waiting_for_address: Vec::new(),
             pktinfo: None,
         }
+    }
+
+    /// Runs `f` on the host's stub resolver with an [`Os`] of its own.
+    fn with_resolver(
+        &mut self,
+        cx: &mut NodeCx<'_>,
+        f: impl FnOnce(&mut HostResolver, &mut Os<'_, '_>),
+    ) {
+        let (Some(udp), Some(tcp), Some(r)) =
+            (self.udp.as_mut(), self.tcp.as_mut(), self.resolver.as_mut())
+        else {
+            return;
+        };
+        let mut os = Os {
+            cx,
+            udp,
+            icmp_idents: &mut self.icmp_idents,
+            tcp,
+            notices: &mut self.notices,
+            dns_servers: &mut self.dns_servers,
+            dns: &mut self.dns,
+            pktinfo: None,
+            app: STUB_APP as usize,
+            app_name: "resolver",
+        };
+        f(r, &mut os);
     }
 
     fn with_app(
@@ -178,6 +219,7 @@ impl HostStack {
             tcp,
             notices: &mut self.notices,
             dns_servers: &mut self.dns_servers,
+            dns: &mut self.dns,
             pktinfo: self.pktinfo,
             app,
             app_name: self.app_names.get(app).map_or("", |s| s.as_str()),
@@ -207,8 +249,20 @@ impl HostStack {
                 self.schedule_start(cx, i);
             }
         }
-        while let Some((app, sock, ev)) = self.notices.pop_front() {
-            self.with_app(cx, app, |a, os| a.on_tcp(os, sock, ev));
+        loop {
+            if let Some((app, sock, ev)) = self.notices.pop_front() {
+                if app == STUB_APP as usize {
+                    self.with_resolver(cx, |r, os| r.on_tcp(os, sock, ev));
+                } else {
+                    self.with_app(cx, app, |a, os| a.on_tcp(os, sock, ev));
+                }
+            } else if let Some((app, token, name)) = self.dns.requests.pop_front() {
+                self.with_resolver(cx, |r, os| r.start(os, app, token, &name));
+            } else if let Some((app, token, result)) = self.dns.resolved.pop_front() {
+                self.with_app(cx, app, |a, os| a.on_resolved(os, token, &result));
+            } else {
+                break;
+            }
         }
         let Some(tcp) = self.tcp.as_ref() else { return };
         let want = tcp.poll_at();
@@ -309,12 +363,16 @@ impl HostStack {
             Some((sock, app)) => {
                 let from = SocketAddrV4::new(d.src, h.src_port);
                 let payload = d.packet.payload.clone();
-                self.pktinfo = Some(PacketInfo {
-                    iface: d.iface,
-                    dst: d.dst,
-                });
-                self.with_app(cx, app, |a, os| a.on_udp(os, sock, from, &payload));
-                self.pktinfo = None;
+                if app == STUB_APP as usize {
+                    self.with_resolver(cx, |r, os| r.on_udp(os, sock, from, &payload));
+                } else {
+                    self.pktinfo = Some(PacketInfo {
+                        iface: d.iface,
+                        dst: d.dst,
+                    });
+                    self.with_app(cx, app, |a, os| a.on_udp(os, sock, from, &payload));
+                    self.pktinfo = None;
+                }
             }
             None => {
                 if let Some(u) = self.udp.as_mut() {
@@ -384,6 +442,12 @@ impl Stack for HostStack {
         self.notices.clear();
         self.icmp_idents.clear();
         self.dns_servers.clone_from(&self.config.dns_servers);
+        self.dns.clear();
+        self.resolver = Some(HostResolver::new(
+            self.config.resolver,
+            &self.config.hosts,
+            cx.rng("dns-stub"),
+        ));
         self.apps = self
             .config
             .apps
@@ -424,6 +488,7 @@ impl Stack for HostStack {
                 self.with_tcp(cx, |tcp, io| tcp.on_timers(io));
             }
             KILL_TIMER_APP => self.kill_app(cx, app_token as usize),
+            STUB_APP => self.with_resolver(cx, |r, os| r.on_timer(os)),
             _ => {
                 self.with_app(cx, app as usize, |a, os| a.on_timer(os, app_token));
             }
@@ -473,6 +538,24 @@ impl Stack for HostStack {
                     lines,
                 });
             }
+        }
+        if let Some(r) = self.resolver.as_ref() {
+            for (k, v) in r.counters().fields() {
+                self.dns.add(k, v);
+            }
+            self.dns.add("stub_hosts_hits", r.hosts_hits);
+        }
+        let lines: Vec<String> = self
+            .dns
+            .counters
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        if !lines.is_empty() {
+            self.reports.push(StackReport {
+                app: crate::dns::DNS_COUNTERS_REPORT.to_string(),
+                lines,
+            });
         }
         if let Some(tcp) = self.tcp.as_ref() {
             let lines: Vec<String> = tcp_counter_fields(tcp.counters())

@@ -10,6 +10,9 @@
 //!   Driven only through [`tcp::TcpEnv`], so it runs without the scheduler in its tests.
 //! - [`host`]: [`host::HostStack`], the `sim_core::world::Stack` of a node: dispatches
 //!   timers, datagrams and ICMP messages to sockets and apps, and runs the TCP stack.
+//! - [`dns`]: DNS (RFC 1034/1035) with hickory-proto messages: authoritative servers,
+//!   recursive resolvers with a TTL cache, and each host's stub resolver behind
+//!   [`app::Os::lookup`].
 //! - [`dhcp`]: DHCP (RFC 2131) client and server state machines, relay rules and codec,
 //!   driven by the DHCP apps without a scheduler.
 //! - [`apps`]: ping, traceroute, UDP constant-bit-rate sender and sink, UDP echo; TCP
@@ -23,6 +26,7 @@
 pub mod app;
 pub mod apps;
 pub mod dhcp;
+pub mod dns;
 pub mod host;
 pub mod tcp;
 pub mod udp;

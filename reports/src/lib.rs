@@ -98,6 +98,10 @@ pub struct NodeSummary {
     /// omitted when all are zero.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub tcp: std::collections::BTreeMap<String, u64>,
+    /// The node's DNS counters (stub resolver, resolver and authoritative server apps),
+    /// non-zero only; omitted when all are zero.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub dns: std::collections::BTreeMap<String, u64>,
     /// Named measurements of the node's protocols (e.g. `dhcp.client.leases`); omitted
     /// when there are none.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]

@@ -404,6 +404,8 @@ pub fn tcp_config(d: &L3Decl) -> Result<TcpConfig, SysctlError> {
             "tcp_delack_min" => c.delack_min = millis()?,
             "tcp_delack_max" => c.delack_max = millis()?,
             "tcp_reordering" => c.reordering = int(1, u32::MAX as u64)? as u32,
+            "tcp_recovery" => c.recovery = int(0, 7)? as u8,
+            "tcp_early_retrans" => c.early_retrans = int(0, 4)? as u8,
             _ => {}
         }
     }
@@ -525,6 +527,21 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
         vec![None; names.len()]
     };
 
+    let node_addr = |n: &str| -> Option<std::net::Ipv4Addr> {
+        n.parse().ok().or_else(|| {
+            names
+                .iter()
+                .position(|x| *x == n)
+                .and_then(|i| plan.ifaces[i].iter().flatten().next().map(|(a, _)| *a))
+        })
+    };
+    let dns = DnsBuild {
+        zones: dns_zones(l, &node_addr)?,
+        addrs: names
+            .iter()
+            .map(|n| (n.to_string(), node_addr(n)))
+            .collect(),
+    };
     let dhcp = dhcp_apps(l, &plan, &kinds)?;
     let mut world = World::new(seed);
     // Flows first so apps can refer to them.
@@ -628,7 +645,7 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
                 let mut slots: Vec<AppSlot> = mine
                     .iter()
                     .map(|&i| {
-                        let mut slot = app_slot(&s.apps[i], i, flow_ids[i], &dhcp);
+                        let mut slot = app_slot(&s.apps[i], i, flow_ids[i], &dns, &dhcp);
                         slot.wait_for_address = dhcp_host;
                         slot
                     })
@@ -668,7 +685,14 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
                     apps: slots,
                     tcp,
                     kills,
-                    dns_servers: Vec::new(),
+                    dns_servers: d.dns.iter().filter_map(|n| dns.addr(n)).collect(),
+                    hosts: d
+                        .hosts
+                        .0
+                        .iter()
+                        .filter_map(|(h, a)| Some((h.clone(), dns.addr(a)?)))
+                        .collect(),
+                    resolver: stub_config(d.dns_options.as_ref()),
                 });
                 NodeSpec::Ip {
                     ip: Box::new(ip),
@@ -762,6 +786,105 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
         kinds,
         link_names,
     })
+}
+
+/// What building the DNS apps needs: the zones (by [`crate::load::zone_key`]) and the
+/// nodes' first addresses.
+struct DnsBuild {
+    zones: Vec<(String, protocols::dns::zone::Zone)>,
+    addrs: Vec<(String, Option<std::net::Ipv4Addr>)>,
+}
+
+impl DnsBuild {
+    /// A node's first address, or a dotted address.
+    fn addr(&self, node_or_addr: &str) -> Option<std::net::Ipv4Addr> {
+        node_or_addr.parse().ok().or_else(|| {
+            self.addrs
+                .iter()
+                .find(|(n, _)| n == node_or_addr)
+                .and_then(|(_, a)| *a)
+        })
+    }
+}
+
+/// Default TTL of zone records, and default negative TTL (SOA MINIMUM).
+const ZONE_TTL: u32 = 3600;
+const ZONE_NEGATIVE_TTL: u32 = 300;
+
+/// The scenario's zones, loaded (names checked, node names turned into addresses).
+fn dns_zones(
+    l: &Loaded,
+    node_addr: &dyn Fn(&str) -> Option<std::net::Ipv4Addr>,
+) -> Result<Vec<(String, protocols::dns::zone::Zone)>, ScenarioError> {
+    use crate::load::{ttl_secs, zone_key};
+    use protocols::dns::zone::{Zone, ZoneData, ZoneRecord, ZoneSpec};
+    let mut out = Vec::new();
+    for (origin, z) in &l.scenario.zones.0 {
+        let at = |f: &str| format!("zones[\"{origin}\"]{f}");
+        let ttl_of = |d: Option<crate::units::Duration>, dflt: u32, f: &str| match d {
+            None => Ok(dflt),
+            Some(d) => ttl_secs(d).map_err(|m| l.error_at(&at(f), m)),
+        };
+        let ttl = ttl_of(z.ttl, ZONE_TTL, ".ttl")?;
+        let mut records = Vec::new();
+        for (i, r) in z.records.iter().enumerate() {
+            let (name, rttl, data) = match r {
+                RecordDecl::A { name, addr, ttl } => {
+                    let a = node_addr(addr).ok_or_else(|| {
+                        l.error_at(
+                            &at(&format!(".records[{i}].addr")),
+                            format!("node \"{addr}\" has no address"),
+                        )
+                    })?;
+                    (name, ttl, ZoneData::A(a))
+                }
+                RecordDecl::Ns { name, host, ttl } => (name, ttl, ZoneData::Ns(host.clone())),
+                RecordDecl::Cname { name, target, ttl } => {
+                    (name, ttl, ZoneData::Cname(target.clone()))
+                }
+            };
+            records.push(ZoneRecord {
+                name: name.clone(),
+                ttl: ttl_of(*rttl, ttl, &format!(".records[{i}].ttl"))?,
+                data,
+            });
+        }
+        let spec = ZoneSpec {
+            origin: origin.clone(),
+            serial: z.serial.unwrap_or(1),
+            soa_ttl: ttl,
+            negative_ttl: ttl_of(z.negative_ttl, ZONE_NEGATIVE_TTL, ".negative_ttl")?,
+            records,
+        };
+        let zone = Zone::new(&spec).map_err(|e| {
+            // Point at the first record the error names, else at the zone.
+            let culprit = spec
+                .records
+                .iter()
+                .position(|r| e.to_string().contains(&format!("\"{}\"", r.name)));
+            l.error_at(
+                &at(&culprit
+                    .map(|i| format!(".records[{i}]"))
+                    .unwrap_or_default()),
+                e.to_string(),
+            )
+        })?;
+        out.push((zone_key(origin), zone));
+    }
+    Ok(out)
+}
+
+/// resolv.conf options of a host.
+fn stub_config(o: Option<&DnsOptionsDecl>) -> protocols::dns::StubConfig {
+    let d = protocols::dns::StubConfig::default();
+    match o {
+        None => d,
+        Some(o) => protocols::dns::StubConfig {
+            timeout_s: o.timeout.unwrap_or(d.timeout_s),
+            attempts: o.attempts.unwrap_or(d.attempts),
+            rotate: o.rotate,
+        },
+    }
 }
 
 /// listen() backlog of the TCP server apps unless given (iperf3 and many servers use 128).
@@ -948,6 +1071,7 @@ fn app_slot(
     a: &AppDecl,
     i: usize,
     flow: Option<sim_core::metrics::FlowId>,
+    dns: &DnsBuild,
     dhcp: &std::collections::BTreeMap<usize, DhcpApp>,
 ) -> AppSlot {
     let name = app_name(a, i);
@@ -1151,6 +1275,51 @@ fn app_slot(
                 Box::new(move || Box::new(syn_flood::SynFlood::new(cfg.clone())) as Box<dyn App>),
             )
         }
+        AppDecl::DnsServer { zones, .. } => {
+            let keys: Vec<String> = zones.iter().map(|z| crate::load::zone_key(z)).collect();
+            let cfg = protocols::dns::server::DnsAuthConfig {
+                name,
+                zones: dns
+                    .zones
+                    .iter()
+                    .filter(|(k, _)| keys.contains(k))
+                    .map(|(_, z)| z.clone())
+                    .collect(),
+            };
+            (
+                SimTime::ZERO,
+                Box::new(move || {
+                    Box::new(protocols::dns::server::DnsAuthServer::new(cfg.clone()))
+                        as Box<dyn App>
+                }),
+            )
+        }
+        AppDecl::DnsResolver {
+            root_hints,
+            timeout,
+            attempts,
+            cache_size,
+            ..
+        } => {
+            let d = protocols::dns::resolver::ResolverConfig::default();
+            let cfg = protocols::dns::server::DnsResolverConfig {
+                name,
+                resolver: protocols::dns::resolver::ResolverConfig {
+                    root_hints: root_hints.iter().filter_map(|h| dns.addr(h)).collect(),
+                    timeout: timeout.map(dur).unwrap_or(d.timeout),
+                    attempts: attempts.unwrap_or(d.attempts),
+                    cache_size: cache_size.map_or(d.cache_size, |c| c as usize),
+                    max_upstream: d.max_upstream,
+                },
+            };
+            (
+                SimTime::ZERO,
+                Box::new(move || {
+                    Box::new(protocols::dns::server::DnsResolverApp::new(cfg.clone()))
+                        as Box<dyn App>
+                }),
+            )
+        }
         AppDecl::DhcpServer(_) | AppDecl::DhcpRelay { .. } => {
             // `dhcp_apps` resolved every DHCP app before the nodes were built. A server's
             // lease database outlives its node's crashes, as a file would.
@@ -1264,6 +1433,7 @@ mod tests {
             "tcp_window_scaling": 0, "tcp_congestion_control": "reno",
             "tcp_slow_start_after_idle": 0, "tcp_delack_min": "20ms", "tcp_delack_max": 100,
             "tcp_reordering": 5, "tcp_pacing": true, "tcp_quickack": true,
+            "tcp_recovery": 4, "tcp_early_retrans": 0,
         }"#,
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -1301,6 +1471,8 @@ mod tests {
             delack_min: ms(20),
             delack_max: ms(100),
             reordering: 5,
+            recovery: 4,
+            early_retrans: 0,
         };
         assert_eq!(c, want);
         // Every field differs from Linux's default, so no knob is silently ignored.

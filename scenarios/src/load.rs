@@ -359,7 +359,10 @@ fn validate(l: &Loaded) -> Result<(), ScenarioError> {
                     format!("invalid port \"{port}\": expected a number from 0 to 65535"),
                 ));
             }
-            if host.parse::<std::net::Ipv4Addr>().is_err() {
+            let by_dns = matches!(a, AppDecl::TcpBulk(_) | AppDecl::TcpRequestResponse(_));
+            if host.parse::<std::net::Ipv4Addr>().is_err()
+                && !(by_dns && !node_names.contains(&host) && is_dns_name(host))
+            {
                 known(host, format!("apps[{i}].to"))?;
             }
         }
@@ -381,7 +384,10 @@ fn validate(l: &Loaded) -> Result<(), ScenarioError> {
             ));
         }
         if let AppDecl::Ping { to, .. } | AppDecl::Traceroute { to, .. } = a {
-            if to.parse::<std::net::Ipv4Addr>().is_err() {
+            let by_dns = matches!(a, AppDecl::Ping { .. })
+                && !node_names.contains(&to.as_str())
+                && is_dns_name(to);
+            if to.parse::<std::net::Ipv4Addr>().is_err() && !by_dns {
                 known(to, format!("apps[{i}].to"))?;
             }
         }
@@ -422,6 +428,180 @@ fn validate(l: &Loaded) -> Result<(), ScenarioError> {
             FaultDecl::NodeCrash { node, .. } | FaultDecl::NodeRestart { node, .. } => {
                 known(node, format!("faults[{i}].node"))?
             }
+        }
+    }
+    validate_dns(l, &|n: &str| l3(n))
+}
+
+/// Can `s` be looked up in the DNS at run time: a domain name with a dot and a letter
+/// (so that addresses and node names are never mistaken for one)?
+pub fn is_dns_name(s: &str) -> bool {
+    s.contains('.')
+        && s.chars().any(|c| c.is_ascii_alphabetic())
+        && protocols::dns::wire::fqdn(s).is_ok()
+}
+
+/// A zone origin as the scenario's zones are keyed: lower case, no final dot ("." for
+/// the root).
+pub fn zone_key(origin: &str) -> String {
+    if origin == "." {
+        return ".".into();
+    }
+    origin.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Whole seconds of a TTL (RFC 2181 8: at most 2^31 - 1).
+pub fn ttl_secs(d: crate::units::Duration) -> Result<u32, String> {
+    let ns = d.as_nanos();
+    if !ns.is_multiple_of(1_000_000_000) || ns / 1_000_000_000 > i32::MAX as u64 {
+        return Err(format!(
+            "a TTL is a whole number of seconds from 0 to 2147483647, found {d}"
+        ));
+    }
+    Ok((ns / 1_000_000_000) as u32)
+}
+
+/// DNS: zones, the servers that serve them, resolvers' root hints, hosts' servers and
+/// host entries. What needs addresses (zone contents) is checked when building.
+fn validate_dns(l: &Loaded, l3: &dyn Fn(&str) -> bool) -> Result<(), ScenarioError> {
+    let s = &l.scenario;
+    let node_or_addr = |v: &str, path: String| -> Result<(), ScenarioError> {
+        if v.parse::<std::net::Ipv4Addr>().is_ok() || l3(v) {
+            return Ok(());
+        }
+        let nodes: Vec<&str> = s
+            .nodes
+            .0
+            .iter()
+            .filter(|(n, _)| l3(n))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        Err(l.error_at(
+            &path,
+            format!(
+                "expected a host or router name or an IPv4 address, found \"{v}\" (hosts and routers: {})",
+                nodes.join(", ")
+            ),
+        ))
+    };
+    let mut keys: Vec<String> = Vec::new();
+    for (origin, z) in &s.zones.0 {
+        let at = |f: &str| format!("zones[\"{origin}\"]{f}");
+        if protocols::dns::wire::fqdn(origin).is_err() {
+            return Err(l.error_at(
+                &at(""),
+                format!("invalid zone name \"{origin}\": expected a domain name like \"example.org\" or \".\""),
+            ));
+        }
+        let key = zone_key(origin);
+        if keys.contains(&key) {
+            return Err(l.error_at(&at(""), format!("zone \"{origin}\" is declared twice")));
+        }
+        keys.push(key);
+        for (f, d) in [("ttl", z.ttl), ("negative_ttl", z.negative_ttl)] {
+            if let Some(d) = d {
+                ttl_secs(d).map_err(|m| l.error_at(&at(&format!(".{f}")), m))?;
+            }
+        }
+        for (i, r) in z.records.iter().enumerate() {
+            let ttl = match r {
+                RecordDecl::A { ttl, .. }
+                | RecordDecl::Ns { ttl, .. }
+                | RecordDecl::Cname { ttl, .. } => ttl,
+            };
+            if let Some(d) = ttl {
+                ttl_secs(*d).map_err(|m| l.error_at(&at(&format!(".records[{i}].ttl")), m))?;
+            }
+            if let RecordDecl::A { addr, .. } = r {
+                node_or_addr(addr, at(&format!(".records[{i}].addr")))?;
+            }
+        }
+    }
+    for (name, decl) in &s.nodes.0 {
+        let (NodeDecl::Host(d) | NodeDecl::Router(d)) = decl else {
+            continue;
+        };
+        for (i, server) in d.dns.iter().enumerate() {
+            node_or_addr(server, format!("nodes[\"{name}\"].dns[{i}]"))?;
+        }
+        for (host, addr) in &d.hosts.0 {
+            let path = format!("nodes[\"{name}\"].hosts[\"{host}\"]");
+            if protocols::dns::wire::fqdn(host).is_err() {
+                return Err(l.error_at(
+                    &format!("nodes[\"{name}\"].hosts"),
+                    format!("invalid host name \"{host}\": expected a domain name"),
+                ));
+            }
+            node_or_addr(addr, path)?;
+        }
+        if let Some(o) = &d.dns_options {
+            let path = |f: &str| format!("nodes[\"{name}\"].dns_options.{f}");
+            if o.timeout.is_some_and(|t| !(1..=30).contains(&t)) {
+                return Err(l.error_at(
+                    &path("timeout"),
+                    "expected 1 to 30 (seconds, as glibc allows)",
+                ));
+            }
+            if o.attempts.is_some_and(|a| !(1..=5).contains(&a)) {
+                return Err(l.error_at(&path("attempts"), "expected 1 to 5 (as glibc allows)"));
+            }
+        }
+    }
+    for (i, a) in s.apps.iter().enumerate() {
+        match a {
+            AppDecl::DnsServer { zones, .. } => {
+                if zones.is_empty() {
+                    return Err(l.error_at(
+                        &format!("apps[{i}].zones"),
+                        "a DNS server needs at least one zone",
+                    ));
+                }
+                for (k, z) in zones.iter().enumerate() {
+                    if !keys.contains(&zone_key(z)) {
+                        return Err(l.error_at(
+                            &format!("apps[{i}].zones[{k}]"),
+                            format!(
+                                "unknown zone \"{z}\"; expected one of the scenario's zones: {}",
+                                s.zones
+                                    .0
+                                    .iter()
+                                    .map(|(o, _)| o.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
+            AppDecl::DnsResolver {
+                root_hints,
+                timeout,
+                attempts,
+                ..
+            } => {
+                if root_hints.is_empty() {
+                    return Err(l.error_at(
+                        &format!("apps[{i}].root_hints"),
+                        "a resolver needs at least one root server (node or address)",
+                    ));
+                }
+                for (k, h) in root_hints.iter().enumerate() {
+                    node_or_addr(h, format!("apps[{i}].root_hints[{k}]"))?;
+                }
+                if timeout.is_some_and(|t| t.as_nanos() == 0) {
+                    return Err(l.error_at(
+                        &format!("apps[{i}].timeout"),
+                        "timeout must be greater than zero",
+                    ));
+                }
+                if *attempts == Some(0) {
+                    return Err(l.error_at(
+                        &format!("apps[{i}].attempts"),
+                        "attempts must be at least 1",
+                    ));
+                }
+            }
+            _ => {}
         }
     }
     Ok(())
@@ -609,6 +789,7 @@ pub fn app_node(a: &AppDecl) -> (&str, &'static str) {
         AppDecl::TcpSink(d) => (&d.on, "on"),
         AppDecl::TcpServer(d) => (&d.on, "on"),
         AppDecl::TcpEcho(d) => (&d.on, "on"),
+        AppDecl::DnsServer { on, .. } | AppDecl::DnsResolver { on, .. } => (on, "on"),
         AppDecl::DhcpServer(d) => (&d.on, "on"),
         AppDecl::DhcpRelay { on, .. } => (on, "on"),
     }
@@ -628,6 +809,8 @@ pub fn app_name(a: &AppDecl, i: usize) -> String {
         AppDecl::TcpServer(d) => (&d.name, "tcp-server"),
         AppDecl::TcpEcho(d) => (&d.name, "tcp-echo"),
         AppDecl::SynFlood { name, .. } => (name, "syn-flood"),
+        AppDecl::DnsServer { name, .. } => (name, "dns-server"),
+        AppDecl::DnsResolver { name, .. } => (name, "dns-resolver"),
         AppDecl::DhcpServer(d) => (&d.name, "dhcp-server"),
         AppDecl::DhcpRelay { name, .. } => (name, "dhcp-relay"),
     };

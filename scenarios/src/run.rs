@@ -64,6 +64,7 @@ fn categories(l: &Loaded) -> Vec<Category> {
             T::TcpProbe => Category::TcpProbe,
             T::App => Category::App,
             T::Fault => Category::Fault,
+            T::Dns => Category::Dns,
             T::Dhcp => Category::Dhcp,
         })
         .collect()
@@ -229,6 +230,21 @@ fn summarize(
         .reports()
         .into_iter()
         .partition(|(_, r)| r.app == protocols::host::TCP_COUNTERS_REPORT);
+    // ... and their DNS counters the same way.
+    let (dns_reports, app_reports): (Vec<_>, Vec<_>) = app_reports
+        .into_iter()
+        .partition(|(_, r)| r.app == protocols::dns::DNS_COUNTERS_REPORT);
+    let counters_of = |reports: &[(String, sim_core::world::StackReport)], node: &str| {
+        reports
+            .iter()
+            .filter(|(n, _)| n == node)
+            .flat_map(|(_, r)| r.lines.iter())
+            .filter_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect::<std::collections::BTreeMap<String, u64>>()
+    };
     let tcp_counters = |node: &str| -> std::collections::BTreeMap<String, u64> {
         tcp_reports
             .iter()
@@ -277,6 +293,7 @@ fn summarize(
                 addresses,
                 counters,
                 tcp: tcp_counters(w.node_name(id)),
+                dns: counters_of(&dns_reports, w.node_name(id)),
                 metrics,
             }
         })

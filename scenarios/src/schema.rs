@@ -32,6 +32,9 @@ pub struct Scenario {
     pub faults: Vec<FaultDecl>,
     #[serde(default)]
     pub record: Record,
+    /// DNS zones by origin (`"."` is the root), served by `DnsServer` apps.
+    #[serde(default)]
+    pub zones: NamedMap<ZoneDecl>,
 }
 
 fn default_duration() -> Duration {
@@ -103,10 +106,79 @@ pub struct L3Decl {
     /// (tcp_syn_retries, tcp_rmem, somaxconn, ...); see `build::sysctl_names`.
     #[serde(default)]
     pub sysctl: NamedMap<SysctlValue>,
+    /// DNS servers (resolv.conf `nameserver`s), in order: node names or addresses.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// Static host entries (/etc/hosts): DNS name to node name or address.
+    #[serde(default)]
+    pub hosts: NamedMap<String>,
+    /// resolv.conf `options` of the stub resolver.
+    #[serde(default)]
+    pub dns_options: Option<DnsOptionsDecl>,
     /// Hosts only: the interface has no address until a DHCP server leases one (with the
     /// default route and DNS servers); the host's apps start once it has one.
     #[serde(default)]
     pub dhcp: bool,
+}
+
+/// resolv.conf `options` (glibc defaults: timeout 5 s, 2 attempts, no rotate).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename = "DnsOptions")]
+pub struct DnsOptionsDecl {
+    /// Seconds per attempt (`options timeout:n`, 1 to 30).
+    #[serde(default)]
+    pub timeout: Option<u32>,
+    /// Rounds over the servers (`options attempts:n`, 1 to 5).
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    /// Start each lookup at the next server (`options rotate`).
+    #[serde(default)]
+    pub rotate: bool,
+}
+
+/// A DNS zone: its records and TTLs.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename = "Zone")]
+pub struct ZoneDecl {
+    /// TTL of records that give none, and of the SOA (default 1h).
+    #[serde(default)]
+    pub ttl: Option<Duration>,
+    /// The SOA MINIMUM: how long resolvers cache NXDOMAIN and NODATA (default 5m).
+    #[serde(default)]
+    pub negative_ttl: Option<Duration>,
+    /// The SOA serial (default 1).
+    #[serde(default)]
+    pub serial: Option<u32>,
+    #[serde(default)]
+    pub records: Vec<RecordDecl>,
+}
+
+/// A resource record. `name` is relative to the zone unless it ends with '.'; `"@"` is
+/// the zone itself.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub enum RecordDecl {
+    /// An address: `addr` is a node name (its first address) or a dotted address.
+    A {
+        name: String,
+        addr: String,
+        #[serde(default)]
+        ttl: Option<Duration>,
+    },
+    /// A name server of `name` (a delegation when below the zone's apex).
+    Ns {
+        name: String,
+        host: String,
+        #[serde(default)]
+        ttl: Option<Duration>,
+    },
+    /// An alias.
+    Cname {
+        name: String,
+        target: String,
+        #[serde(default)]
+        ttl: Option<Duration>,
+    },
 }
 
 /// A sysctl's value: an integer (`6`), a string (`"4096 131072 6291456"`, `"newreno"`,
@@ -436,6 +508,29 @@ pub enum AppDecl {
     TcpServer(TcpServerDecl),
     /// TCP echo server.
     TcpEcho(TcpEchoDecl),
+    /// Authoritative DNS server for `zones` (origins in the scenario's `zones`).
+    DnsServer {
+        on: String,
+        zones: Vec<String>,
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Recursive DNS resolver; `root_hints`: the root servers (nodes or addresses).
+    DnsResolver {
+        on: String,
+        root_hints: Vec<String>,
+        #[serde(default)]
+        name: Option<String>,
+        /// Wait for an upstream answer (default 2s).
+        #[serde(default)]
+        timeout: Option<Duration>,
+        /// Rounds over a zone's servers before SERVFAIL (default 2).
+        #[serde(default)]
+        attempts: Option<u32>,
+        /// Cache entries kept at most (default 10000).
+        #[serde(default)]
+        cache_size: Option<u32>,
+    },
     /// DHCP server (RFC 2131) on a host or router with static addresses.
     DhcpServer(DhcpServerDecl),
     /// DHCP relay agent on a router: forwards clients' requests to `servers`.
@@ -777,5 +872,6 @@ pub enum TraceCategory {
     TcpProbe,
     App,
     Fault,
+    Dns,
     Dhcp,
 }

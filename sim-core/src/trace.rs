@@ -24,12 +24,14 @@ pub enum Category {
     TcpProbe,
     App,
     Fault,
+    /// DNS: stub lookups, resolver and authoritative server events.
+    Dns,
     /// DHCP clients, servers and relay agents (RFC 2131).
     Dhcp,
 }
 
 impl Category {
-    pub const ALL: [Category; 11] = [
+    pub const ALL: [Category; 12] = [
         Category::Link,
         Category::L2,
         Category::Arp,
@@ -40,6 +42,7 @@ impl Category {
         Category::TcpProbe,
         Category::App,
         Category::Fault,
+        Category::Dns,
         Category::Dhcp,
     ];
     fn bit(self) -> u32 {
@@ -57,6 +60,7 @@ impl Category {
             Category::TcpProbe => "tcp_probe",
             Category::App => "app",
             Category::Fault => "fault",
+            Category::Dns => "dns",
             Category::Dhcp => "dhcp",
         }
     }
