@@ -466,6 +466,19 @@ pub fn ttl_secs(d: crate::units::Duration) -> Result<u32, String> {
 fn validate_dns(l: &Loaded, l3: &dyn Fn(&str) -> bool) -> Result<(), ScenarioError> {
     let s = &l.scenario;
     let node_or_addr = |v: &str, path: String| -> Result<(), ScenarioError> {
+        let dhcp_host = s
+            .nodes
+            .0
+            .iter()
+            .any(|(n, d)| n == v && matches!(d, NodeDecl::Host(h) if h.dhcp));
+        if dhcp_host {
+            return Err(l.error_at(
+                &path,
+                format!(
+                    "\"{v}\" gets its address from DHCP at run time; expected a node with a static address or an IPv4 address"
+                ),
+            ));
+        }
         if v.parse::<std::net::Ipv4Addr>().is_ok() || l3(v) {
             return Ok(());
         }
@@ -964,6 +977,10 @@ mod tests {
             (
                 r#"apps[1]=DhcpServer(on: "srv")"#,
                 "already runs a DHCP server",
+            ),
+            (
+                r#"apps[1]=DnsResolver(on: "r", root_hints: ["c"])"#,
+                "gets its address from DHCP",
             ),
         ];
         for (set, want) in cases {
