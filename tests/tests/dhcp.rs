@@ -627,4 +627,108 @@ fn the_dhcp_lan_example_leases_every_client_and_renews() {
         5.0
     );
     assert_eq!(r.metric("dhcp1", "dhcp.server.pool_size"), 100.0);
+    // c1 reached web by name through ns, the DNS server of its lease.
+    let www = common::flow(&r.o, "tcp-rr-5");
+    assert_eq!(www.dst, "www.campus.example:80");
+    assert_eq!(www.error, None);
+    assert_eq!(www.rx_packets, 20);
+    assert!(www.extra["dns_lookup_ms"] > 0.0, "{www:?}");
+    let ns = r.o.summary.nodes.iter().find(|n| n.name == "ns");
+    assert_eq!(ns.and_then(|n| n.dns.get("auth_answers").copied()), Some(1));
+}
+
+/// DHCP and DNS together: a DHCP host's stub resolver uses the DNS servers of its lease
+/// (option 6, the pool's `dns`), which replace the ones the host was declared with. `ns`
+/// is a recursive resolver, `root` the authoritative server of the root zone, where
+/// www.campus.example is web's address. `c` was declared with a server nobody runs
+/// (10.0.0.99): if the lease's servers were added to it rather than replacing it, the
+/// lookup would go there first and wait 5 s for it.
+fn dhcp_and_dns(pool_dns: &str) -> String {
+    format!(
+        r#"Scenario(
+    name: "dhcp-dns",
+    duration: "20s",
+    nodes: {{ "sw": Switch(), "r": Router(), "srv": Host(), "web": Host(), "ns": Host(),
+              "root": Host(), "c": Host(dhcp: true, dns: ["10.0.0.99"]) }},
+    links: [
+        Link(a: "r", b: "sw", subnet: "10.0.0.0/24", delay: "100us"),
+        Link(a: "srv", b: "sw", delay: "100us"),
+        Link(a: "web", b: "sw", delay: "100us"),
+        Link(a: "ns", b: "sw", delay: "100us"),
+        Link(a: "root", b: "sw", delay: "100us"),
+        Link(a: "c", b: "sw", delay: "100us"),
+    ],
+    zones: {{ ".": Zone(records: [A(name: "www.campus.example.", addr: "web")]) }},
+    apps: [
+        DhcpServer(on: "srv", pools: [Pool(range: "10.0.0.100-10.0.0.110", dns: {pool_dns})]),
+        DnsServer(on: "root", zones: ["."]),
+        DnsResolver(on: "ns", root_hints: ["root"]),
+        TcpServer(on: "web", port: 80),
+        TcpRequestResponse(name: "www", from: "c", to: "www.campus.example:80", count: 1),
+    ],
+    record: (trace: [Dhcp, Dns]),
+)"#
+    )
+}
+
+#[test]
+fn a_dhcp_hosts_lookups_go_to_the_dns_servers_of_its_lease() {
+    let r = run_traced(&dhcp_and_dns(r#"["ns"]"#), "dns-from-lease");
+    let addr = |n: &str| r.addresses(n)[0].split('/').next().unwrap().to_string();
+    let (ns, web) = (addr("ns"), addr("web"));
+    let bound = r.acquired("c");
+    assert_eq!(bound.len(), 1);
+    let bound_at: u64 = field(bound[0], "t_ns").unwrap().parse().unwrap();
+    assert_eq!(bound_at, 4 * H + S);
+    // The app waited for the lease, then its lookup went to the lease's server at once:
+    // one query, to ns, none to the declared 10.0.0.99.
+    let queries = r.lines("c", "stub_query");
+    assert_eq!(queries.len(), 1, "{queries:?}");
+    assert_eq!(r.times("c", "stub_query", &[("server", &ns)]), [bound_at]);
+    assert_eq!(field(queries[0], "attempt"), Some("1"));
+    assert_eq!(field(queries[0], "transport"), Some("udp"));
+    // The resolver asked the root, and c got web's address.
+    assert_eq!(r.lines("ns", "upstream_query").len(), 1);
+    let done = r.lines("c", "lookup_done");
+    assert_eq!(done.len(), 1);
+    assert_eq!(field(done[0], "result"), Some("ok"));
+    assert_eq!(field(done[0], "addr"), Some(web.as_str()));
+    let done_at: u64 = field(done[0], "t_ns").unwrap().parse().unwrap();
+    let latency: u64 = field(done[0], "latency_ns").unwrap().parse().unwrap();
+    assert_eq!(done_at - bound_at, latency);
+    println!(
+        "lease at {:.6} s, lookup through {ns} took {:.3} ms",
+        bound_at as f64 / 1e9,
+        latency as f64 / 1e6
+    );
+    // The flow connected to web by that name after the lookup and got its answer.
+    let f = common::flow(&r.o, "www");
+    assert_eq!(f.extra["dns_lookup_ms"], latency as f64 / 1e6);
+    assert_eq!(f.error, None);
+    assert_eq!(f.dst, "www.campus.example:80");
+    assert_eq!(f.rx_packets, 1);
+    let stub = |k: &str| {
+        r.o.summary
+            .nodes
+            .iter()
+            .find(|n| n.name == "c")
+            .and_then(|n| n.dns.get(k).copied())
+            .unwrap_or(0)
+    };
+    assert_eq!(stub("stub_lookups"), 1);
+    assert_eq!(stub("stub_answers"), 1);
+    assert_eq!(stub("stub_udp_queries"), 1);
+    assert_eq!(stub("stub_timeouts"), 0);
+
+    // Without option 6 the lease leaves the host no DNS server: the lookup fails at once.
+    let r = run_traced(&dhcp_and_dns("[]"), "no-dns-in-lease");
+    assert!(r.lines("c", "stub_query").is_empty());
+    assert_eq!(
+        r.times("c", "lookup_done", &[("result", "no_servers")]),
+        [4 * H + S]
+    );
+    assert_eq!(
+        common::flow(&r.o, "www").error.as_deref(),
+        Some("EAI_AGAIN")
+    );
 }
