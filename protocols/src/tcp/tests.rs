@@ -1527,21 +1527,26 @@ fn tail_loss_probe_turns_a_tail_loss_into_fast_recovery() {
     assert_eq!(got.iter().map(|g| g.len()).sum::<usize>(), 10 * 1448);
 }
 
+/// Loses the client's segment at stream offset 3 x 1448 and its first retransmission.
+fn lose_fourth_segment_twice() -> DropRule {
+    let mut drops = 0;
+    Box::new(move |i, x, _| {
+        let fourth = matches!(x.payload, Payload::Pattern { offset, .. } if offset == 3 * 1448);
+        if i == 0 && fourth && drops < 2 {
+            drops += 1;
+            return true;
+        }
+        false
+    })
+}
+
 // RFC 8985 RACK: a lost retransmission is found lost when a segment sent after it is
 // delivered, one RTT later, instead of at the RTO.
 #[test]
 fn rack_detects_a_lost_retransmission_without_an_rto() {
     let mut p = pair();
     let (c, s) = connected(&mut p);
-    let mut drops = 0;
-    p.drop = Some(Box::new(move |i, x, _| {
-        let third = matches!(x.payload, Payload::Pattern { offset, .. } if offset == 3 * 1448);
-        if i == 0 && third && drops < 2 {
-            drops += 1;
-            return true;
-        }
-        false
-    }));
+    p.drop = Some(lose_fourth_segment_twice());
     let t0 = p.now;
     let written = p.hosts[0].send(c, &pattern(0, 30 * 1448));
     p.run_until(t0 + SimDuration::from_secs(1));
@@ -1565,15 +1570,7 @@ fn without_rack_a_lost_retransmission_waits_for_the_rto() {
     };
     let mut p = Pair::new(cfg.clone(), cfg, SimDuration::from_millis(10));
     let (c, _s) = connected(&mut p);
-    let mut drops = 0;
-    p.drop = Some(Box::new(move |i, x, _| {
-        let third = matches!(x.payload, Payload::Pattern { offset, .. } if offset == 3 * 1448);
-        if i == 0 && third && drops < 2 {
-            drops += 1;
-            return true;
-        }
-        false
-    }));
+    p.drop = Some(lose_fourth_segment_twice());
     let t0 = p.now;
     p.hosts[0].send(c, &pattern(0, 30 * 1448));
     p.run_until(t0 + SimDuration::from_secs(1));
