@@ -5,7 +5,7 @@
 //! app holding the identifier, ICMP errors to the socket that sent the offending datagram.
 //! Datagrams to a UDP port nobody listens on get ICMP port unreachable.
 
-use crate::app::{App, AppFactory, Os, APP_TOKEN_BITS};
+use crate::app::{App, AppFactory, Os, PacketInfo, APP_TOKEN_BITS};
 use crate::dns::host::{DnsShared, HostResolver};
 use crate::tcp::seq::SeqNum;
 use crate::tcp::{TcpConfig, TcpEnv, TcpEvent, TcpSocketId, TcpStack};
@@ -24,6 +24,9 @@ use std::rc::Rc;
 pub struct AppSlot {
     pub start: SimTime,
     pub factory: AppFactory,
+    /// Start no earlier than `start` and not before the node has an address (the apps of a
+    /// host configured at run time, e.g. by DHCP, wait for the first lease).
+    pub wait_for_address: bool,
 }
 
 /// A TCP event waiting for its app.
@@ -101,6 +104,9 @@ pub struct HostStack {
     dns_servers: Vec<Ipv4Addr>,
     dns: DnsShared,
     resolver: Option<HostResolver>,
+    /// Apps (by index) waiting for the node to get an address before they start.
+    waiting_for_address: Vec<usize>,
+    pktinfo: Option<PacketInfo>,
 }
 
 /// The TCP stack's view of the node (see [`TcpEnv`]).
@@ -163,6 +169,8 @@ impl HostStack {
             dns_servers: Vec::new(),
             dns: DnsShared::default(),
             resolver: None,
+            waiting_for_address: Vec::new(),
+            pktinfo: None,
         }
     }
 
@@ -185,6 +193,7 @@ impl HostStack {
             notices: &mut self.notices,
             dns_servers: &mut self.dns_servers,
             dns: &mut self.dns,
+            pktinfo: None,
             app: STUB_APP as usize,
             app_name: "resolver",
         };
@@ -211,14 +220,35 @@ impl HostStack {
             notices: &mut self.notices,
             dns_servers: &mut self.dns_servers,
             dns: &mut self.dns,
+            pktinfo: self.pktinfo,
             app,
             app_name: self.app_names.get(app).map_or("", |s| s.as_str()),
         };
         f(a.as_mut(), &mut os);
     }
 
-    /// Delivers queued TCP events (which may queue more), then re-arms the TCP wake-up.
+    /// Sets the start timer of app `i`: at its start time, or now if that has passed.
+    fn schedule_start(&self, cx: &mut NodeCx<'_>, i: usize) {
+        let Some(s) = self.config.apps.get(i) else {
+            return;
+        };
+        let now = cx.now();
+        let delay = if s.start > now {
+            s.start - now
+        } else {
+            SimDuration::ZERO
+        };
+        cx.set_timer(delay, (START_TIMER_APP << APP_TOKEN_BITS) | i as u64);
+    }
+
+    /// Delivers queued TCP events (which may queue more), starts apps that waited for an
+    /// address once there is one, then re-arms the TCP wake-up.
     fn settle(&mut self, cx: &mut NodeCx<'_>) {
+        if !self.waiting_for_address.is_empty() && cx.primary_addr().is_some() {
+            for i in std::mem::take(&mut self.waiting_for_address) {
+                self.schedule_start(cx, i);
+            }
+        }
         loop {
             if let Some((app, sock, ev)) = self.notices.pop_front() {
                 if app == STUB_APP as usize {
@@ -336,7 +366,12 @@ impl HostStack {
                 if app == STUB_APP as usize {
                     self.with_resolver(cx, |r, os| r.on_udp(os, sock, from, &payload));
                 } else {
+                    self.pktinfo = Some(PacketInfo {
+                        iface: d.iface,
+                        dst: d.dst,
+                    });
                     self.with_app(cx, app, |a, os| a.on_udp(os, sock, from, &payload));
+                    self.pktinfo = None;
                 }
             }
             None => {
@@ -425,13 +460,14 @@ impl Stack for HostStack {
             .map(|a| a.as_ref().map_or(String::new(), |a| a.name().to_string()))
             .collect();
         let now = cx.now();
+        self.waiting_for_address.clear();
+        let has_address = cx.primary_addr().is_some();
         for (i, s) in self.config.apps.iter().enumerate() {
-            let delay = if s.start > now {
-                s.start - now
+            if s.wait_for_address && !has_address {
+                self.waiting_for_address.push(i);
             } else {
-                SimDuration::ZERO
-            };
-            cx.set_timer(delay, (START_TIMER_APP << APP_TOKEN_BITS) | i as u64);
+                self.schedule_start(cx, i);
+            }
         }
         for &(app, at) in &self.config.kills {
             if at >= now {
@@ -476,6 +512,16 @@ impl Stack for HostStack {
                 send_unreachable(cx, &d, UnreachableCode::Protocol);
             }
             Upcall::Icmp(m) => self.deliver_icmp(cx, m),
+            Upcall::AddressConflict { iface, addr, mac } => {
+                for i in 0..self.apps.len() {
+                    self.with_app(cx, i, |a, os| a.on_address_conflict(os, iface, addr, mac));
+                }
+            }
+            Upcall::Carrier { iface, up } => {
+                for i in 0..self.apps.len() {
+                    self.with_app(cx, i, |a, os| a.on_carrier(os, iface, up));
+                }
+            }
         }
         self.settle(cx);
     }

@@ -106,6 +106,10 @@ pub struct NodeSummary {
     /// non-zero only; omitted when all are zero.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub dns: std::collections::BTreeMap<String, u64>,
+    /// Named measurements of the node's protocols (e.g. `dhcp.client.leases`); omitted
+    /// when there are none.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metrics: std::collections::BTreeMap<String, f64>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

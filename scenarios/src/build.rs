@@ -2,6 +2,7 @@
 
 use crate::load::{app_name, app_node, link_name, Loaded, ScenarioError};
 use crate::schema::*;
+use protocols::apps::dhcp as dhcp_apps;
 use protocols::apps::{cbr, echo, ping, syn_flood, tcp_bulk, tcp_echo, tcp_rr, traceroute};
 use protocols::host::{AppSlot, HostConfig, HostStack};
 use protocols::tcp::{SockOpts, TcpConfig};
@@ -489,6 +490,7 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
         .map(|(n, k)| TopoNode {
             name: n.to_string(),
             kind: *k,
+            dynamic_address: is_dhcp_host(s, n),
         })
         .collect();
     let topo_links: Vec<TopoLink> = s
@@ -540,6 +542,7 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
             .map(|n| (n.to_string(), node_addr(n)))
             .collect(),
     };
+    let dhcp = dhcp_apps(l, &plan, &kinds)?;
     let mut world = World::new(seed);
     // Flows first so apps can refer to them.
     let mut flow_ids = Vec::new();
@@ -638,10 +641,31 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
                 let mine: Vec<usize> = (0..s.apps.len())
                     .filter(|&i| app_node(&s.apps[i]).0 == name)
                     .collect();
-                let slots: Vec<AppSlot> = mine
+                let dhcp_host = is_dhcp_host(s, name);
+                let mut slots: Vec<AppSlot> = mine
                     .iter()
-                    .map(|&i| app_slot(&s.apps[i], i, flow_ids[i], &dns))
+                    .map(|&i| {
+                        let mut slot = app_slot(&s.apps[i], i, flow_ids[i], &dns, &dhcp);
+                        slot.wait_for_address = dhcp_host;
+                        slot
+                    })
                     .collect();
+                if dhcp_host {
+                    // The client goes last, so the user's apps keep their indices; the
+                    // lease file outlives the stack, as a file on disk would.
+                    let cfg = dhcp_apps::DhcpClientConfig {
+                        name: crate::load::DHCP_CLIENT_APP.to_string(),
+                        iface: 0,
+                        lease_file: Default::default(),
+                    };
+                    slots.push(AppSlot {
+                        start: SimTime::ZERO,
+                        factory: Box::new(move || {
+                            Box::new(dhcp_apps::DhcpClient::new(cfg.clone())) as Box<dyn App>
+                        }),
+                        wait_for_address: false,
+                    });
+                }
                 // KillApp faults for this node's apps, by index among them.
                 let kills = s
                     .faults
@@ -866,11 +890,189 @@ fn stub_config(o: Option<&DnsOptionsDecl>) -> protocols::dns::StubConfig {
 /// listen() backlog of the TCP server apps unless given (iperf3 and many servers use 128).
 const DEFAULT_BACKLOG: u32 = 128;
 
+/// A DHCP server's or relay agent's settings, resolved against the address plan.
+#[derive(Clone)]
+enum DhcpApp {
+    Server(dhcp_apps::DhcpServerConfig),
+    Relay(dhcp_apps::DhcpRelayConfig),
+}
+
+fn is_dhcp_host(s: &Scenario, node: &str) -> bool {
+    s.nodes
+        .0
+        .iter()
+        .any(|(n, d)| n == node && matches!(d, NodeDecl::Host(h) if h.dhcp))
+}
+
+/// Default lease time of a DHCP server (dnsmasq's; ISC dhcpd uses 12 h).
+const DHCP_DEFAULT_LEASE: SimDuration = SimDuration::from_secs(3600);
+const DHCP_DEFAULT_OFFER_HOLD: SimDuration = SimDuration::from_secs(30);
+
+/// Resolves every DHCP server's pools and every relay's servers against the address
+/// plan, by app index.
+fn dhcp_apps(
+    l: &Loaded,
+    plan: &AddressPlan,
+    kinds: &[NodeKind],
+) -> Result<std::collections::BTreeMap<usize, DhcpApp>, ScenarioError> {
+    use protocols::dhcp::server::{PoolConfig, ServerConfig};
+    use std::net::Ipv4Addr;
+    let s = &l.scenario;
+    let index = |n: &str| s.nodes.0.iter().position(|(k, _)| k == n);
+    // A node's first address (validation made sure it is a node with static ones).
+    let addr_of = |v: &str| -> Option<Ipv4Addr> {
+        v.parse().ok().or_else(|| {
+            plan.ifaces[index(v)?]
+                .iter()
+                .flatten()
+                .map(|(a, _)| *a)
+                .next()
+        })
+    };
+    let static_addrs = |seg: usize| -> Vec<Ipv4Addr> {
+        plan.segments[seg]
+            .members
+            .iter()
+            .filter_map(|&(n, p)| plan.ifaces[n][p as usize].map(|(a, _)| a))
+            .collect()
+    };
+    let first_router = |seg: usize| -> Option<Ipv4Addr> {
+        plan.segments[seg]
+            .members
+            .iter()
+            .filter(|&&(n, _)| kinds[n] == NodeKind::Router)
+            .filter_map(|&(n, p)| plan.ifaces[n][p as usize].map(|(a, _)| a))
+            .min()
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for (i, a) in s.apps.iter().enumerate() {
+        match a {
+            AppDecl::DhcpServer(d) => {
+                let lease = d.lease.map_or(DHCP_DEFAULT_LEASE, dur);
+                let mut pools = Vec::new();
+                let own: Vec<usize> = index(&d.on)
+                    .map(|n| plan.port_segment[n].clone())
+                    .unwrap_or_default();
+                let decls: Vec<(Option<PoolDecl>, Option<usize>)> = if d.pools.is_empty() {
+                    own.iter().map(|&seg| (None, Some(seg))).collect()
+                } else {
+                    d.pools.iter().map(|p| (Some(p.clone()), None)).collect()
+                };
+                for (pi, (p, seg)) in decls.into_iter().enumerate() {
+                    let p = p.unwrap_or_default();
+                    let at = |f: &str| format!("apps[{i}].pools[{pi}]{f}");
+                    let range = match &p.range {
+                        Some(r) => Some(
+                            crate::load::parse_range(r)
+                                .map_err(|m| l.error_at(&at(".range"), m))?,
+                        ),
+                        None => None,
+                    };
+                    let seg = match (seg, p.subnet, range) {
+                        (Some(seg), _, _) => Some(seg),
+                        (None, Some(n), _) => {
+                            let want = prefix(n);
+                            plan.segments.iter().position(|g| g.prefix == want)
+                        }
+                        (None, None, Some((first, _))) => {
+                            plan.segments.iter().position(|g| g.prefix.contains(first))
+                        }
+                        (None, None, None) => None,
+                    };
+                    let Some(seg) = seg else {
+                        return Err(l.error_at(
+                            &at(""),
+                            format!(
+                                "no segment of the network has this pool's subnet; the subnets are: {}",
+                                plan.segments
+                                    .iter()
+                                    .map(|g| g.prefix.to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ));
+                    };
+                    let subnet = plan.segments[seg].prefix;
+                    let ((first, last), exclude) = match range {
+                        Some(r) => {
+                            if !subnet.contains(r.0) || !subnet.contains(r.1) {
+                                return Err(l.error_at(
+                                    &at(".range"),
+                                    format!("the range is not inside the subnet {subnet}"),
+                                ));
+                            }
+                            (r, Vec::new())
+                        }
+                        None => {
+                            let (lo, hi) = if subnet.len >= 31 {
+                                (
+                                    subnet.network,
+                                    subnet.network | !sim_core::route::mask(subnet.len),
+                                )
+                            } else {
+                                (
+                                    subnet.network + 1,
+                                    (subnet.network | !sim_core::route::mask(subnet.len)) - 1,
+                                )
+                            };
+                            let mut ex = static_addrs(seg);
+                            ex.extend(d.reservations.0.iter().map(|(_, a)| *a));
+                            ((Ipv4Addr::from(lo), Ipv4Addr::from(hi)), ex)
+                        }
+                    };
+                    let router = match &p.router {
+                        Some(r) => addr_of(r),
+                        None => first_router(seg),
+                    };
+                    pools.push(PoolConfig {
+                        subnet,
+                        first,
+                        last,
+                        exclude,
+                        router,
+                        dns: p.dns.iter().filter_map(|v| addr_of(v)).collect(),
+                        lease: p.lease.map_or(lease, dur),
+                    });
+                }
+                let reservations = d
+                    .reservations
+                    .0
+                    .iter()
+                    .map(|(host, a)| (mac_for(host, 0), *a))
+                    .collect();
+                out.insert(
+                    i,
+                    DhcpApp::Server(dhcp_apps::DhcpServerConfig {
+                        name: app_name(a, i),
+                        server: ServerConfig {
+                            pools,
+                            reservations,
+                            offer_hold: d.offer_hold.map_or(DHCP_DEFAULT_OFFER_HOLD, dur),
+                        },
+                    }),
+                );
+            }
+            AppDecl::DhcpRelay { servers, .. } => {
+                out.insert(
+                    i,
+                    DhcpApp::Relay(dhcp_apps::DhcpRelayConfig {
+                        name: app_name(a, i),
+                        servers: servers.iter().filter_map(|v| addr_of(v)).collect(),
+                    }),
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
 fn app_slot(
     a: &AppDecl,
     i: usize,
     flow: Option<sim_core::metrics::FlowId>,
     dns: &DnsBuild,
+    dhcp: &std::collections::BTreeMap<usize, DhcpApp>,
 ) -> AppSlot {
     let name = app_name(a, i);
     let start_of = |d: &crate::units::Duration| SimTime::from_nanos(d.as_nanos());
@@ -1118,8 +1320,35 @@ fn app_slot(
                 }),
             )
         }
+        AppDecl::DhcpServer(_) | AppDecl::DhcpRelay { .. } => {
+            // `dhcp_apps` resolved every DHCP app before the nodes were built. A server's
+            // lease database outlives its node's crashes, as a file would.
+            let (relay, db) = match dhcp.get(&i).cloned() {
+                Some(DhcpApp::Relay(c)) => (Some(c), None),
+                Some(DhcpApp::Server(c)) => (None, Some(dhcp_apps::lease_db(c.server))),
+                None => (None, None),
+            };
+            let db = db.unwrap_or_else(|| {
+                dhcp_apps::lease_db(protocols::dhcp::server::ServerConfig {
+                    pools: Vec::new(),
+                    reservations: Vec::new(),
+                    offer_hold: DHCP_DEFAULT_OFFER_HOLD,
+                })
+            });
+            (
+                SimTime::ZERO,
+                Box::new(move || match relay.clone() {
+                    Some(c) => Box::new(dhcp_apps::DhcpRelay::new(c)) as Box<dyn App>,
+                    None => Box::new(dhcp_apps::DhcpServer::new(&name, db.clone())),
+                }),
+            )
+        }
     };
-    AppSlot { start, factory }
+    AppSlot {
+        start,
+        factory,
+        wait_for_address: false,
+    }
 }
 
 #[cfg(test)]

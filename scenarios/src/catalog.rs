@@ -170,6 +170,19 @@ pub fn catalog() -> Catalog {
             p("attempts", "integer", "2", "rounds over a zone's servers before SERVFAIL"),
             p("cache_size", "integer", "10000", "cache entries kept at most"),
         ]),
+        kind("DhcpServer", "DHCP server (RFC 2131) with address pools (docs/dhcp.md).", &[
+            p("on", "node", REQ, "host or router"),
+            p("name", "string", "dhcp-server-<index>", "app name"),
+            p("pools", "list of Pool(subnet, range, router, dns, lease)", "one per subnet it is on", "addresses it leases"),
+            p("lease", "Duration", "1h", "lease time of pools that set none"),
+            p("offer_hold", "Duration", "30s", "how long an offered address is held"),
+            p("reservations", "map node → address", "{}", "fixed addresses for DHCP hosts"),
+        ]),
+        kind("DhcpRelay", "DHCP relay agent on a router (docs/dhcp.md).", &[
+            p("on", "node", REQ, "router"),
+            p("servers", "list of nodes or addresses", REQ, "DHCP servers to forward to"),
+            p("name", "string", "dhcp-relay-<index>", "app name"),
+        ]),
         kind("SynFlood", "SYNs from spoofed random sources through a raw socket.", &[
             p("from", "node", REQ, "host or router that floods"),
             p("to", "\"node:port\"", REQ, "target"),

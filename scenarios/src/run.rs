@@ -69,6 +69,7 @@ fn categories(l: &Loaded) -> Vec<Category> {
             T::App => Category::App,
             T::Fault => Category::Fault,
             T::Dns => Category::Dns,
+            T::Dhcp => Category::Dhcp,
         })
         .collect()
 }
@@ -401,10 +402,21 @@ fn summarize(
                 NodeKind::Router => "router",
                 NodeKind::Switch => "switch",
             };
-            let addresses = b.plan.ifaces[i]
-                .iter()
-                .flatten()
-                .map(|(a, p)| format!("{a}/{}", p.len))
+            // What the interfaces have at the end (a DHCP host's lease, if it holds one).
+            let addresses = match w.ip_node(id) {
+                Some(ip) => ip
+                    .ifaces
+                    .iter()
+                    .filter(|f| f.is_configured())
+                    .map(|f| format!("{}/{}", f.addr, f.prefix.len))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let metrics = w
+                .net
+                .metrics
+                .of_node(i as u32)
+                .map(|(k, v)| (k.to_string(), v))
                 .collect();
             let counters = w
                 .counters(id)
@@ -420,6 +432,7 @@ fn summarize(
                 counters,
                 tcp: tcp_counters(w.node_name(id)),
                 dns: counters_of(&dns_reports, w.node_name(id)),
+                metrics,
             }
         })
         .collect();

@@ -126,6 +126,10 @@ pub struct L3Decl {
     /// resolv.conf `options` of the stub resolver.
     #[serde(default)]
     pub dns_options: Option<DnsOptionsDecl>,
+    /// Hosts only: the interface has no address until a DHCP server leases one (with the
+    /// default route and DNS servers); the host's apps start once it has one.
+    #[serde(default)]
+    pub dhcp: bool,
 }
 
 /// resolv.conf `options` (glibc defaults: timeout 5 s, 2 attempts, no rotate).
@@ -549,6 +553,16 @@ pub enum AppDecl {
         #[serde(default)]
         cache_size: Option<u32>,
     },
+    /// DHCP server (RFC 2131) on a host or router with static addresses.
+    DhcpServer(DhcpServerDecl),
+    /// DHCP relay agent on a router: forwards clients' requests to `servers`.
+    DhcpRelay {
+        on: String,
+        /// Server node names or addresses.
+        servers: Vec<String>,
+        #[serde(default)]
+        name: Option<String>,
+    },
     /// SYNs from spoofed random sources through a raw socket.
     SynFlood {
         from: String,
@@ -778,6 +792,51 @@ tcp_app_decl! {
     }
 }
 
+/// `DhcpServer(...)`: leases addresses from `pools`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename = "DhcpServer")]
+pub struct DhcpServerDecl {
+    pub on: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Address pools, one per subnet served (default: one for each subnet the server is
+    /// on, with every address not assigned statically).
+    #[serde(default)]
+    pub pools: Vec<PoolDecl>,
+    /// Lease time of pools that do not set one (default 1h).
+    #[serde(default)]
+    pub lease: Option<Duration>,
+    /// How long an offered address is held for the client (default 30s).
+    #[serde(default)]
+    pub offer_hold: Option<Duration>,
+    /// Fixed addresses for DHCP hosts, by node name: `{ "printer": "10.0.1.50" }`.
+    #[serde(default)]
+    pub reservations: NamedMap<std::net::Ipv4Addr>,
+}
+
+/// One pool of a DHCP server: a subnet (a segment of the network) and a range in it.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename = "Pool")]
+pub struct PoolDecl {
+    /// The subnet served (default: the subnet containing `range`).
+    #[serde(default)]
+    pub subnet: Option<Ipv4Net>,
+    /// Addresses handed out, "first-last" (default: every address of the subnet not
+    /// assigned statically).
+    #[serde(default)]
+    pub range: Option<String>,
+    /// Default gateway given to clients: a node name or an address (default: the first
+    /// router on the subnet).
+    #[serde(default)]
+    pub router: Option<String>,
+    /// DNS servers given to clients: node names or addresses.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// Lease time (default: the server's `lease`).
+    #[serde(default)]
+    pub lease: Option<Duration>,
+}
+
 #[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub enum FaultDecl {
@@ -841,4 +900,5 @@ pub enum TraceCategory {
     App,
     Fault,
     Dns,
+    Dhcp,
 }

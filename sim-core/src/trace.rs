@@ -26,10 +26,12 @@ pub enum Category {
     Fault,
     /// DNS: stub lookups, resolver and authoritative server events.
     Dns,
+    /// DHCP clients, servers and relay agents (RFC 2131).
+    Dhcp,
 }
 
 impl Category {
-    pub const ALL: [Category; 11] = [
+    pub const ALL: [Category; 12] = [
         Category::Link,
         Category::L2,
         Category::Arp,
@@ -41,6 +43,7 @@ impl Category {
         Category::App,
         Category::Fault,
         Category::Dns,
+        Category::Dhcp,
     ];
     fn bit(self) -> u32 {
         1 << (self as u32)
@@ -58,6 +61,7 @@ impl Category {
             Category::App => "app",
             Category::Fault => "fault",
             Category::Dns => "dns",
+            Category::Dhcp => "dhcp",
         }
     }
 }

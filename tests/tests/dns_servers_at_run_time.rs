@@ -53,10 +53,12 @@ fn lookups_use_the_servers_the_host_has_when_they_start() {
         TopoNode {
             name: "client".into(),
             kind: NodeKind::Host,
+            dynamic_address: false,
         },
         TopoNode {
             name: "server".into(),
             kind: NodeKind::Host,
+            dynamic_address: false,
         },
     ];
     let links = vec![TopoLink {
@@ -118,6 +120,7 @@ fn lookups_use_the_servers_the_host_has_when_they_start() {
             apps: vec![AppSlot {
                 start: SimTime::from_secs(1),
                 factory: app,
+                wait_for_address: false,
             }],
             tcp: Default::default(),
             kills: Vec::new(),

@@ -10,10 +10,12 @@
 //!   long-lived connection or a connection per request, with per-request latency.
 //! - [`tcp_echo::TcpEcho`]: TCP echo server.
 //! - [`syn_flood::SynFlood`]: SYNs from spoofed sources through a raw socket.
+//! - [`dhcp::DhcpClient`], [`dhcp::DhcpServer`] and [`dhcp::DhcpRelay`]: DHCP (RFC 2131).
 //!
 //! [`tcp_flow`] holds what the TCP apps share (flow attribution, final connection state).
 
 pub mod cbr;
+pub mod dhcp;
 pub mod echo;
 pub mod ping;
 pub mod syn_flood;
