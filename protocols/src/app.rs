@@ -16,12 +16,15 @@
 //! }
 //! ```
 
+use crate::dns::LookupResult;
 use crate::tcp::{Errno, Shutdown, SockOpts, TcpEvent, TcpInfo, TcpSocketId, TcpStack};
 use crate::udp::{self, SocketId, UdpError, UdpTable};
+use sim_core::ip::Iface;
 use sim_core::ip::{IcmpIn, SendError, SendRequest};
 use sim_core::metrics::{FlowId, FlowStats};
-use sim_core::packet::{ip_proto, IcmpMessage, IpBody, Payload};
+use sim_core::packet::{ip_proto, IcmpMessage, IpBody, MacAddr, Payload};
 use sim_core::rng::SimRng;
+use sim_core::route::Prefix;
 use sim_core::sched::TimerHandle;
 use sim_core::time::{SimDuration, SimTime};
 use sim_core::trace::{Category, TraceValue};
@@ -53,6 +56,20 @@ pub trait App {
     fn on_icmp(&mut self, _os: &mut Os<'_, '_>, _msg: &IcmpIn) {}
     /// Something happened on one of the app's TCP sockets (poll-style readiness).
     fn on_tcp(&mut self, _os: &mut Os<'_, '_>, _sock: TcpSocketId, _event: TcpEvent) {}
+    /// A lookup started with [`Os::lookup`] finished (with the `token` it was given).
+    fn on_resolved(&mut self, _os: &mut Os<'_, '_>, _token: u64, _result: &LookupResult) {}
+    /// Another node claims `addr` on `iface`, which some app watches
+    /// ([`Os::watch_address`]); told to every app.
+    fn on_address_conflict(
+        &mut self,
+        _os: &mut Os<'_, '_>,
+        _iface: u16,
+        _addr: Ipv4Addr,
+        _mac: MacAddr,
+    ) {
+    }
+    /// The link on `iface` went down or came up; told to every app.
+    fn on_carrier(&mut self, _os: &mut Os<'_, '_>, _iface: u16, _up: bool) {}
     /// The run ended (or the node crashed): record final measurements.
     fn finish(&mut self, _os: &mut Os<'_, '_>) {}
     /// Human-readable result lines (like the program's own output).
@@ -72,6 +89,8 @@ pub struct Os<'a, 'b> {
     pub(crate) tcp: &'a mut TcpStack,
     pub(crate) notices: &'a mut std::collections::VecDeque<crate::host::Notice>,
     pub(crate) dns_servers: &'a mut Vec<Ipv4Addr>,
+    pub(crate) dns: &'a mut crate::dns::host::DnsShared,
+    pub(crate) pktinfo: Option<PacketInfo>,
     pub(crate) app: usize,
     pub(crate) app_name: &'a str,
 }
@@ -107,6 +126,28 @@ impl Os<'_, '_> {
     pub fn set_dns_servers(&mut self, servers: &[Ipv4Addr]) {
         self.dns_servers.clear();
         self.dns_servers.extend_from_slice(servers);
+    }
+    /// Looks `name` up through the host's stub resolver (static host entries, then DNS
+    /// through [`Os::dns_servers`] as they are now), like getaddrinfo(); the result comes
+    /// back in [`App::on_resolved`] with `token`, never from inside this call. A dotted
+    /// address resolves to itself.
+    pub fn lookup(&mut self, name: &str, token: u64) {
+        match name.parse::<Ipv4Addr>() {
+            Ok(a) => self.dns.resolved.push_back((self.app, token, Ok(vec![a]))),
+            Err(_) => self
+                .dns
+                .requests
+                .push_back((self.app, token, name.to_string())),
+        }
+    }
+    /// Adds to one of the node's DNS counters (reported per node in summary.json; the
+    /// DNS server apps add theirs when they finish).
+    pub fn dns_count(&mut self, counter: &'static str, n: u64) {
+        self.dns.add(counter, n);
+    }
+    /// Emits a `dns` trace event from this node.
+    pub fn trace_dns(&mut self, event: &'static str, fields: &[(&'static str, TraceValue)]) {
+        self.cx.trace(Category::Dns, event, fields);
     }
     /// Resolves a node name or a dotted address.
     pub fn resolve(&self, name_or_addr: &str) -> Option<Ipv4Addr> {
@@ -145,6 +186,103 @@ impl Os<'_, '_> {
         req.ttl = ttl;
         req.tos = tos;
         self.cx.send(req).map_err(AppSendError::Ip)
+    }
+    /// Sends a datagram the way a raw or packet socket can: out of a given interface,
+    /// from a given source address (0.0.0.0 included) and to a given link-layer address.
+    pub fn udp_send_with(
+        &mut self,
+        s: SocketId,
+        dst: SocketAddrV4,
+        payload: Payload,
+        opts: &UdpSendOptions,
+    ) -> Result<(), AppSendError> {
+        let (sport, tos) = self
+            .udp
+            .sending(s)
+            .ok_or(AppSendError::Udp(UdpError::BadSocket))?;
+        let pkt = udp::encode(sport, dst.port(), payload).map_err(AppSendError::Udp)?;
+        let mut req = SendRequest::new(*dst.ip(), ip_proto::UDP, IpBody::Transport(pkt));
+        req.tos = tos;
+        req.iface = opts.iface;
+        req.src = opts.src;
+        req.link_dst = opts.link_dst;
+        self.cx.send(req).map_err(AppSendError::Ip)
+    }
+    /// IP_PKTINFO of the datagram being delivered to [`App::on_udp`]: the interface it
+    /// arrived on and the address it was sent to. `None` outside `on_udp`.
+    pub fn udp_pktinfo(&self) -> Option<PacketInfo> {
+        self.pktinfo
+    }
+    /// The node's interfaces (interface i is port i), as `ip addr` shows them.
+    pub fn interfaces(&self) -> &[Iface] {
+        &self.cx.ip().ifaces
+    }
+    /// `ip addr replace ADDR/LEN dev IFACE`: gives the interface an address and its
+    /// connected route.
+    pub fn configure_iface(
+        &mut self,
+        iface: u16,
+        addr: Ipv4Addr,
+        prefix_len: u8,
+    ) -> Result<(), AppSendError> {
+        self.cx
+            .configure_iface(iface, addr, prefix_len)
+            .map_err(AppSendError::Ip)
+    }
+    /// `ip addr flush dev IFACE`.
+    pub fn deconfigure_iface(&mut self, iface: u16) {
+        self.cx.deconfigure_iface(iface)
+    }
+    /// `ip route replace PREFIX [via GATEWAY] dev IFACE`.
+    pub fn set_route(&mut self, prefix: Prefix, iface: u16, gateway: Option<Ipv4Addr>) {
+        self.cx.set_route(prefix, iface, gateway)
+    }
+    /// `ip route del PREFIX` (of a route added with [`Os::set_route`]).
+    pub fn remove_route(&mut self, prefix: Prefix) -> bool {
+        self.cx.remove_route(prefix)
+    }
+    /// Receive every datagram arriving on `iface`, whatever its destination address, as a
+    /// packet socket does (a DHCP client before it has an address).
+    pub fn set_receive_any(&mut self, iface: u16, on: bool) {
+        self.cx.set_receive_any(iface, on)
+    }
+    /// Be told ([`App::on_address_conflict`]) when another node claims `addr` on `iface`.
+    pub fn watch_address(&mut self, iface: u16, addr: Ipv4Addr, on: bool) {
+        self.cx.watch_address(iface, addr, on)
+    }
+    /// Sends an ARP probe (RFC 5227) for `addr`, as `arping -D` does.
+    pub fn arp_probe(&mut self, iface: u16, addr: Ipv4Addr) {
+        self.cx.arp_probe(iface, addr)
+    }
+    /// Sends a gratuitous ARP announcing `addr`, as `arping -A` does.
+    pub fn arp_announce(&mut self, iface: u16, addr: Ipv4Addr) {
+        self.cx.arp_announce(iface, addr)
+    }
+    /// Adds to a named counter of this node in summary.json (`nodes[].metrics`).
+    pub fn metric_add(&mut self, name: &'static str, v: f64) {
+        self.cx.metric_add(name, v)
+    }
+    /// Sets a named gauge of this node.
+    pub fn metric_set(&mut self, name: &'static str, v: f64) {
+        self.cx.metric_set(name, v)
+    }
+    /// Raises a named high-water mark of this node.
+    pub fn metric_max(&mut self, name: &'static str, v: f64) {
+        self.cx.metric_max(name, v)
+    }
+    /// Is `cat` being traced?
+    pub fn tracing(&self, cat: Category) -> bool {
+        self.cx.tracing(cat)
+    }
+    /// Emits a trace event of category `cat` from this node (protocol apps such as DHCP
+    /// trace under their own category).
+    pub fn trace_in(
+        &mut self,
+        cat: Category,
+        event: &'static str,
+        fields: &[(&'static str, TraceValue)],
+    ) {
+        self.cx.trace(cat, event, fields);
     }
     /// Reserves an ICMP echo identifier for this app; echo replies carrying it come back
     /// through [`App::on_icmp`].
@@ -283,11 +421,6 @@ impl Os<'_, '_> {
         self.cx.send(req).map_err(AppSendError::Ip)
     }
 
-    /// Is the `app` trace category being recorded? Lets an app skip building costly fields.
-    pub fn tracing(&self) -> bool {
-        self.cx.tracing(Category::App)
-    }
-
     /// Emits an `app` trace event from this node.
     pub fn trace(&mut self, event: &'static str, fields: &[(&'static str, TraceValue)]) {
         self.cx.trace(Category::App, event, fields);
@@ -304,6 +437,24 @@ impl<'b> Os<'_, 'b> {
             },
         )
     }
+}
+
+/// How [`Os::udp_send_with`] sends (all `None`: as [`Os::udp_send`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UdpSendOptions {
+    /// Out of this interface, whatever the routes say (SO_BINDTODEVICE).
+    pub iface: Option<u16>,
+    /// From this address (0.0.0.0 before the interface has one).
+    pub src: Option<Ipv4Addr>,
+    /// To this link-layer address, without ARP (needs `iface`).
+    pub link_dst: Option<MacAddr>,
+}
+
+/// Where a received datagram arrived (IP_PKTINFO).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketInfo {
+    pub iface: u16,
+    pub dst: Ipv4Addr,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

@@ -5,7 +5,8 @@
 //! app holding the identifier, ICMP errors to the socket that sent the offending datagram.
 //! Datagrams to a UDP port nobody listens on get ICMP port unreachable.
 
-use crate::app::{App, AppFactory, Os, APP_TOKEN_BITS};
+use crate::app::{App, AppFactory, Os, PacketInfo, APP_TOKEN_BITS};
+use crate::dns::host::{DnsShared, HostResolver};
 use crate::tcp::seq::SeqNum;
 use crate::tcp::{TcpConfig, TcpEnv, TcpEvent, TcpSocketId, TcpStack};
 use crate::udp::{self, UdpTable};
@@ -23,6 +24,9 @@ use std::rc::Rc;
 pub struct AppSlot {
     pub start: SimTime,
     pub factory: AppFactory,
+    /// Start no earlier than `start` and not before the node has an address (the apps of a
+    /// host configured at run time, e.g. by DHCP, wait for the first lease).
+    pub wait_for_address: bool,
 }
 
 /// A TCP event waiting for its app.
@@ -34,6 +38,8 @@ const START_TIMER_APP: u64 = (1 << (63 - APP_TOKEN_BITS)) - 1;
 const TCP_TIMER_APP: u64 = START_TIMER_APP - 1;
 /// ... and this one stops an app (a "kill" fault).
 const KILL_TIMER_APP: u64 = START_TIMER_APP - 2;
+/// The app index of the host's stub resolver: its timer, sockets and TCP events.
+const STUB_APP: u64 = START_TIMER_APP - 3;
 
 /// The name of the [`StackReport`] in which a host's stack reports its TCP counters at the
 /// end of the run: one `"<Name> <value>"` line per non-zero counter, named as `nstat` names
@@ -41,7 +47,7 @@ const KILL_TIMER_APP: u64 = START_TIMER_APP - 2;
 pub const TCP_COUNTERS_REPORT: &str = "kernel:tcp";
 
 /// The host's TCP counters with their `nstat` names (without the `Tcp`/`TcpExt` prefix).
-pub fn tcp_counter_fields(c: &crate::tcp::TcpCounters) -> [(&'static str, u64); 19] {
+pub fn tcp_counter_fields(c: &crate::tcp::TcpCounters) -> [(&'static str, u64); 22] {
     [
         ("ActiveOpens", c.active_opens),
         ("PassiveOpens", c.passive_opens),
@@ -62,6 +68,9 @@ pub fn tcp_counter_fields(c: &crate::tcp::TcpCounters) -> [(&'static str, u64); 
         ("TCPChallengeACK", c.challenge_acks),
         ("TCPAbortOnData", c.abort_on_data),
         ("TCPAbortOnTimeout", c.abort_on_timeout),
+        ("TCPLostRetransmit", c.lost_retransmits),
+        ("TCPLossProbes", c.loss_probes),
+        ("TCPLossProbeRecovery", c.loss_probe_recoveries),
     ]
 }
 
@@ -75,6 +84,11 @@ pub struct HostConfig {
     /// The host's DNS servers at boot (like `nameserver` lines in /etc/resolv.conf); a
     /// DHCP client may replace them at run time (see [`Os::set_dns_servers`]).
     pub dns_servers: Vec<Ipv4Addr>,
+    /// Static host entries (/etc/hosts): name, address; the stub resolver looks here
+    /// first.
+    pub hosts: Vec<(String, Ipv4Addr)>,
+    /// The stub resolver's options (resolv.conf `options`).
+    pub resolver: crate::dns::StubConfig,
 }
 
 pub struct HostStack {
@@ -88,6 +102,11 @@ pub struct HostStack {
     icmp_idents: Vec<(u16, usize)>,
     reports: Vec<StackReport>,
     dns_servers: Vec<Ipv4Addr>,
+    dns: DnsShared,
+    resolver: Option<HostResolver>,
+    /// Apps (by index) waiting for the node to get an address before they start.
+    waiting_for_address: Vec<usize>,
+    pktinfo: Option<PacketInfo>,
 }
 
 /// The TCP stack's view of the node (see [`TcpEnv`]).
@@ -148,7 +167,37 @@ impl HostStack {
             icmp_idents: Vec::new(),
             reports: Vec::new(),
             dns_servers: Vec::new(),
+            dns: DnsShared::default(),
+            resolver: None,
+            waiting_for_address: Vec::new(),
+            pktinfo: None,
         }
+    }
+
+    /// Runs `f` on the host's stub resolver with an [`Os`] of its own.
+    fn with_resolver(
+        &mut self,
+        cx: &mut NodeCx<'_>,
+        f: impl FnOnce(&mut HostResolver, &mut Os<'_, '_>),
+    ) {
+        let (Some(udp), Some(tcp), Some(r)) =
+            (self.udp.as_mut(), self.tcp.as_mut(), self.resolver.as_mut())
+        else {
+            return;
+        };
+        let mut os = Os {
+            cx,
+            udp,
+            icmp_idents: &mut self.icmp_idents,
+            tcp,
+            notices: &mut self.notices,
+            dns_servers: &mut self.dns_servers,
+            dns: &mut self.dns,
+            pktinfo: None,
+            app: STUB_APP as usize,
+            app_name: "resolver",
+        };
+        f(r, &mut os);
     }
 
     fn with_app(
@@ -170,16 +219,50 @@ impl HostStack {
             tcp,
             notices: &mut self.notices,
             dns_servers: &mut self.dns_servers,
+            dns: &mut self.dns,
+            pktinfo: self.pktinfo,
             app,
             app_name: self.app_names.get(app).map_or("", |s| s.as_str()),
         };
         f(a.as_mut(), &mut os);
     }
 
-    /// Delivers queued TCP events (which may queue more), then re-arms the TCP wake-up.
+    /// Sets the start timer of app `i`: at its start time, or now if that has passed.
+    fn schedule_start(&self, cx: &mut NodeCx<'_>, i: usize) {
+        let Some(s) = self.config.apps.get(i) else {
+            return;
+        };
+        let now = cx.now();
+        let delay = if s.start > now {
+            s.start - now
+        } else {
+            SimDuration::ZERO
+        };
+        cx.set_timer(delay, (START_TIMER_APP << APP_TOKEN_BITS) | i as u64);
+    }
+
+    /// Delivers queued TCP events (which may queue more), starts apps that waited for an
+    /// address once there is one, then re-arms the TCP wake-up.
     fn settle(&mut self, cx: &mut NodeCx<'_>) {
-        while let Some((app, sock, ev)) = self.notices.pop_front() {
-            self.with_app(cx, app, |a, os| a.on_tcp(os, sock, ev));
+        if !self.waiting_for_address.is_empty() && cx.primary_addr().is_some() {
+            for i in std::mem::take(&mut self.waiting_for_address) {
+                self.schedule_start(cx, i);
+            }
+        }
+        loop {
+            if let Some((app, sock, ev)) = self.notices.pop_front() {
+                if app == STUB_APP as usize {
+                    self.with_resolver(cx, |r, os| r.on_tcp(os, sock, ev));
+                } else {
+                    self.with_app(cx, app, |a, os| a.on_tcp(os, sock, ev));
+                }
+            } else if let Some((app, token, name)) = self.dns.requests.pop_front() {
+                self.with_resolver(cx, |r, os| r.start(os, app, token, &name));
+            } else if let Some((app, token, result)) = self.dns.resolved.pop_front() {
+                self.with_app(cx, app, |a, os| a.on_resolved(os, token, &result));
+            } else {
+                break;
+            }
         }
         let Some(tcp) = self.tcp.as_ref() else { return };
         let want = tcp.poll_at();
@@ -280,7 +363,16 @@ impl HostStack {
             Some((sock, app)) => {
                 let from = SocketAddrV4::new(d.src, h.src_port);
                 let payload = d.packet.payload.clone();
-                self.with_app(cx, app, |a, os| a.on_udp(os, sock, from, &payload));
+                if app == STUB_APP as usize {
+                    self.with_resolver(cx, |r, os| r.on_udp(os, sock, from, &payload));
+                } else {
+                    self.pktinfo = Some(PacketInfo {
+                        iface: d.iface,
+                        dst: d.dst,
+                    });
+                    self.with_app(cx, app, |a, os| a.on_udp(os, sock, from, &payload));
+                    self.pktinfo = None;
+                }
             }
             None => {
                 if let Some(u) = self.udp.as_mut() {
@@ -350,6 +442,12 @@ impl Stack for HostStack {
         self.notices.clear();
         self.icmp_idents.clear();
         self.dns_servers.clone_from(&self.config.dns_servers);
+        self.dns.clear();
+        self.resolver = Some(HostResolver::new(
+            self.config.resolver,
+            &self.config.hosts,
+            cx.rng("dns-stub"),
+        ));
         self.apps = self
             .config
             .apps
@@ -362,13 +460,14 @@ impl Stack for HostStack {
             .map(|a| a.as_ref().map_or(String::new(), |a| a.name().to_string()))
             .collect();
         let now = cx.now();
+        self.waiting_for_address.clear();
+        let has_address = cx.primary_addr().is_some();
         for (i, s) in self.config.apps.iter().enumerate() {
-            let delay = if s.start > now {
-                s.start - now
+            if s.wait_for_address && !has_address {
+                self.waiting_for_address.push(i);
             } else {
-                SimDuration::ZERO
-            };
-            cx.set_timer(delay, (START_TIMER_APP << APP_TOKEN_BITS) | i as u64);
+                self.schedule_start(cx, i);
+            }
         }
         for &(app, at) in &self.config.kills {
             if at >= now {
@@ -389,6 +488,7 @@ impl Stack for HostStack {
                 self.with_tcp(cx, |tcp, io| tcp.on_timers(io));
             }
             KILL_TIMER_APP => self.kill_app(cx, app_token as usize),
+            STUB_APP => self.with_resolver(cx, |r, os| r.on_timer(os)),
             _ => {
                 self.with_app(cx, app as usize, |a, os| a.on_timer(os, app_token));
             }
@@ -412,6 +512,16 @@ impl Stack for HostStack {
                 send_unreachable(cx, &d, UnreachableCode::Protocol);
             }
             Upcall::Icmp(m) => self.deliver_icmp(cx, m),
+            Upcall::AddressConflict { iface, addr, mac } => {
+                for i in 0..self.apps.len() {
+                    self.with_app(cx, i, |a, os| a.on_address_conflict(os, iface, addr, mac));
+                }
+            }
+            Upcall::Carrier { iface, up } => {
+                for i in 0..self.apps.len() {
+                    self.with_app(cx, i, |a, os| a.on_carrier(os, iface, up));
+                }
+            }
         }
         self.settle(cx);
     }
@@ -428,6 +538,24 @@ impl Stack for HostStack {
                     lines,
                 });
             }
+        }
+        if let Some(r) = self.resolver.as_ref() {
+            for (k, v) in r.counters().fields() {
+                self.dns.add(k, v);
+            }
+            self.dns.add("stub_hosts_hits", r.hosts_hits);
+        }
+        let lines: Vec<String> = self
+            .dns
+            .counters
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        if !lines.is_empty() {
+            self.reports.push(StackReport {
+                app: crate::dns::DNS_COUNTERS_REPORT.to_string(),
+                lines,
+            });
         }
         if let Some(tcp) = self.tcp.as_ref() {
             let lines: Vec<String> = tcp_counter_fields(tcp.counters())

@@ -13,6 +13,11 @@
 //!   dissemination log; the app around it is [`apps::gossip`].
 //! - [`host`]: [`host::HostStack`], the `sim_core::world::Stack` of a node: dispatches
 //!   timers, datagrams and ICMP messages to sockets and apps, and runs the TCP stack.
+//! - [`dns`]: DNS (RFC 1034/1035) with hickory-proto messages: authoritative servers,
+//!   recursive resolvers with a TTL cache, and each host's stub resolver behind
+//!   [`app::Os::lookup`].
+//! - [`dhcp`]: DHCP (RFC 2131) client and server state machines, relay rules and codec,
+//!   driven by the DHCP apps without a scheduler.
 //! - [`apps`]: ping, traceroute, UDP constant-bit-rate sender and sink, UDP echo; TCP
 //!   bulk sender and verifying sink, request/response client and server, echo server and
 //!   SYN flood generator.
@@ -23,6 +28,8 @@
 
 pub mod app;
 pub mod apps;
+pub mod dhcp;
+pub mod dns;
 pub mod gossip;
 pub mod host;
 pub mod tcp;

@@ -5,6 +5,10 @@
 //! The formats are documented in `docs/output.md`; changing them is a deliberate,
 //! CHANGELOG-noted act. This crate knows nothing of scenario files or of how runs execute.
 
+pub mod html;
+pub mod series;
+pub mod sweep;
+
 use serde::Serialize;
 use sim_core::trace::{TraceRecord, TraceSink, TraceValue};
 use std::io::{BufWriter, Write};
@@ -239,6 +243,14 @@ pub struct NodeSummary {
     /// omitted when all are zero.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub tcp: std::collections::BTreeMap<String, u64>,
+    /// The node's DNS counters (stub resolver, resolver and authoritative server apps),
+    /// non-zero only; omitted when all are zero.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub dns: std::collections::BTreeMap<String, u64>,
+    /// Named measurements of the node's protocols (e.g. `dhcp.client.leases`); omitted
+    /// when there are none.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub metrics: std::collections::BTreeMap<String, f64>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

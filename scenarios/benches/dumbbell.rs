@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo bench -p scenarios --bench dumbbell -- --flows=10 --cc=cubic --bw=100 --delay=10 \
-//!     --duration=30 [--loss=0.01] [--queue=100] [--seed=1] [--ns3]
+//!     --duration=30 [--loss=0.01] [--queue=100] [--seed=1] [--flow-cc=cubic,bbr] [--ns3]
 //! cargo bench -p scenarios --bench dumbbell -- --suite [--ns3]
 //! ```
 //!
@@ -165,6 +165,9 @@ fn main() {
         loss: parse(&args, "loss", 0.0),
         queue_packets: parse(&args, "queue", 100),
         seed: parse(&args, "seed", 1),
+        flow_cc: arg(&args, "flow-cc")
+            .map(|v| v.split(',').map(str::to_string).collect())
+            .unwrap_or_default(),
         ..Dumbbell::default()
     };
     case(&d, with_ns3);

@@ -2,6 +2,7 @@
 
 use crate::load::{app_name, app_node, link_name, Loaded, ScenarioError};
 use crate::schema::*;
+use protocols::apps::dhcp as dhcp_apps;
 use protocols::apps::{cbr, echo, ping, syn_flood, tcp_bulk, tcp_echo, tcp_rr, traceroute};
 use protocols::host::{AppSlot, HostConfig, HostStack};
 use protocols::tcp::{SockOpts, TcpConfig};
@@ -403,6 +404,8 @@ pub fn tcp_config(d: &L3Decl) -> Result<TcpConfig, SysctlError> {
             "tcp_delack_min" => c.delack_min = millis()?,
             "tcp_delack_max" => c.delack_max = millis()?,
             "tcp_reordering" => c.reordering = int(1, u32::MAX as u64)? as u32,
+            "tcp_recovery" => c.recovery = int(0, 7)? as u8,
+            "tcp_early_retrans" => c.early_retrans = int(0, 4)? as u8,
             _ => {}
         }
     }
@@ -491,6 +494,7 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
         .map(|(n, k)| TopoNode {
             name: n.to_string(),
             kind: *k,
+            dynamic_address: is_dhcp_host(s, n),
         })
         .collect();
     let topo_links: Vec<TopoLink> = s
@@ -527,6 +531,22 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
         vec![None; names.len()]
     };
 
+    let node_addr = |n: &str| -> Option<std::net::Ipv4Addr> {
+        n.parse().ok().or_else(|| {
+            names
+                .iter()
+                .position(|x| *x == n)
+                .and_then(|i| plan.ifaces[i].iter().flatten().next().map(|(a, _)| *a))
+        })
+    };
+    let dns = DnsBuild {
+        zones: dns_zones(l, &node_addr)?,
+        addrs: names
+            .iter()
+            .map(|n| (n.to_string(), node_addr(n)))
+            .collect(),
+    };
+    let dhcp = dhcp_apps(l, &plan, &kinds)?;
     let mut world = World::new(seed);
     // Flows first so apps can refer to them.
     let mut flow_ids = Vec::new();
@@ -646,13 +666,34 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
                     ip.routes.insert(route);
                 }
                 let mine: Vec<usize> = apps_of[ni].iter().map(|&(i, _)| i).collect();
-                let slots: Vec<AppSlot> = apps_of[ni]
+                let dhcp_host = is_dhcp_host(s, name);
+                let mut slots: Vec<AppSlot> = apps_of[ni]
                     .iter()
                     .filter_map(|&(i, member)| match (gossip_of_app[i], member) {
                         (Some(g), Some(me)) => Some(crate::gossip::slot(&gossip[g], me)),
-                        _ => app_slot(&s.apps[i], i, flow_ids[i]),
+                        _ => app_slot(&s.apps[i], i, flow_ids[i], &dns, &dhcp),
+                    })
+                    .map(|mut slot| {
+                        slot.wait_for_address = dhcp_host;
+                        slot
                     })
                     .collect();
+                if dhcp_host {
+                    // The client goes last, so the user's apps keep their indices; the
+                    // lease file outlives the stack, as a file on disk would.
+                    let cfg = dhcp_apps::DhcpClientConfig {
+                        name: crate::load::DHCP_CLIENT_APP.to_string(),
+                        iface: 0,
+                        lease_file: Default::default(),
+                    };
+                    slots.push(AppSlot {
+                        start: SimTime::ZERO,
+                        factory: Box::new(move || {
+                            Box::new(dhcp_apps::DhcpClient::new(cfg.clone())) as Box<dyn App>
+                        }),
+                        wait_for_address: false,
+                    });
+                }
                 // KillApp faults for this node's apps, by index among them.
                 let kills = s
                     .faults
@@ -672,7 +713,14 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
                     apps: slots,
                     tcp,
                     kills,
-                    dns_servers: Vec::new(),
+                    dns_servers: d.dns.iter().filter_map(|n| dns.addr(n)).collect(),
+                    hosts: d
+                        .hosts
+                        .0
+                        .iter()
+                        .filter_map(|(h, a)| Some((h.clone(), dns.addr(a)?)))
+                        .collect(),
+                    resolver: stub_config(d.dns_options.as_ref()),
                 });
                 NodeSpec::Ip {
                     ip: Box::new(ip),
@@ -769,12 +817,294 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
     })
 }
 
+/// What building the DNS apps needs: the zones (by [`crate::load::zone_key`]) and the
+/// nodes' first addresses.
+struct DnsBuild {
+    zones: Vec<(String, protocols::dns::zone::Zone)>,
+    addrs: Vec<(String, Option<std::net::Ipv4Addr>)>,
+}
+
+impl DnsBuild {
+    /// A node's first address, or a dotted address.
+    fn addr(&self, node_or_addr: &str) -> Option<std::net::Ipv4Addr> {
+        node_or_addr.parse().ok().or_else(|| {
+            self.addrs
+                .iter()
+                .find(|(n, _)| n == node_or_addr)
+                .and_then(|(_, a)| *a)
+        })
+    }
+}
+
+/// Default TTL of zone records, and default negative TTL (SOA MINIMUM).
+const ZONE_TTL: u32 = 3600;
+const ZONE_NEGATIVE_TTL: u32 = 300;
+
+/// The scenario's zones, loaded (names checked, node names turned into addresses).
+fn dns_zones(
+    l: &Loaded,
+    node_addr: &dyn Fn(&str) -> Option<std::net::Ipv4Addr>,
+) -> Result<Vec<(String, protocols::dns::zone::Zone)>, ScenarioError> {
+    use crate::load::{ttl_secs, zone_key};
+    use protocols::dns::zone::{Zone, ZoneData, ZoneRecord, ZoneSpec};
+    let mut out = Vec::new();
+    for (origin, z) in &l.scenario.zones.0 {
+        let at = |f: &str| format!("zones[\"{origin}\"]{f}");
+        let ttl_of = |d: Option<crate::units::Duration>, dflt: u32, f: &str| match d {
+            None => Ok(dflt),
+            Some(d) => ttl_secs(d).map_err(|m| l.error_at(&at(f), m)),
+        };
+        let ttl = ttl_of(z.ttl, ZONE_TTL, ".ttl")?;
+        let mut records = Vec::new();
+        for (i, r) in z.records.iter().enumerate() {
+            let (name, rttl, data) = match r {
+                RecordDecl::A { name, addr, ttl } => {
+                    let a = node_addr(addr).ok_or_else(|| {
+                        l.error_at(
+                            &at(&format!(".records[{i}].addr")),
+                            format!("node \"{addr}\" has no address"),
+                        )
+                    })?;
+                    (name, ttl, ZoneData::A(a))
+                }
+                RecordDecl::Ns { name, host, ttl } => (name, ttl, ZoneData::Ns(host.clone())),
+                RecordDecl::Cname { name, target, ttl } => {
+                    (name, ttl, ZoneData::Cname(target.clone()))
+                }
+            };
+            records.push(ZoneRecord {
+                name: name.clone(),
+                ttl: ttl_of(*rttl, ttl, &format!(".records[{i}].ttl"))?,
+                data,
+            });
+        }
+        let spec = ZoneSpec {
+            origin: origin.clone(),
+            serial: z.serial.unwrap_or(1),
+            soa_ttl: ttl,
+            negative_ttl: ttl_of(z.negative_ttl, ZONE_NEGATIVE_TTL, ".negative_ttl")?,
+            records,
+        };
+        let zone = Zone::new(&spec).map_err(|e| {
+            // Point at the first record the error names, else at the zone.
+            let culprit = spec
+                .records
+                .iter()
+                .position(|r| e.to_string().contains(&format!("\"{}\"", r.name)));
+            l.error_at(
+                &at(&culprit
+                    .map(|i| format!(".records[{i}]"))
+                    .unwrap_or_default()),
+                e.to_string(),
+            )
+        })?;
+        out.push((zone_key(origin), zone));
+    }
+    Ok(out)
+}
+
+/// resolv.conf options of a host.
+fn stub_config(o: Option<&DnsOptionsDecl>) -> protocols::dns::StubConfig {
+    let d = protocols::dns::StubConfig::default();
+    match o {
+        None => d,
+        Some(o) => protocols::dns::StubConfig {
+            timeout_s: o.timeout.unwrap_or(d.timeout_s),
+            attempts: o.attempts.unwrap_or(d.attempts),
+            rotate: o.rotate,
+        },
+    }
+}
+
 /// listen() backlog of the TCP server apps unless given (iperf3 and many servers use 128).
 const DEFAULT_BACKLOG: u32 = 128;
 
+/// A DHCP server's or relay agent's settings, resolved against the address plan.
+#[derive(Clone)]
+enum DhcpApp {
+    Server(dhcp_apps::DhcpServerConfig),
+    Relay(dhcp_apps::DhcpRelayConfig),
+}
+
+fn is_dhcp_host(s: &Scenario, node: &str) -> bool {
+    s.nodes
+        .0
+        .iter()
+        .any(|(n, d)| n == node && matches!(d, NodeDecl::Host(h) if h.dhcp))
+}
+
+/// Default lease time of a DHCP server (dnsmasq's; ISC dhcpd uses 12 h).
+const DHCP_DEFAULT_LEASE: SimDuration = SimDuration::from_secs(3600);
+const DHCP_DEFAULT_OFFER_HOLD: SimDuration = SimDuration::from_secs(30);
+
+/// Resolves every DHCP server's pools and every relay's servers against the address
+/// plan, by app index.
+fn dhcp_apps(
+    l: &Loaded,
+    plan: &AddressPlan,
+    kinds: &[NodeKind],
+) -> Result<std::collections::BTreeMap<usize, DhcpApp>, ScenarioError> {
+    use protocols::dhcp::server::{PoolConfig, ServerConfig};
+    use std::net::Ipv4Addr;
+    let s = &l.scenario;
+    let index = |n: &str| s.nodes.0.iter().position(|(k, _)| k == n);
+    // A node's first address (validation made sure it is a node with static ones).
+    let addr_of = |v: &str| -> Option<Ipv4Addr> {
+        v.parse().ok().or_else(|| {
+            plan.ifaces[index(v)?]
+                .iter()
+                .flatten()
+                .map(|(a, _)| *a)
+                .next()
+        })
+    };
+    let static_addrs = |seg: usize| -> Vec<Ipv4Addr> {
+        plan.segments[seg]
+            .members
+            .iter()
+            .filter_map(|&(n, p)| plan.ifaces[n][p as usize].map(|(a, _)| a))
+            .collect()
+    };
+    let first_router = |seg: usize| -> Option<Ipv4Addr> {
+        plan.segments[seg]
+            .members
+            .iter()
+            .filter(|&&(n, _)| kinds[n] == NodeKind::Router)
+            .filter_map(|&(n, p)| plan.ifaces[n][p as usize].map(|(a, _)| a))
+            .min()
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for (i, a) in s.apps.iter().enumerate() {
+        match a {
+            AppDecl::DhcpServer(d) => {
+                let lease = d.lease.map_or(DHCP_DEFAULT_LEASE, dur);
+                let mut pools = Vec::new();
+                let own: Vec<usize> = index(&d.on)
+                    .map(|n| plan.port_segment[n].clone())
+                    .unwrap_or_default();
+                let decls: Vec<(Option<PoolDecl>, Option<usize>)> = if d.pools.is_empty() {
+                    own.iter().map(|&seg| (None, Some(seg))).collect()
+                } else {
+                    d.pools.iter().map(|p| (Some(p.clone()), None)).collect()
+                };
+                for (pi, (p, seg)) in decls.into_iter().enumerate() {
+                    let p = p.unwrap_or_default();
+                    let at = |f: &str| format!("apps[{i}].pools[{pi}]{f}");
+                    let range = match &p.range {
+                        Some(r) => Some(
+                            crate::load::parse_range(r)
+                                .map_err(|m| l.error_at(&at(".range"), m))?,
+                        ),
+                        None => None,
+                    };
+                    let seg = match (seg, p.subnet, range) {
+                        (Some(seg), _, _) => Some(seg),
+                        (None, Some(n), _) => {
+                            let want = prefix(n);
+                            plan.segments.iter().position(|g| g.prefix == want)
+                        }
+                        (None, None, Some((first, _))) => {
+                            plan.segments.iter().position(|g| g.prefix.contains(first))
+                        }
+                        (None, None, None) => None,
+                    };
+                    let Some(seg) = seg else {
+                        return Err(l.error_at(
+                            &at(""),
+                            format!(
+                                "no segment of the network has this pool's subnet; the subnets are: {}",
+                                plan.segments
+                                    .iter()
+                                    .map(|g| g.prefix.to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ));
+                    };
+                    let subnet = plan.segments[seg].prefix;
+                    let ((first, last), exclude) = match range {
+                        Some(r) => {
+                            if !subnet.contains(r.0) || !subnet.contains(r.1) {
+                                return Err(l.error_at(
+                                    &at(".range"),
+                                    format!("the range is not inside the subnet {subnet}"),
+                                ));
+                            }
+                            (r, Vec::new())
+                        }
+                        None => {
+                            let (lo, hi) = if subnet.len >= 31 {
+                                (
+                                    subnet.network,
+                                    subnet.network | !sim_core::route::mask(subnet.len),
+                                )
+                            } else {
+                                (
+                                    subnet.network + 1,
+                                    (subnet.network | !sim_core::route::mask(subnet.len)) - 1,
+                                )
+                            };
+                            let mut ex = static_addrs(seg);
+                            ex.extend(d.reservations.0.iter().map(|(_, a)| *a));
+                            ((Ipv4Addr::from(lo), Ipv4Addr::from(hi)), ex)
+                        }
+                    };
+                    let router = match &p.router {
+                        Some(r) => addr_of(r),
+                        None => first_router(seg),
+                    };
+                    pools.push(PoolConfig {
+                        subnet,
+                        first,
+                        last,
+                        exclude,
+                        router,
+                        dns: p.dns.iter().filter_map(|v| addr_of(v)).collect(),
+                        lease: p.lease.map_or(lease, dur),
+                    });
+                }
+                let reservations = d
+                    .reservations
+                    .0
+                    .iter()
+                    .map(|(host, a)| (mac_for(host, 0), *a))
+                    .collect();
+                out.insert(
+                    i,
+                    DhcpApp::Server(dhcp_apps::DhcpServerConfig {
+                        name: app_name(a, i),
+                        server: ServerConfig {
+                            pools,
+                            reservations,
+                            offer_hold: d.offer_hold.map_or(DHCP_DEFAULT_OFFER_HOLD, dur),
+                        },
+                    }),
+                );
+            }
+            AppDecl::DhcpRelay { servers, .. } => {
+                out.insert(
+                    i,
+                    DhcpApp::Relay(dhcp_apps::DhcpRelayConfig {
+                        name: app_name(a, i),
+                        servers: servers.iter().filter_map(|v| addr_of(v)).collect(),
+                    }),
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
 /// The slot of a single-node app; None for a gossip app (one slot per member, built by
 /// `gossip::slot`).
-fn app_slot(a: &AppDecl, i: usize, flow: Option<sim_core::metrics::FlowId>) -> Option<AppSlot> {
+fn app_slot(
+    a: &AppDecl,
+    i: usize,
+    flow: Option<sim_core::metrics::FlowId>,
+    dns: &DnsBuild,
+    dhcp: &std::collections::BTreeMap<usize, DhcpApp>,
+) -> Option<AppSlot> {
     let name = app_name(a, i);
     let start_of = |d: &crate::units::Duration| SimTime::from_nanos(d.as_nanos());
     let (start, factory): (SimTime, protocols::AppFactory) = match a.clone() {
@@ -976,9 +1306,81 @@ fn app_slot(a: &AppDecl, i: usize, flow: Option<sim_core::metrics::FlowId>) -> O
                 Box::new(move || Box::new(syn_flood::SynFlood::new(cfg.clone())) as Box<dyn App>),
             )
         }
+        AppDecl::DnsServer { zones, .. } => {
+            let keys: Vec<String> = zones.iter().map(|z| crate::load::zone_key(z)).collect();
+            let cfg = protocols::dns::server::DnsAuthConfig {
+                name,
+                zones: dns
+                    .zones
+                    .iter()
+                    .filter(|(k, _)| keys.contains(k))
+                    .map(|(_, z)| z.clone())
+                    .collect(),
+            };
+            (
+                SimTime::ZERO,
+                Box::new(move || {
+                    Box::new(protocols::dns::server::DnsAuthServer::new(cfg.clone()))
+                        as Box<dyn App>
+                }),
+            )
+        }
+        AppDecl::DnsResolver {
+            root_hints,
+            timeout,
+            attempts,
+            cache_size,
+            ..
+        } => {
+            let d = protocols::dns::resolver::ResolverConfig::default();
+            let cfg = protocols::dns::server::DnsResolverConfig {
+                name,
+                resolver: protocols::dns::resolver::ResolverConfig {
+                    root_hints: root_hints.iter().filter_map(|h| dns.addr(h)).collect(),
+                    timeout: timeout.map(dur).unwrap_or(d.timeout),
+                    attempts: attempts.unwrap_or(d.attempts),
+                    cache_size: cache_size.map_or(d.cache_size, |c| c as usize),
+                    max_upstream: d.max_upstream,
+                },
+            };
+            (
+                SimTime::ZERO,
+                Box::new(move || {
+                    Box::new(protocols::dns::server::DnsResolverApp::new(cfg.clone()))
+                        as Box<dyn App>
+                }),
+            )
+        }
+        AppDecl::DhcpServer(_) | AppDecl::DhcpRelay { .. } => {
+            // `dhcp_apps` resolved every DHCP app before the nodes were built. A server's
+            // lease database outlives its node's crashes, as a file would.
+            let (relay, db) = match dhcp.get(&i).cloned() {
+                Some(DhcpApp::Relay(c)) => (Some(c), None),
+                Some(DhcpApp::Server(c)) => (None, Some(dhcp_apps::lease_db(c.server))),
+                None => (None, None),
+            };
+            let db = db.unwrap_or_else(|| {
+                dhcp_apps::lease_db(protocols::dhcp::server::ServerConfig {
+                    pools: Vec::new(),
+                    reservations: Vec::new(),
+                    offer_hold: DHCP_DEFAULT_OFFER_HOLD,
+                })
+            });
+            (
+                SimTime::ZERO,
+                Box::new(move || match relay.clone() {
+                    Some(c) => Box::new(dhcp_apps::DhcpRelay::new(c)) as Box<dyn App>,
+                    None => Box::new(dhcp_apps::DhcpServer::new(&name, db.clone())),
+                }),
+            )
+        }
         AppDecl::Gossip(_) => return None,
     };
-    Some(AppSlot { start, factory })
+    Some(AppSlot {
+        start,
+        factory,
+        wait_for_address: false,
+    })
 }
 
 #[cfg(test)]
@@ -1063,6 +1465,7 @@ mod tests {
             "tcp_window_scaling": 0, "tcp_congestion_control": "reno",
             "tcp_slow_start_after_idle": 0, "tcp_delack_min": "20ms", "tcp_delack_max": 100,
             "tcp_reordering": 5, "tcp_pacing": true, "tcp_quickack": true,
+            "tcp_recovery": 4, "tcp_early_retrans": 0,
         }"#,
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -1100,6 +1503,8 @@ mod tests {
             delack_min: ms(20),
             delack_max: ms(100),
             reordering: 5,
+            recovery: 4,
+            early_retrans: 0,
         };
         assert_eq!(c, want);
         // Every field differs from Linux's default, so no knob is silently ignored.

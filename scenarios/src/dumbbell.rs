@@ -23,6 +23,9 @@ pub struct Dumbbell {
     pub flows: usize,
     /// Congestion controller of every sender, by registered name.
     pub cc: String,
+    /// Per-flow controllers overriding `cc` (flow i uses entry i, when there is one), for
+    /// competition experiments such as CUBIC against BBR.
+    pub flow_cc: Vec<String>,
     pub bottleneck_mbps: f64,
     /// One-way propagation delay of the bottleneck.
     pub delay_ms: f64,
@@ -45,6 +48,7 @@ impl Default for Dumbbell {
         Dumbbell {
             flows: 1,
             cc: "newreno".into(),
+            flow_cc: Vec::new(),
             bottleneck_mbps: 100.0,
             delay_ms: 10.0,
             duration_s: 10.0,
@@ -113,9 +117,13 @@ impl Dumbbell {
         let _ = writeln!(s, "    apps: [");
         for i in 0..self.flows {
             let _ = writeln!(s, "        TcpSink(on: \"d{i}\", port: {}),", 5000 + i);
+            let cc = match self.flow_cc.get(i) {
+                Some(name) => format!(", cc: \"{name}\""),
+                None => String::new(),
+            };
             let _ = writeln!(
                 s,
-                "        TcpBulk(name: \"flow{i}\", from: \"s{i}\", to: \"d{i}:{}\", start: \"{}s\"),",
+                "        TcpBulk(name: \"flow{i}\", from: \"s{i}\", to: \"d{i}:{}\", start: \"{}s\"{cc}),",
                 5000 + i,
                 self.start_s
             );

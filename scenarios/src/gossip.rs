@@ -103,6 +103,12 @@ pub(crate) fn validate(
                         format!("\"{name}\" is a switch; apps run on hosts and routers"),
                     ))
                 }
+                Some(NodeDecl::Host(h)) if h.dhcp => {
+                    return Err(l.error_at(
+                        &at(&format!("on[{k}]")),
+                        format!("\"{name}\" gets its address from DHCP at run time; expected a gossip member with a static address"),
+                    ))
+                }
                 Some(_) => vec![name.clone()],
             },
         };
@@ -319,6 +325,7 @@ pub(crate) fn slot(run: &GossipRun, me: u32) -> AppSlot {
     AppSlot {
         start: group.start,
         factory: Box::new(move || Box::new(GossipApp::new(group.clone(), me)) as Box<dyn App>),
+        wait_for_address: false,
     }
 }
 

@@ -67,6 +67,25 @@ impl Generated {
     }
 }
 
+impl Scenario {
+    /// The scenario as its file declares it: without the nodes and links its groups
+    /// added when it was loaded (loading it again adds them again). What was added to a
+    /// loaded scenario in code is kept.
+    pub fn as_declared(&self) -> std::borrow::Cow<'_, Scenario> {
+        let g = &self.generated;
+        if g.node_origin.is_empty() && g.link_origin.is_empty() {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut s = self.clone();
+        s.nodes.0.retain(|(n, _)| !g.node_origin.contains_key(n));
+        let start = g.first_link.min(s.links.len());
+        let end = (g.first_link + g.link_origin.len()).min(s.links.len());
+        s.links.drain(start..end);
+        s.generated = Generated::default();
+        std::borrow::Cow::Owned(s)
+    }
+}
+
 /// The names of a group's hosts, in index order.
 pub fn host_names(g: &HostGroupDecl) -> impl Iterator<Item = String> + '_ {
     let pattern = g

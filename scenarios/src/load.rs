@@ -4,6 +4,7 @@
 use crate::locate::{self, Path};
 use crate::schema::*;
 use std::fmt;
+use std::net::Ipv4Addr;
 
 /// A problem in a scenario file, located.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -205,7 +206,7 @@ fn quote_bare_value(v: &str) -> String {
     }
 }
 
-fn explain_ron(code: &ron::Error) -> String {
+pub(crate) fn explain_ron(code: &ron::Error) -> String {
     use ron::Error as E;
     match code {
         E::NoSuchStructField {
@@ -380,7 +381,10 @@ fn validate(l: &Loaded) -> Result<(), ScenarioError> {
                     format!("invalid port \"{port}\": expected a number from 0 to 65535"),
                 ));
             }
-            if host.parse::<std::net::Ipv4Addr>().is_err() {
+            let by_dns = matches!(a, AppDecl::TcpBulk(_) | AppDecl::TcpRequestResponse(_));
+            if host.parse::<std::net::Ipv4Addr>().is_err()
+                && !(by_dns && !node_names.contains(&host) && is_dns_name(host))
+            {
                 known(host, format!("apps[{i}].to"))?;
             }
         }
@@ -402,7 +406,10 @@ fn validate(l: &Loaded) -> Result<(), ScenarioError> {
             ));
         }
         if let AppDecl::Ping { to, .. } | AppDecl::Traceroute { to, .. } = a {
-            if to.parse::<std::net::Ipv4Addr>().is_err() {
+            let by_dns = matches!(a, AppDecl::Ping { .. })
+                && !node_names.contains(&to.as_str())
+                && is_dns_name(to);
+            if to.parse::<std::net::Ipv4Addr>().is_err() && !by_dns {
                 known(to, format!("apps[{i}].to"))?;
             }
         }
@@ -415,6 +422,7 @@ fn validate(l: &Loaded) -> Result<(), ScenarioError> {
         }
         app_names.push(name);
     }
+    validate_dhcp(l)?;
     for (i, f) in s.faults.iter().enumerate() {
         match f {
             FaultDecl::KillApp { app, .. } => {
@@ -443,6 +451,362 @@ fn validate(l: &Loaded) -> Result<(), ScenarioError> {
                 known(node, format!("faults[{i}].node"))?
             }
         }
+    }
+    validate_dns(l, &|n: &str| l3(n))
+}
+
+/// Can `s` be looked up in the DNS at run time: a domain name with a dot and a letter
+/// (so that addresses and node names are never mistaken for one)?
+pub fn is_dns_name(s: &str) -> bool {
+    s.contains('.')
+        && s.chars().any(|c| c.is_ascii_alphabetic())
+        && protocols::dns::wire::fqdn(s).is_ok()
+}
+
+/// A zone origin as the scenario's zones are keyed: lower case, no final dot ("." for
+/// the root).
+pub fn zone_key(origin: &str) -> String {
+    if origin == "." {
+        return ".".into();
+    }
+    origin.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Whole seconds of a TTL (RFC 2181 8: at most 2^31 - 1).
+pub fn ttl_secs(d: crate::units::Duration) -> Result<u32, String> {
+    let ns = d.as_nanos();
+    if !ns.is_multiple_of(1_000_000_000) || ns / 1_000_000_000 > i32::MAX as u64 {
+        return Err(format!(
+            "a TTL is a whole number of seconds from 0 to 2147483647, found {d}"
+        ));
+    }
+    Ok((ns / 1_000_000_000) as u32)
+}
+
+/// DNS: zones, the servers that serve them, resolvers' root hints, hosts' servers and
+/// host entries. What needs addresses (zone contents) is checked when building.
+fn validate_dns(l: &Loaded, l3: &dyn Fn(&str) -> bool) -> Result<(), ScenarioError> {
+    let s = &l.scenario;
+    let node_or_addr = |v: &str, path: String| -> Result<(), ScenarioError> {
+        let dhcp_host = s
+            .nodes
+            .0
+            .iter()
+            .any(|(n, d)| n == v && matches!(d, NodeDecl::Host(h) if h.dhcp));
+        if dhcp_host {
+            return Err(l.error_at(
+                &path,
+                format!(
+                    "\"{v}\" gets its address from DHCP at run time; expected a node with a static address or an IPv4 address"
+                ),
+            ));
+        }
+        if v.parse::<std::net::Ipv4Addr>().is_ok() || l3(v) {
+            return Ok(());
+        }
+        let nodes: Vec<&str> = s
+            .nodes
+            .0
+            .iter()
+            .filter(|(n, _)| l3(n))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        Err(l.error_at(
+            &path,
+            format!(
+                "expected a host or router name or an IPv4 address, found \"{v}\" (hosts and routers: {})",
+                nodes.join(", ")
+            ),
+        ))
+    };
+    let mut keys: Vec<String> = Vec::new();
+    for (origin, z) in &s.zones.0 {
+        let at = |f: &str| format!("zones[\"{origin}\"]{f}");
+        if protocols::dns::wire::fqdn(origin).is_err() {
+            return Err(l.error_at(
+                &at(""),
+                format!("invalid zone name \"{origin}\": expected a domain name like \"example.org\" or \".\""),
+            ));
+        }
+        let key = zone_key(origin);
+        if keys.contains(&key) {
+            return Err(l.error_at(&at(""), format!("zone \"{origin}\" is declared twice")));
+        }
+        keys.push(key);
+        for (f, d) in [("ttl", z.ttl), ("negative_ttl", z.negative_ttl)] {
+            if let Some(d) = d {
+                ttl_secs(d).map_err(|m| l.error_at(&at(&format!(".{f}")), m))?;
+            }
+        }
+        for (i, r) in z.records.iter().enumerate() {
+            let ttl = match r {
+                RecordDecl::A { ttl, .. }
+                | RecordDecl::Ns { ttl, .. }
+                | RecordDecl::Cname { ttl, .. } => ttl,
+            };
+            if let Some(d) = ttl {
+                ttl_secs(*d).map_err(|m| l.error_at(&at(&format!(".records[{i}].ttl")), m))?;
+            }
+            if let RecordDecl::A { addr, .. } = r {
+                node_or_addr(addr, at(&format!(".records[{i}].addr")))?;
+            }
+        }
+    }
+    for (name, decl) in &s.nodes.0 {
+        let (NodeDecl::Host(d) | NodeDecl::Router(d)) = decl else {
+            continue;
+        };
+        for (i, server) in d.dns.iter().enumerate() {
+            node_or_addr(server, format!("nodes[\"{name}\"].dns[{i}]"))?;
+        }
+        for (host, addr) in &d.hosts.0 {
+            let path = format!("nodes[\"{name}\"].hosts[\"{host}\"]");
+            if protocols::dns::wire::fqdn(host).is_err() {
+                return Err(l.error_at(
+                    &format!("nodes[\"{name}\"].hosts"),
+                    format!("invalid host name \"{host}\": expected a domain name"),
+                ));
+            }
+            node_or_addr(addr, path)?;
+        }
+        if let Some(o) = &d.dns_options {
+            let path = |f: &str| format!("nodes[\"{name}\"].dns_options.{f}");
+            if o.timeout.is_some_and(|t| !(1..=30).contains(&t)) {
+                return Err(l.error_at(
+                    &path("timeout"),
+                    "expected 1 to 30 (seconds, as glibc allows)",
+                ));
+            }
+            if o.attempts.is_some_and(|a| !(1..=5).contains(&a)) {
+                return Err(l.error_at(&path("attempts"), "expected 1 to 5 (as glibc allows)"));
+            }
+        }
+    }
+    for (i, a) in s.apps.iter().enumerate() {
+        match a {
+            AppDecl::DnsServer { zones, .. } => {
+                if zones.is_empty() {
+                    return Err(l.error_at(
+                        &format!("apps[{i}].zones"),
+                        "a DNS server needs at least one zone",
+                    ));
+                }
+                for (k, z) in zones.iter().enumerate() {
+                    if !keys.contains(&zone_key(z)) {
+                        return Err(l.error_at(
+                            &format!("apps[{i}].zones[{k}]"),
+                            format!(
+                                "unknown zone \"{z}\"; expected one of the scenario's zones: {}",
+                                s.zones
+                                    .0
+                                    .iter()
+                                    .map(|(o, _)| o.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
+            AppDecl::DnsResolver {
+                root_hints,
+                timeout,
+                attempts,
+                ..
+            } => {
+                if root_hints.is_empty() {
+                    return Err(l.error_at(
+                        &format!("apps[{i}].root_hints"),
+                        "a resolver needs at least one root server (node or address)",
+                    ));
+                }
+                for (k, h) in root_hints.iter().enumerate() {
+                    node_or_addr(h, format!("apps[{i}].root_hints[{k}]"))?;
+                }
+                if timeout.is_some_and(|t| t.as_nanos() == 0) {
+                    return Err(l.error_at(
+                        &format!("apps[{i}].timeout"),
+                        "timeout must be greater than zero",
+                    ));
+                }
+                if *attempts == Some(0) {
+                    return Err(l.error_at(
+                        &format!("apps[{i}].attempts"),
+                        "attempts must be at least 1",
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The name every DHCP host's client app has.
+pub const DHCP_CLIENT_APP: &str = "dhcp-client";
+
+/// `"first-last"`: a DHCP pool's address range.
+pub(crate) fn parse_range(r: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
+    let bad = || {
+        format!("expected an address range \"first-last\" like \"10.0.1.100-10.0.1.199\", found \"{r}\"")
+    };
+    let (a, b) = r.split_once('-').ok_or_else(bad)?;
+    let a: Ipv4Addr = a.trim().parse().map_err(|_| bad())?;
+    let b: Ipv4Addr = b.trim().parse().map_err(|_| bad())?;
+    if a > b {
+        return Err(format!("range \"{r}\" ends before it starts"));
+    }
+    Ok((a, b))
+}
+
+/// DHCP hosts, servers and relays: what can be checked without the address plan.
+fn validate_dhcp(l: &Loaded) -> Result<(), ScenarioError> {
+    let s = &l.scenario;
+    let decl = |n: &str| s.nodes.0.iter().find(|(k, _)| k == n).map(|(_, d)| d);
+    let is_dhcp_host = |n: &str| matches!(decl(n), Some(NodeDecl::Host(d)) if d.dhcp);
+    let node_or_addr = |v: &str, path: String| -> Result<(), ScenarioError> {
+        let static_l3 = matches!(decl(v), Some(NodeDecl::Host(d) | NodeDecl::Router(d)) if !d.dhcp);
+        if v.parse::<Ipv4Addr>().is_ok() || static_l3 {
+            return Ok(());
+        }
+        Err(l.error_at(
+            &path,
+            format!(
+                "expected an address or the name of a node with a static address, found \"{v}\""
+            ),
+        ))
+    };
+    for (name, d) in &s.nodes.0 {
+        match d {
+            NodeDecl::Router(r) if r.dhcp => {
+                return Err(l.error_at(
+                    &format!("nodes[\"{name}\"].dhcp"),
+                    "routers have static addresses; `dhcp` is for hosts",
+                ))
+            }
+            NodeDecl::Host(h) if h.dhcp => {
+                let links: Vec<usize> = (0..s.links.len())
+                    .filter(|&i| s.links[i].a == *name || s.links[i].b == *name)
+                    .collect();
+                if links.len() != 1 {
+                    return Err(l.error_at(
+                        &format!("nodes[\"{name}\"].dhcp"),
+                        format!(
+                            "a DHCP host has exactly one link; \"{name}\" has {}",
+                            links.len()
+                        ),
+                    ));
+                }
+                let k = &s.links[links[0]];
+                let (end, addr) = if k.a == *name {
+                    ("a", &k.a_addr)
+                } else {
+                    ("b", &k.b_addr)
+                };
+                if addr.is_some() {
+                    return Err(l.error_at(
+                        &format!("links[{}].{end}_addr", links[0]),
+                        format!(
+                            "\"{name}\" gets its address from DHCP; remove this field or `dhcp`"
+                        ),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut port_67: Vec<&str> = Vec::new();
+    let mut ranges: Vec<(Ipv4Addr, Ipv4Addr, usize)> = Vec::new();
+    for (i, a) in s.apps.iter().enumerate() {
+        let on = match a {
+            AppDecl::DhcpServer(d) => {
+                if is_dhcp_host(&d.on) {
+                    return Err(l.error_at(
+                        &format!("apps[{i}].on"),
+                        format!(
+                            "a DHCP server needs a static address; \"{}\" is a DHCP host",
+                            d.on
+                        ),
+                    ));
+                }
+                for (pi, p) in d.pools.iter().enumerate() {
+                    let at = |f: &str| format!("apps[{i}].pools[{pi}].{f}");
+                    if p.subnet.is_none() && p.range.is_none() {
+                        return Err(l.error_at(
+                            &format!("apps[{i}].pools[{pi}]"),
+                            "a pool needs a `subnet`, a `range`, or both",
+                        ));
+                    }
+                    if let Some(r) = &p.range {
+                        let (first, last) =
+                            parse_range(r).map_err(|m| l.error_at(&at("range"), m))?;
+                        if let Some(n) = p.subnet {
+                            let net = sim_core::route::Prefix::new(n.addr(), n.prefix_len());
+                            if !net.contains(first) || !net.contains(last) {
+                                return Err(l.error_at(
+                                    &at("range"),
+                                    format!("range \"{r}\" is not inside the pool's subnet {net}"),
+                                ));
+                            }
+                        }
+                        if let Some(&(_, _, j)) =
+                            ranges.iter().find(|(a, b, _)| first <= *b && *a <= last)
+                        {
+                            return Err(l.error_at(
+                                &at("range"),
+                                format!(
+                                    "range \"{r}\" overlaps a pool of {}: two servers would lease the same addresses",
+                                    app_name(&s.apps[j], j)
+                                ),
+                            ));
+                        }
+                        ranges.push((first, last, i));
+                    }
+                    if let Some(r) = &p.router {
+                        node_or_addr(r, at("router"))?;
+                    }
+                    for (k, v) in p.dns.iter().enumerate() {
+                        node_or_addr(v, format!("apps[{i}].pools[{pi}].dns[{k}]"))?;
+                    }
+                }
+                for (host, _) in &d.reservations.0 {
+                    if !is_dhcp_host(host) {
+                        return Err(l.error_at(
+                            &format!("apps[{i}].reservations"),
+                            format!("reservations are for DHCP hosts; \"{host}\" is not one"),
+                        ));
+                    }
+                }
+                &d.on
+            }
+            AppDecl::DhcpRelay { on, servers, .. } => {
+                if !matches!(decl(on), Some(NodeDecl::Router(_))) {
+                    return Err(l.error_at(
+                        &format!("apps[{i}].on"),
+                        format!("a DHCP relay agent runs on a router; \"{on}\" is not one"),
+                    ));
+                }
+                if servers.is_empty() {
+                    return Err(
+                        l.error_at(&format!("apps[{i}].servers"), "name at least one server")
+                    );
+                }
+                for (k, v) in servers.iter().enumerate() {
+                    node_or_addr(v, format!("apps[{i}].servers[{k}]"))?;
+                }
+                on
+            }
+            _ => continue,
+        };
+        if port_67.contains(&on.as_str()) {
+            return Err(l.error_at(
+                &format!("apps[{i}].on"),
+                format!(
+                    "\"{on}\" already runs a DHCP server or relay agent (both use UDP port 67)"
+                ),
+            ));
+        }
+        port_67.push(on);
     }
     Ok(())
 }
@@ -477,6 +841,9 @@ pub fn app_node(a: &AppDecl) -> Option<(&str, &'static str)> {
         AppDecl::TcpSink(d) => (&d.on, "on"),
         AppDecl::TcpServer(d) => (&d.on, "on"),
         AppDecl::TcpEcho(d) => (&d.on, "on"),
+        AppDecl::DnsServer { on, .. } | AppDecl::DnsResolver { on, .. } => (on, "on"),
+        AppDecl::DhcpServer(d) => (&d.on, "on"),
+        AppDecl::DhcpRelay { on, .. } => (on, "on"),
         AppDecl::Gossip(_) => return None,
     })
 }
@@ -495,6 +862,10 @@ pub fn app_name(a: &AppDecl, i: usize) -> String {
         AppDecl::TcpServer(d) => (&d.name, "tcp-server"),
         AppDecl::TcpEcho(d) => (&d.name, "tcp-echo"),
         AppDecl::SynFlood { name, .. } => (name, "syn-flood"),
+        AppDecl::DnsServer { name, .. } => (name, "dns-server"),
+        AppDecl::DnsResolver { name, .. } => (name, "dns-resolver"),
+        AppDecl::DhcpServer(d) => (&d.name, "dhcp-server"),
+        AppDecl::DhcpRelay { name, .. } => (name, "dhcp-relay"),
         AppDecl::Gossip(d) => (&d.name, "gossip"),
     };
     name.clone().unwrap_or_else(|| format!("{kind}-{i}"))
@@ -599,5 +970,64 @@ mod tests {
         let l = load(&["apps[0].to=h2", "links[0].name=h1-r"]).unwrap();
         assert!(matches!(&l.scenario.apps[0], AppDecl::Ping { to, .. } if to == "h2"));
         assert_eq!(l.scenario.links[0].name.as_deref(), Some("h1-r"));
+    }
+
+    const DHCP: &str = r#"Scenario(
+    name: "d",
+    nodes: { "sw": Switch(), "r": Router(), "srv": Host(), "c": Host(dhcp: true) },
+    links: [ Link(a: "r", b: "sw"), Link(a: "srv", b: "sw"), Link(a: "c", b: "sw") ],
+    apps: [
+        DhcpServer(on: "srv", pools: [Pool(range: "10.0.0.100-10.0.0.199", dns: ["srv"])],
+                   reservations: { "c": "10.0.0.50" }),
+        DhcpRelay(on: "r", servers: ["srv"]),
+    ],
+)"#;
+
+    #[test]
+    fn dhcp_mistakes_are_located_errors() {
+        assert!(load_str("d.ron", DHCP, &[]).is_ok());
+        let cases = [
+            ("links[2].a_addr=10.0.0.9/24", "gets its address from DHCP"),
+            (
+                r#"links=[Link(a: "r", b: "sw"), Link(a: "srv", b: "sw"), Link(a: "c", b: "sw"), Link(a: "c", b: "r")]"#,
+                "exactly one link",
+            ),
+            ("apps[0].on=c", "needs a static address"),
+            ("apps[1].on=srv", "runs on a router"),
+            ("apps[1].servers=[]", "at least one server"),
+            (r#"apps[1].servers=["c"]"#, "static address"),
+            (r#"apps[1].servers=["sw"]"#, "static address"),
+            (r#"apps[0].pools[0].dns=["nowhere"]"#, "static address"),
+            (r#"apps[0].pools[0].router="10.0.0""#, "static address"),
+            (
+                r#"apps[0].reservations={"srv": "10.0.0.50"}"#,
+                "reservations are for DHCP hosts",
+            ),
+            (
+                "apps[0].pools[0].range=10.0.0.199-10.0.0.100",
+                "ends before it starts",
+            ),
+            (
+                r#"apps[0].pools[0]=Pool(subnet: "10.0.0.0/24", range: "10.0.1.1-10.0.1.9")"#,
+                "not inside the pool's subnet",
+            ),
+            (
+                "apps[0].pools[0]=Pool()",
+                "needs a `subnet`, a `range`, or both",
+            ),
+            (
+                r#"apps[1]=DhcpServer(on: "srv")"#,
+                "already runs a DHCP server",
+            ),
+            (
+                r#"apps[1]=DnsResolver(on: "r", root_hints: ["c"])"#,
+                "gets its address from DHCP",
+            ),
+        ];
+        for (set, want) in cases {
+            let e = load_str("d.ron", DHCP, &[set.to_string()]).unwrap_err();
+            assert!(e.message.contains(want), "{set}: {e}");
+            assert!(e.line > 1, "{set}: located: {e}");
+        }
     }
 }

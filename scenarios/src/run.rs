@@ -25,6 +25,10 @@ pub struct RunOptions {
     pub max_events: Option<u64>,
     /// Wall-clock bound in seconds (only checked, never used in simulation logic).
     pub max_wall_s: Option<f64>,
+    /// Write `report.html` into `out_dir`, with the time series it plots
+    /// (`tcp-series.csv`, `flow-series.csv`, `link-series.csv`, sampled every
+    /// `record.series_interval` or, if unset, every 1/500 of the duration).
+    pub report: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +68,8 @@ fn categories(l: &Loaded) -> Vec<Category> {
             T::TcpProbe => Category::TcpProbe,
             T::App => Category::App,
             T::Fault => Category::Fault,
+            T::Dns => Category::Dns,
+            T::Dhcp => Category::Dhcp,
         })
         .collect()
 }
@@ -112,7 +118,7 @@ pub fn run(l: &Loaded, opts: &RunOptions) -> Result<Outcome, RunError> {
             wanted = categories(l);
             files.jsonl_probes = wanted.contains(&Category::TcpProbe);
         }
-        if record.tcp_series {
+        if record.tcp_series || opts.report {
             let path = dir.join("tcp-series.csv");
             files.tcp_series =
                 Some(reports::TcpSeriesCsv::create(&path).map_err(|e| out_err(&path, e))?);
@@ -124,20 +130,38 @@ pub fn run(l: &Loaded, opts: &RunOptions) -> Result<Outcome, RunError> {
             w.net.tracer.attach(Box::new(files), &wanted);
         }
     }
+    let duration_ns = l.scenario.duration.as_nanos();
+    let step = match (&opts.out_dir, l.scenario.record.series_interval) {
+        (None, _) => None,
+        (Some(_), Some(d)) => Some(d.as_nanos().max(1)),
+        (Some(_), None) if opts.report => Some((duration_ns / 500).max(1)),
+        _ => None,
+    };
+    let mut sampler = match (&opts.out_dir, step) {
+        (Some(dir), Some(step)) => {
+            Some(Sampler::create(dir, step).map_err(|(p, e)| out_err(&p, e))?)
+        }
+        _ => None,
+    };
     let wall = Instant::now();
     let w = &mut built.world;
     w.start();
-    let end = SimTime::from_nanos(l.scenario.duration.as_nanos());
+    let end = SimTime::from_nanos(duration_ns);
     let max_wall = opts.max_wall_s;
-    let reason = w.run(end, opts.max_events, || {
-        max_wall.is_some_and(|m| wall.elapsed().as_secs_f64() > m)
-    });
+    let mut stop = || max_wall.is_some_and(|m| wall.elapsed().as_secs_f64() > m);
+    let reason = match sampler.as_mut() {
+        None => w.run(end, opts.max_events, stop),
+        Some(s) => s.run(w, end, opts.max_events, &mut stop),
+    };
     // Apps stopping now are not members going down.
     for g in &built.gossip {
         g.group.log.borrow_mut().end_run();
     }
     let w = &mut built.world;
-    let (captures, errors) = w.finish();
+    let (captures, mut errors) = w.finish();
+    if let Some(s) = sampler.as_mut() {
+        errors.extend(s.finish());
+    }
     let wall_s = wall.elapsed().as_secs_f64();
     let sim_end = match reason {
         StopReason::EndTime | StopReason::Idle => end,
@@ -151,6 +175,12 @@ pub fn run(l: &Loaded, opts: &RunOptions) -> Result<Outcome, RunError> {
             let path = dir.join("gossip-rounds.csv");
             reports::write_gossip_rounds(&path, &summary.gossip).map_err(|e| out_err(&path, e))?;
         }
+        if opts.report {
+            let path = dir.join("report.html");
+            let html = reports::html::run_report(&summary, &l.file, &l.source, dir)
+                .map_err(|e| out_err(&path, e))?;
+            std::fs::write(&path, html).map_err(|e| out_err(&path, e))?;
+        }
     }
     if let Some(e) = errors.first() {
         return Err(RunError::Output {
@@ -159,6 +189,116 @@ pub fn run(l: &Loaded, opts: &RunOptions) -> Result<Outcome, RunError> {
         });
     }
     Ok(Outcome { summary, built })
+}
+
+/// Samples flows and link directions every `step` ns of simulated time into
+/// `flow-series.csv` and `link-series.csv`. It runs the world in slices that end at the
+/// sample times, so it adds no event and changes nothing the run does (nor its digest).
+struct Sampler {
+    step: u64,
+    flows: reports::series::SeriesCsv,
+    links: reports::series::SeriesCsv,
+    flow_rx: Vec<u64>,
+    /// Each flow's RTT sample count and sum at the last sample.
+    flow_rtt: Vec<(u64, u128)>,
+    link_tx: Vec<u64>,
+}
+
+impl Sampler {
+    fn create(dir: &Path, step: u64) -> Result<Sampler, (PathBuf, std::io::Error)> {
+        let fp = dir.join("flow-series.csv");
+        let lp = dir.join("link-series.csv");
+        Ok(Sampler {
+            step,
+            flows: reports::series::SeriesCsv::create_flows(&fp).map_err(|e| (fp, e))?,
+            links: reports::series::SeriesCsv::create_links(&lp).map_err(|e| (lp, e))?,
+            flow_rx: Vec::new(),
+            flow_rtt: Vec::new(),
+            link_tx: Vec::new(),
+        })
+    }
+
+    /// `World::run` to `end`, stopping at every sample time to sample.
+    fn run(
+        &mut self,
+        w: &mut sim_core::world::World,
+        end: SimTime,
+        max_events: Option<u64>,
+        stop: &mut impl FnMut() -> bool,
+    ) -> StopReason {
+        let mut t = self.step;
+        while t <= end.as_nanos() {
+            match w.run(SimTime::from_nanos(t), max_events, &mut *stop) {
+                StopReason::EndTime | StopReason::Idle => self.sample(w, t),
+                r => return r,
+            }
+            t += self.step;
+        }
+        w.run(end, max_events, stop)
+    }
+
+    fn sample(&mut self, w: &sim_core::world::World, t: u64) {
+        use reports::series::bits_per_second;
+        for (i, f) in w.net.flows.iter().enumerate() {
+            if self.flow_rx.len() <= i {
+                self.flow_rx.push(0);
+                self.flow_rtt.push((0, 0));
+            }
+            let delta = f.rx_bytes.saturating_sub(self.flow_rx[i]);
+            self.flow_rx[i] = f.rx_bytes;
+            let (count, sum) = self.flow_rtt[i];
+            let samples = f.rtt.count.saturating_sub(count);
+            let rtt =
+                (samples > 0).then(|| (f.rtt.sum_ns.saturating_sub(sum) / samples as u128) as u64);
+            self.flow_rtt[i] = (f.rtt.count, f.rtt.sum_ns);
+            self.flows.row(
+                t,
+                &f.id,
+                &[
+                    Some(f.rx_bytes),
+                    Some(f.tx_bytes),
+                    Some(bits_per_second(delta, self.step)),
+                    rtt,
+                ],
+            );
+        }
+        let mut i = 0;
+        for l in w.links() {
+            for (d, ch) in l.dirs.iter().enumerate() {
+                if self.link_tx.len() <= i {
+                    self.link_tx.push(0);
+                }
+                let tx = ch.stats.tx_bytes;
+                let delta = tx.saturating_sub(self.link_tx[i]);
+                self.link_tx[i] = tx;
+                let id = format!(
+                    "{}:{}->{}",
+                    l.name,
+                    w.node_name(l.ends[d].0),
+                    w.node_name(l.ends[1 - d].0)
+                );
+                self.links.row(
+                    t,
+                    &id,
+                    &[
+                        Some(ch.queue_len() as u64),
+                        Some(ch.queued_bytes()),
+                        Some(tx),
+                        Some(bits_per_second(delta, self.step)),
+                    ],
+                );
+                i += 1;
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Vec<String> {
+        [self.flows.finish(), self.links.finish()]
+            .into_iter()
+            .filter_map(|r| r.err())
+            .map(|e| format!("series: {e}"))
+            .collect()
+    }
 }
 
 fn summarize(
@@ -237,6 +377,21 @@ fn summarize(
         .reports()
         .into_iter()
         .partition(|(_, r)| r.app == protocols::host::TCP_COUNTERS_REPORT);
+    // ... and their DNS counters the same way.
+    let (dns_reports, app_reports): (Vec<_>, Vec<_>) = app_reports
+        .into_iter()
+        .partition(|(_, r)| r.app == protocols::dns::DNS_COUNTERS_REPORT);
+    let counters_of = |reports: &[(String, sim_core::world::StackReport)], node: &str| {
+        reports
+            .iter()
+            .filter(|(n, _)| n == node)
+            .flat_map(|(_, r)| r.lines.iter())
+            .filter_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect::<std::collections::BTreeMap<String, u64>>()
+    };
     let tcp_counters = |node: &str| -> std::collections::BTreeMap<String, u64> {
         tcp_reports
             .iter()
@@ -256,10 +411,21 @@ fn summarize(
                 NodeKind::Router => "router",
                 NodeKind::Switch => "switch",
             };
-            let addresses = b.plan.ifaces[i]
-                .iter()
-                .flatten()
-                .map(|(a, p)| format!("{a}/{}", p.len))
+            // What the interfaces have at the end (a DHCP host's lease, if it holds one).
+            let addresses = match w.ip_node(id) {
+                Some(ip) => ip
+                    .ifaces
+                    .iter()
+                    .filter(|f| f.is_configured())
+                    .map(|f| format!("{}/{}", f.addr, f.prefix.len))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let metrics = w
+                .net
+                .metrics
+                .of_node(i as u32)
+                .map(|(k, v)| (k.to_string(), v))
                 .collect();
             let counters = w
                 .counters(id)
@@ -274,6 +440,8 @@ fn summarize(
                 addresses,
                 counters,
                 tcp: tcp_counters(w.node_name(id)),
+                dns: counters_of(&dns_reports, w.node_name(id)),
+                metrics,
             }
         })
         .collect();

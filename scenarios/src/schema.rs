@@ -6,10 +6,10 @@
 
 use crate::units::{ByteSize, Duration, Ipv4Net, Probability, QueueLimit, Rate};
 use serde::de::{MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
@@ -38,6 +38,9 @@ pub struct Scenario {
     pub faults: Vec<FaultDecl>,
     #[serde(default)]
     pub record: Record,
+    /// DNS zones by origin (`"."` is the root), served by `DnsServer` apps.
+    #[serde(default)]
+    pub zones: NamedMap<ZoneDecl>,
     /// What the groups added, for locating errors in it (not part of the file).
     #[serde(skip)]
     pub generated: Generated,
@@ -68,6 +71,17 @@ pub struct NamedMap<T>(pub Vec<(String, T)>);
 impl<T> Default for NamedMap<T> {
     fn default() -> Self {
         NamedMap(Vec::new())
+    }
+}
+
+impl<T: Serialize> Serialize for NamedMap<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
     }
 }
 
@@ -102,7 +116,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for NamedMap<T> {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 pub enum NodeDecl {
     Host(#[serde(default)] L3Decl),
     Router(#[serde(default)] L3Decl),
@@ -110,7 +124,7 @@ pub enum NodeDecl {
 }
 
 /// Settings of a host or router.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Node")]
 pub struct L3Decl {
     /// Static routes, added to (or, with `routing: Static`, instead of) automatic ones.
@@ -123,6 +137,79 @@ pub struct L3Decl {
     /// (tcp_syn_retries, tcp_rmem, somaxconn, ...); see `build::sysctl_names`.
     #[serde(default)]
     pub sysctl: NamedMap<SysctlValue>,
+    /// DNS servers (resolv.conf `nameserver`s), in order: node names or addresses.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// Static host entries (/etc/hosts): DNS name to node name or address.
+    #[serde(default)]
+    pub hosts: NamedMap<String>,
+    /// resolv.conf `options` of the stub resolver.
+    #[serde(default)]
+    pub dns_options: Option<DnsOptionsDecl>,
+    /// Hosts only: the interface has no address until a DHCP server leases one (with the
+    /// default route and DNS servers); the host's apps start once it has one.
+    #[serde(default)]
+    pub dhcp: bool,
+}
+
+/// resolv.conf `options` (glibc defaults: timeout 5 s, 2 attempts, no rotate).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename = "DnsOptions")]
+pub struct DnsOptionsDecl {
+    /// Seconds per attempt (`options timeout:n`, 1 to 30).
+    #[serde(default)]
+    pub timeout: Option<u32>,
+    /// Rounds over the servers (`options attempts:n`, 1 to 5).
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    /// Start each lookup at the next server (`options rotate`).
+    #[serde(default)]
+    pub rotate: bool,
+}
+
+/// A DNS zone: its records and TTLs.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename = "Zone")]
+pub struct ZoneDecl {
+    /// TTL of records that give none, and of the SOA (default 1h).
+    #[serde(default)]
+    pub ttl: Option<Duration>,
+    /// The SOA MINIMUM: how long resolvers cache NXDOMAIN and NODATA (default 5m).
+    #[serde(default)]
+    pub negative_ttl: Option<Duration>,
+    /// The SOA serial (default 1).
+    #[serde(default)]
+    pub serial: Option<u32>,
+    #[serde(default)]
+    pub records: Vec<RecordDecl>,
+}
+
+/// A resource record. `name` is relative to the zone unless it ends with '.'; `"@"` is
+/// the zone itself.
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields)]
+pub enum RecordDecl {
+    /// An address: `addr` is a node name (its first address) or a dotted address.
+    A {
+        name: String,
+        addr: String,
+        #[serde(default)]
+        ttl: Option<Duration>,
+    },
+    /// A name server of `name` (a delegation when below the zone's apex).
+    Ns {
+        name: String,
+        host: String,
+        #[serde(default)]
+        ttl: Option<Duration>,
+    },
+    /// An alias.
+    Cname {
+        name: String,
+        target: String,
+        #[serde(default)]
+        ttl: Option<Duration>,
+    },
 }
 
 /// A sysctl's value: an integer (`6`), a string (`"4096 131072 6291456"`, `"newreno"`,
@@ -141,6 +228,16 @@ impl fmt::Display for SysctlValue {
             SysctlValue::Int(v) => write!(f, "{v}"),
             SysctlValue::Str(v) => write!(f, "{v:?}"),
             SysctlValue::Bool(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+impl Serialize for SysctlValue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            SysctlValue::Int(v) => s.serialize_u64(*v),
+            SysctlValue::Str(v) => s.serialize_str(v),
+            SysctlValue::Bool(v) => s.serialize_bool(*v),
         }
     }
 }
@@ -179,7 +276,7 @@ impl<'de> Deserialize<'de> for SysctlValue {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Switch")]
 pub struct SwitchDecl {
     /// MAC table ageing time (Linux bridge default 300 s).
@@ -187,7 +284,7 @@ pub struct SwitchDecl {
     pub aging: Option<Duration>,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Route")]
 pub struct RouteDecl {
     /// Destination prefix, e.g. "10.0.9.0/24" or "0.0.0.0/0".
@@ -197,7 +294,7 @@ pub struct RouteDecl {
 }
 
 /// Link settings shared by both directions, with optional per-direction overrides.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Link")]
 pub struct LinkDecl {
     pub a: String,
@@ -247,7 +344,7 @@ fn default_mtu() -> u32 {
 }
 
 /// Per-direction overrides of a link's settings.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Direction")]
 pub struct DirectionDecl {
     #[serde(default)]
@@ -268,7 +365,7 @@ pub struct DirectionDecl {
     pub corrupt: Option<Probability>,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub enum QueueDecl {
     /// Drop-tail FIFO; `limit` like "100 packets" or "64KiB" (default 1000 packets).
@@ -320,7 +417,8 @@ impl Default for QueueDecl {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields)]
 pub enum LossDecl {
     #[default]
     None,
@@ -336,7 +434,7 @@ pub enum LossDecl {
     },
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Reorder")]
 pub struct ReorderDecl {
     pub probability: Probability,
@@ -344,7 +442,7 @@ pub struct ReorderDecl {
     pub delay: Duration,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub enum Routing {
     /// Shortest paths in router hops, with ECMP. `reconverge`: recompute routes this long
@@ -368,14 +466,14 @@ impl Default for Routing {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Serialize)]
 pub enum Ecmp {
     #[default]
     PerFlow,
     PerPacket,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub enum AppDecl {
     Ping {
@@ -454,6 +552,39 @@ pub enum AppDecl {
     TcpEcho(TcpEchoDecl),
     /// Gossip among a group of hosts: rumor mongering and anti-entropy over UDP.
     Gossip(GossipDecl),
+    /// Authoritative DNS server for `zones` (origins in the scenario's `zones`).
+    DnsServer {
+        on: String,
+        zones: Vec<String>,
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Recursive DNS resolver; `root_hints`: the root servers (nodes or addresses).
+    DnsResolver {
+        on: String,
+        root_hints: Vec<String>,
+        #[serde(default)]
+        name: Option<String>,
+        /// Wait for an upstream answer (default 2s).
+        #[serde(default)]
+        timeout: Option<Duration>,
+        /// Rounds over a zone's servers before SERVFAIL (default 2).
+        #[serde(default)]
+        attempts: Option<u32>,
+        /// Cache entries kept at most (default 10000).
+        #[serde(default)]
+        cache_size: Option<u32>,
+    },
+    /// DHCP server (RFC 2131) on a host or router with static addresses.
+    DhcpServer(DhcpServerDecl),
+    /// DHCP relay agent on a router: forwards clients' requests to `servers`.
+    DhcpRelay {
+        on: String,
+        /// Server node names or addresses.
+        servers: Vec<String>,
+        #[serde(default)]
+        name: Option<String>,
+    },
     /// SYNs from spoofed random sources through a raw socket.
     SynFlood {
         from: String,
@@ -512,7 +643,7 @@ macro_rules! tcp_app_decl {
         $($(#[$fmeta:meta])* $field:ident : $ty:ty,)*
     }) => {
         $(#[$meta])*
-        #[derive(Clone, Debug, Deserialize, PartialEq)]
+        #[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
         #[serde(deny_unknown_fields, rename = $rename)]
         pub struct $name {
             $($(#[$fmeta])* pub $field: $ty,)*
@@ -684,7 +815,7 @@ tcp_app_decl! {
 }
 
 /// `Gossip(...)`: every member runs one gossip node; they spread the `rumors`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Gossip")]
 pub struct GossipDecl {
     /// The members: host groups (all their hosts) and hosts or routers, by name.
@@ -724,7 +855,7 @@ pub struct GossipDecl {
 }
 
 /// `Swim(...)`: SWIM failure detection and membership dissemination.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Swim")]
 pub struct SwimDecl {
     /// One probe per member this often (default 1s).
@@ -745,7 +876,7 @@ pub struct SwimDecl {
     pub reconnect_every: Option<u32>,
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Serialize, Eq)]
 pub enum GossipModeDecl {
     #[default]
     Push,
@@ -755,7 +886,7 @@ pub enum GossipModeDecl {
     Off,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Serialize, Eq)]
 #[serde(deny_unknown_fields)]
 pub enum LoseInterestDecl {
     Never,
@@ -776,7 +907,7 @@ impl Default for LoseInterestDecl {
 }
 
 /// `Rumor(from, at, size)`: a rumor born on member `from` at `at`.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Rumor")]
 pub struct RumorDecl {
     pub from: String,
@@ -788,7 +919,7 @@ pub struct RumorDecl {
 
 /// `HostGroup(...)`: `count` hosts on one switched LAN, or on `lans` LANs each behind a
 /// gateway router, the gateways joined by a core router.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "HostGroup")]
 pub struct HostGroupDecl {
     /// Names the group; apps name it to mean all its hosts.
@@ -815,7 +946,7 @@ pub struct HostGroupDecl {
 }
 
 /// The settings of a generated link: a `Link` without ends, names or addresses.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Link")]
 pub struct LinkTemplate {
     #[serde(default = "default_rate")]
@@ -886,7 +1017,52 @@ impl LinkTemplate {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+/// `DhcpServer(...)`: leases addresses from `pools`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename = "DhcpServer")]
+pub struct DhcpServerDecl {
+    pub on: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Address pools, one per subnet served (default: one for each subnet the server is
+    /// on, with every address not assigned statically).
+    #[serde(default)]
+    pub pools: Vec<PoolDecl>,
+    /// Lease time of pools that do not set one (default 1h).
+    #[serde(default)]
+    pub lease: Option<Duration>,
+    /// How long an offered address is held for the client (default 30s).
+    #[serde(default)]
+    pub offer_hold: Option<Duration>,
+    /// Fixed addresses for DHCP hosts, by node name: `{ "printer": "10.0.1.50" }`.
+    #[serde(default)]
+    pub reservations: NamedMap<std::net::Ipv4Addr>,
+}
+
+/// One pool of a DHCP server: a subnet (a segment of the network) and a range in it.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename = "Pool")]
+pub struct PoolDecl {
+    /// The subnet served (default: the subnet containing `range`).
+    #[serde(default)]
+    pub subnet: Option<Ipv4Net>,
+    /// Addresses handed out, "first-last" (default: every address of the subnet not
+    /// assigned statically).
+    #[serde(default)]
+    pub range: Option<String>,
+    /// Default gateway given to clients: a node name or an address (default: the first
+    /// router on the subnet).
+    #[serde(default)]
+    pub router: Option<String>,
+    /// DNS servers given to clients: node names or addresses.
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// Lease time (default: the server's `lease`).
+    #[serde(default)]
+    pub lease: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields)]
 pub enum FaultDecl {
     /// Take a link down at `at`; back up after `for` if given.
@@ -919,7 +1095,7 @@ pub enum FaultDecl {
     },
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Record")]
 pub struct Record {
     /// Trace categories written to trace.jsonl (all when empty and --trace is given).
@@ -929,9 +1105,14 @@ pub struct Record {
     /// RTT, RTO, bytes in flight, delivered bytes), whether or not trace.jsonl is written.
     #[serde(default)]
     pub tcp_series: bool,
+    /// Sample every flow and link direction at this step of simulated time:
+    /// `flow-series.csv` (received bytes, throughput) and `link-series.csv` (queue
+    /// occupancy, throughput). Off by default.
+    #[serde(default)]
+    pub series_interval: Option<Duration>,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Serialize, Eq)]
 pub enum TraceCategory {
     Link,
     L2,
@@ -943,4 +1124,6 @@ pub enum TraceCategory {
     TcpProbe,
     App,
     Fault,
+    Dns,
+    Dhcp,
 }

@@ -15,11 +15,22 @@
 //! broadcast request. Resolution sends `arp_retries` requests `arp_retry_interval` apart
 //! (Linux: mcast_solicit 3, retrans_time 1 s) and then fails: queued packets are dropped and
 //! their senders get ICMP host unreachable (a local sender from the node itself, as Linux does).
+//!
+//! Run-time configuration (what `ip addr`, `ip route` and a packet socket give a Linux
+//! program, for stacks that configure the node themselves, e.g. a DHCP client): an
+//! interface may start without an address ([`Iface::is_configured`]) and get one later
+//! ([`IpNode::configure_iface`]); routes may be added and removed ([`RouteOrigin::Dynamic`]);
+//! an interface may deliver every datagram that arrives on it whatever its destination
+//! ([`IpNode::set_receive_any`]); a datagram may be sent to a given link-layer address
+//! without ARP ([`SendRequest::link_dst`]); ARP probes and announcements (RFC 5227) can be
+//! sent, and ARP traffic claiming a watched address from another MAC is reported as
+//! [`Upcall::AddressConflict`]. A crash undoes all of it: the node boots with the
+//! addresses and routes it was built with.
 
 use crate::node_trace;
 use crate::packet::*;
 use crate::rng::SimRng;
-use crate::route::{choose_next_hop, EcmpMode, FlowKey, Prefix, Route, RouteTable};
+use crate::route::{choose_next_hop, EcmpMode, FlowKey, Prefix, Route, RouteOrigin, RouteTable};
 use crate::sched::TimerHandle;
 use crate::time::{SimDuration, SimTime};
 use crate::trace::Category;
@@ -66,9 +77,17 @@ impl Default for IpConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Iface {
     pub mac: MacAddr,
+    /// 0.0.0.0 while the interface has no address.
     pub addr: Ipv4Addr,
     pub prefix: Prefix,
     pub mtu: u32,
+}
+
+impl Iface {
+    /// Does the interface have an address?
+    pub fn is_configured(&self) -> bool {
+        !self.addr.is_unspecified()
+    }
 }
 
 /// A transport packet delivered to this node.
@@ -122,6 +141,19 @@ pub struct IcmpIn {
 pub enum Upcall {
     Datagram(Datagram),
     Icmp(IcmpIn),
+    /// An ARP packet on `iface` from another MAC claims `addr`, which the stack watches
+    /// ([`IpNode::watch_address`]): a reply or announcement from `addr`, or another node's
+    /// probe for it (RFC 5227 section 2.1.1).
+    AddressConflict {
+        iface: u16,
+        addr: Ipv4Addr,
+        mac: MacAddr,
+    },
+    /// The link on `iface` went down or came back up (carrier, as netlink reports it).
+    Carrier {
+        iface: u16,
+        up: bool,
+    },
 }
 
 /// A datagram the stack asks the IP layer to send.
@@ -137,6 +169,9 @@ pub struct SendRequest {
     pub dont_fragment: bool,
     /// Send out of this interface regardless of routes (needed for 255.255.255.255).
     pub iface: Option<u16>,
+    /// With `iface`: send to this link-layer address without ARP, as a packet socket can
+    /// (a DHCP server answering a client that has no address yet).
+    pub link_dst: Option<MacAddr>,
     pub body: IpBody,
 }
 
@@ -150,6 +185,7 @@ impl SendRequest {
             tos: 0,
             dont_fragment: false,
             iface: None,
+            link_dst: None,
             body,
         }
     }
@@ -224,6 +260,12 @@ pub struct IpNode {
     next_reassembly_serial: u32,
     next_ident: u16,
     pub(crate) upcalls: VecDeque<Upcall>,
+    /// Each interface's address and prefix as built, restored when the node crashes.
+    boot_addrs: Vec<(Ipv4Addr, Prefix)>,
+    /// Interfaces that deliver every arriving datagram to the stack.
+    receive_any: Vec<u16>,
+    /// (interface, address) pairs whose ARP claims by other nodes are reported.
+    arp_watch: Vec<(u16, Ipv4Addr)>,
 }
 
 impl IpNode {
@@ -236,6 +278,7 @@ impl IpNode {
         ecmp_seed: u64,
         spray_rng: SimRng,
     ) -> Self {
+        let boot_addrs = ifaces.iter().map(|i| (i.addr, i.prefix)).collect();
         let mut n = IpNode {
             node,
             forwarding,
@@ -251,35 +294,180 @@ impl IpNode {
             next_reassembly_serial: 0,
             next_ident: 1,
             upcalls: VecDeque::new(),
+            boot_addrs,
+            receive_any: Vec::new(),
+            arp_watch: Vec::new(),
         };
         n.install_connected_routes();
         n
     }
 
     fn install_connected_routes(&mut self) {
-        for (i, ifc) in self.ifaces.iter().enumerate() {
-            self.routes.insert(Route {
-                prefix: ifc.prefix,
-                next_hops: vec![crate::route::NextHop {
-                    iface: i as u16,
-                    gateway: None,
-                }],
-                origin: crate::route::RouteOrigin::Connected,
-            });
+        for i in 0..self.ifaces.len() {
+            self.install_connected_route(i as u16);
         }
     }
 
-    /// Forgets all dynamic state (the node crashed). Routes and addresses stay: they are
-    /// configuration.
+    fn install_connected_route(&mut self, iface: u16) {
+        let Some(ifc) = self.ifaces.get(iface as usize) else {
+            return;
+        };
+        if ifc.is_configured() {
+            self.routes.insert(connected_route(ifc.prefix, iface));
+        }
+    }
+
+    /// Forgets all dynamic state (the node crashed). Routes and addresses as built stay:
+    /// they are configuration; what the stack configured at run time goes.
     pub fn reset(&mut self) {
         self.neighbors.clear();
         self.reassembly.clear();
         self.reassembly_index.clear();
         self.upcalls.clear();
+        self.receive_any.clear();
+        self.arp_watch.clear();
+        for i in 0..self.ifaces.len() {
+            let boot = self.boot_addrs[i];
+            let ifc = &self.ifaces[i];
+            if (ifc.addr, ifc.prefix) != boot {
+                self.deconfigure_iface(i as u16);
+                self.ifaces[i].addr = boot.0;
+                self.ifaces[i].prefix = boot.1;
+                self.install_connected_route(i as u16);
+            }
+        }
+        if self
+            .routes
+            .routes()
+            .iter()
+            .any(|r| r.origin == RouteOrigin::Dynamic)
+        {
+            self.routes.remove_origin(RouteOrigin::Dynamic);
+        }
     }
 
     pub fn is_local(&self, addr: Ipv4Addr) -> bool {
-        self.ifaces.iter().any(|i| i.addr == addr)
+        !addr.is_unspecified() && self.ifaces.iter().any(|i| i.addr == addr)
+    }
+
+    // ---------------------------------------------------------------- run-time configuration
+
+    /// Gives `iface` the address `addr/prefix_len` (replacing any it had) and its
+    /// connected route, as `ip addr replace` does.
+    pub fn configure_iface(
+        &mut self,
+        iface: u16,
+        addr: Ipv4Addr,
+        prefix_len: u8,
+    ) -> Result<(), SendError> {
+        if self.ifaces.get(iface as usize).is_none() {
+            return Err(SendError::NoSuchInterface(iface));
+        }
+        self.deconfigure_iface(iface);
+        let ifc = &mut self.ifaces[iface as usize];
+        ifc.addr = addr;
+        ifc.prefix = Prefix::new(addr, prefix_len);
+        self.install_connected_route(iface);
+        Ok(())
+    }
+
+    /// Removes `iface`'s address and connected route (`ip addr flush`). Routes through
+    /// gateways on it stay until removed, as in Linux.
+    pub fn deconfigure_iface(&mut self, iface: u16) {
+        let Some(ifc) = self.ifaces.get_mut(iface as usize) else {
+            return;
+        };
+        if !ifc.is_configured() {
+            return;
+        }
+        let prefix = ifc.prefix;
+        ifc.addr = Ipv4Addr::UNSPECIFIED;
+        ifc.prefix = Prefix::new(Ipv4Addr::UNSPECIFIED, 32);
+        let ours = self.routes.routes().iter().any(|r| {
+            r.prefix == prefix
+                && r.origin == RouteOrigin::Connected
+                && r.next_hops.iter().any(|h| h.iface == iface)
+        });
+        if ours {
+            self.routes.remove(prefix, RouteOrigin::Connected);
+        }
+    }
+
+    /// Adds (or replaces) a run-time route to `prefix` out of `iface`, via `gateway` if
+    /// given.
+    pub fn set_route(&mut self, prefix: Prefix, iface: u16, gateway: Option<Ipv4Addr>) {
+        self.routes.insert(Route {
+            prefix,
+            next_hops: vec![crate::route::NextHop { iface, gateway }],
+            origin: RouteOrigin::Dynamic,
+        });
+    }
+
+    /// Removes the run-time route to `prefix`; false if there was none.
+    pub fn remove_route(&mut self, prefix: Prefix) -> bool {
+        self.routes.remove(prefix, RouteOrigin::Dynamic).is_some()
+    }
+
+    /// Delivers every datagram arriving on `iface` to the stack, whatever its destination
+    /// address (as a packet socket sees them), or stops doing so. A forwarding node still
+    /// forwards what is not for it and delivers a copy.
+    pub fn set_receive_any(&mut self, iface: u16, on: bool) {
+        self.receive_any.retain(|&i| i != iface);
+        if on {
+            self.receive_any.push(iface);
+        }
+    }
+
+    /// Reports ARP claims of `addr` on `iface` by other nodes as
+    /// [`Upcall::AddressConflict`] (or stops doing so).
+    pub fn watch_address(&mut self, iface: u16, addr: Ipv4Addr, on: bool) {
+        self.arp_watch.retain(|&w| w != (iface, addr));
+        if on {
+            self.arp_watch.push((iface, addr));
+        }
+    }
+
+    /// Sends an ARP probe for `addr` (RFC 5227: a request with sender address 0.0.0.0),
+    /// asking whether any node uses it.
+    pub fn arp_probe(&mut self, net: &mut Net, iface: u16, addr: Ipv4Addr) {
+        self.send_arp_claim(net, iface, Ipv4Addr::UNSPECIFIED, addr, "arp_probe");
+    }
+
+    /// Sends a gratuitous ARP request announcing that `iface` now holds `addr` (RFC 5227
+    /// announcement: sender and target address both `addr`), so neighbours update their
+    /// caches.
+    pub fn arp_announce(&mut self, net: &mut Net, iface: u16, addr: Ipv4Addr) {
+        self.send_arp_claim(net, iface, addr, addr, "arp_announce");
+    }
+
+    fn send_arp_claim(
+        &mut self,
+        net: &mut Net,
+        iface: u16,
+        sender_ip: Ipv4Addr,
+        target_ip: Ipv4Addr,
+        event: &'static str,
+    ) {
+        let Some(ifc) = self.ifaces.get(iface as usize) else {
+            return;
+        };
+        let mac = ifc.mac;
+        node_trace!(net, Category::Arp, self.node, event, "iface" => iface, "target" => target_ip);
+        net.transmit(
+            self.node,
+            iface,
+            Frame {
+                src: mac,
+                dst: MacAddr::BROADCAST,
+                body: FrameBody::Arp(ArpPacket {
+                    op: ArpOp::Request,
+                    sender_mac: mac,
+                    sender_ip,
+                    target_mac: MacAddr::ZERO,
+                    target_ip,
+                }),
+            },
+        );
     }
 
     fn is_local_broadcast(&self, addr: Ipv4Addr) -> bool {
@@ -301,7 +489,10 @@ impl IpNode {
 
     /// The node's first address, if any.
     pub fn primary_addr(&self) -> Option<Ipv4Addr> {
-        self.ifaces.first().map(|i| i.addr)
+        self.ifaces
+            .iter()
+            .find(|i| i.is_configured())
+            .map(|i| i.addr)
     }
 
     fn alloc_ident(&mut self) -> u16 {
@@ -351,12 +542,7 @@ impl IpNode {
             if pkt.src.is_unspecified() && !ifc.addr.is_unspecified() {
                 pkt.src = ifc.addr;
             }
-            let next = if pkt.dst == Ipv4Addr::BROADCAST {
-                pkt.dst
-            } else {
-                req.dst
-            };
-            return self.output(net, iface, next, pkt, true);
+            return self.output(net, iface, req.dst, req.link_dst, pkt, true);
         }
         if self.is_local(pkt.dst) {
             if pkt.src.is_unspecified() {
@@ -397,15 +583,17 @@ impl IpNode {
                 pkt.src = ifc.addr;
             }
         }
-        self.output(net, iface, next, pkt, local)
+        self.output(net, iface, next, None, pkt, local)
     }
 
-    /// Fragments if needed, then resolves the next hop and transmits.
+    /// Fragments if needed, then resolves the next hop (unless `link_dst` names its
+    /// link-layer address) and transmits.
     fn output(
         &mut self,
         net: &mut Net,
         iface: u16,
         next: Ipv4Addr,
+        link_dst: Option<MacAddr>,
         pkt: Ipv4Packet,
         local: bool,
     ) -> Result<(), SendError> {
@@ -414,7 +602,7 @@ impl IpNode {
         };
         let mtu = ifc.mtu;
         if pkt.total_len() as u32 <= mtu {
-            self.resolve_and_transmit(net, iface, next, pkt);
+            self.transmit_to(net, iface, next, link_dst, pkt);
             return Ok(());
         }
         if pkt.dont_fragment {
@@ -436,9 +624,34 @@ impl IpNode {
         node_trace!(net, Category::Ip, self.node, "fragmented",
             "dst" => pkt.dst, "ident" => pkt.ident, "len" => pkt.total_len(), "mtu" => mtu, "fragments" => frags.len());
         for f in frags {
-            self.resolve_and_transmit(net, iface, next, f);
+            self.transmit_to(net, iface, next, link_dst, f);
         }
         Ok(())
+    }
+
+    fn transmit_to(
+        &mut self,
+        net: &mut Net,
+        iface: u16,
+        next: Ipv4Addr,
+        link_dst: Option<MacAddr>,
+        pkt: Ipv4Packet,
+    ) {
+        match link_dst {
+            Some(dst) => {
+                let src = self.ifaces[iface as usize].mac;
+                net.transmit(
+                    self.node,
+                    iface,
+                    Frame {
+                        src,
+                        dst,
+                        body: FrameBody::Ipv4(pkt),
+                    },
+                );
+            }
+            None => self.resolve_and_transmit(net, iface, next, pkt),
+        }
     }
 
     fn resolve_and_transmit(&mut self, net: &mut Net, iface: u16, next: Ipv4Addr, pkt: Ipv4Packet) {
@@ -570,7 +783,35 @@ impl IpNode {
     fn receive_arp(&mut self, net: &mut Net, port: u16, arp: ArpPacket) {
         let now = net.now();
         let ifc = self.ifaces[port as usize].clone();
-        let for_us = arp.target_ip == ifc.addr;
+        if !self.arp_watch.is_empty() {
+            self.check_address_conflict(net, port, ifc.mac, &arp);
+        }
+        let for_us = ifc.is_configured() && arp.target_ip == ifc.addr;
+        if arp.sender_ip.is_unspecified() {
+            // A probe (RFC 5227): as Linux's arp_process, answer it if it asks for our
+            // address, to the prober's MAC and with target address 0.0.0.0, and learn
+            // nothing from it.
+            if for_us && arp.op == ArpOp::Request {
+                node_trace!(net, Category::Arp, self.node, "arp_reply",
+                    "iface" => port, "to" => arp.sender_ip);
+                net.transmit(
+                    self.node,
+                    port,
+                    Frame {
+                        src: ifc.mac,
+                        dst: arp.sender_mac,
+                        body: FrameBody::Arp(ArpPacket {
+                            op: ArpOp::Reply,
+                            sender_mac: ifc.mac,
+                            sender_ip: ifc.addr,
+                            target_mac: arp.sender_mac,
+                            target_ip: Ipv4Addr::UNSPECIFIED,
+                        }),
+                    },
+                );
+            }
+            return;
+        }
         // Update an existing entry for the sender, or create one if the request is for us.
         let key = (port, arp.sender_ip);
         if self.neighbors.contains_key(&key) || (for_us && arp.op == ArpOp::Request) {
@@ -632,10 +873,40 @@ impl IpNode {
         }
     }
 
+    /// Reports `arp` if another node claims an address watched on `port`.
+    fn check_address_conflict(&mut self, net: &mut Net, port: u16, own: MacAddr, arp: &ArpPacket) {
+        if arp.sender_mac == own {
+            return;
+        }
+        let claimed = if arp.sender_ip.is_unspecified() {
+            // Another node probing for the same address (RFC 5227 section 2.1.1).
+            (arp.op == ArpOp::Request).then_some(arp.target_ip)
+        } else {
+            Some(arp.sender_ip)
+        };
+        let Some(addr) = claimed.filter(|a| self.arp_watch.contains(&(port, *a))) else {
+            return;
+        };
+        node_trace!(net, Category::Arp, self.node, "address_conflict",
+            "iface" => port, "addr" => addr, "mac" => arp.sender_mac);
+        self.upcalls.push_back(Upcall::AddressConflict {
+            iface: port,
+            addr,
+            mac: arp.sender_mac,
+        });
+    }
+
     pub(crate) fn receive_ipv4(&mut self, net: &mut Net, port: u16, pkt: Ipv4Packet) {
         if self.is_local(pkt.dst) || self.is_local_broadcast(pkt.dst) {
             self.local_input(net, port, pkt);
             return;
+        }
+        if !self.receive_any.is_empty() && self.receive_any.contains(&port) {
+            if !self.forwarding {
+                self.local_input(net, port, pkt);
+                return;
+            }
+            self.local_input(net, port, pkt.clone());
         }
         if !self.forwarding {
             return;
@@ -862,6 +1133,17 @@ impl IpNode {
         }
         let req = SendRequest::new(about.src, ip_proto::ICMP, IpBody::Icmp(message));
         let _ = self.send(net, req);
+    }
+}
+
+fn connected_route(prefix: Prefix, iface: u16) -> Route {
+    Route {
+        prefix,
+        next_hops: vec![crate::route::NextHop {
+            iface,
+            gateway: None,
+        }],
+        origin: RouteOrigin::Connected,
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! Owns the counters; knows nothing about how they are written out. Flows are registered
 //! by the code that builds a run (one per app that moves data) and updated by the
-//! applications; link statistics live with the links (`link.rs`).
+//! applications; link statistics live with the links (`link.rs`). [`NodeMetrics`] holds
+//! the named numbers protocols report per node (e.g. `dhcp.client.leases`); like flows it
+//! lives outside the nodes, so a crash does not erase what was measured.
 
 use crate::time::SimTime;
 use std::collections::BTreeMap;
@@ -112,6 +114,44 @@ impl FlowTable {
     }
 }
 
+/// Named per-node measurements reported by protocols: counters and gauges, keyed by node
+/// and a dotted name such as `dhcp.server.offers`. A name's first use inserts it; later
+/// updates do not allocate.
+#[derive(Default, Debug)]
+pub struct NodeMetrics {
+    values: BTreeMap<(u32, &'static str), f64>,
+}
+
+impl NodeMetrics {
+    /// Adds `v` to a counter (created at zero).
+    pub fn add(&mut self, node: u32, name: &'static str, v: f64) {
+        *self.values.entry((node, name)).or_insert(0.0) += v;
+    }
+    /// Sets a gauge.
+    pub fn set(&mut self, node: u32, name: &'static str, v: f64) {
+        self.values.insert((node, name), v);
+    }
+    /// Raises a high-water mark to `v` if it is higher (created at `v`).
+    pub fn max(&mut self, node: u32, name: &'static str, v: f64) {
+        let e = self.values.entry((node, name)).or_insert(v);
+        *e = e.max(v);
+    }
+    pub fn get(&self, node: u32, name: &str) -> Option<f64> {
+        self.values
+            .range((node, "")..)
+            .take_while(|((n, _), _)| *n == node)
+            .find(|((_, k), _)| *k == name)
+            .map(|(_, v)| *v)
+    }
+    /// A node's metrics, sorted by name.
+    pub fn of_node(&self, node: u32) -> impl Iterator<Item = (&'static str, f64)> + '_ {
+        self.values
+            .range((node, "")..)
+            .take_while(move |((n, _), _)| *n == node)
+            .map(|((_, k), v)| (*k, *v))
+    }
+}
+
 /// Per-node counters of what the network layer did with packets. Names match the JSON keys.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeCounters {
@@ -154,5 +194,31 @@ impl NodeCounters {
             ("icmp_received", self.icmp_received),
             ("dropped_node_down", self.dropped_node_down),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_metrics_count_gauge_and_keep_nodes_apart() {
+        let mut m = NodeMetrics::default();
+        m.add(1, "x.count", 1.0);
+        m.add(1, "x.count", 2.0);
+        m.set(1, "x.gauge", 5.0);
+        m.set(1, "x.gauge", 4.0);
+        m.max(1, "x.peak", 3.0);
+        m.max(1, "x.peak", 2.0);
+        m.add(2, "x.count", 7.0);
+        assert_eq!(m.get(1, "x.count"), Some(3.0));
+        assert_eq!(m.get(1, "x.gauge"), Some(4.0));
+        assert_eq!(m.get(1, "x.peak"), Some(3.0));
+        assert_eq!(m.get(0, "x.count"), None);
+        assert_eq!(
+            m.of_node(1).collect::<Vec<_>>(),
+            [("x.count", 3.0), ("x.gauge", 4.0), ("x.peak", 3.0)]
+        );
+        assert_eq!(m.of_node(2).collect::<Vec<_>>(), [("x.count", 7.0)]);
     }
 }

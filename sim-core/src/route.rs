@@ -61,6 +61,9 @@ pub struct NextHop {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum RouteOrigin {
     Connected,
+    /// Added at run time by the node's own stack (`ip route add`, e.g. by a DHCP client);
+    /// survives route recomputation, gone when the node crashes.
+    Dynamic,
     Static,
     Auto,
 }
@@ -69,6 +72,7 @@ impl RouteOrigin {
     pub fn name(self) -> &'static str {
         match self {
             RouteOrigin::Connected => "connected",
+            RouteOrigin::Dynamic => "dynamic",
             RouteOrigin::Static => "static",
             RouteOrigin::Auto => "auto",
         }
@@ -203,6 +207,22 @@ impl RouteTable {
         }
     }
 
+    /// Removes the route for `prefix` if it has origin `origin`; returns it.
+    pub fn remove(&mut self, prefix: Prefix, origin: RouteOrigin) -> Option<Route> {
+        let i = *self.by_len.get(&(prefix.len, prefix.network))?;
+        if self.routes[i].origin != origin {
+            return None;
+        }
+        let mut kept = std::mem::take(&mut self.routes);
+        let removed = kept.remove(i);
+        self.by_len.clear();
+        self.lengths.clear();
+        for r in kept {
+            self.insert(r);
+        }
+        Some(removed)
+    }
+
     pub fn lookup(&self, dst: Ipv4Addr) -> Option<&Route> {
         let d = u32::from(dst);
         self.lengths.iter().find_map(|&len| {
@@ -275,6 +295,24 @@ mod tests {
         let mut t = RouteTable::default();
         t.insert(r("10.0.0.0", 8, 1));
         assert!(t.lookup("11.0.0.1".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn remove_takes_only_a_route_of_the_given_origin() {
+        let mut t = RouteTable::default();
+        t.insert(r("10.0.0.0", 8, 1));
+        let mut d = r("0.0.0.0", 0, 2);
+        d.origin = RouteOrigin::Dynamic;
+        t.insert(d.clone());
+        let p = |a: &str, len| Prefix::new(a.parse().unwrap(), len);
+        assert_eq!(t.remove(p("10.0.0.0", 8), RouteOrigin::Dynamic), None);
+        assert_eq!(t.remove(p("0.0.0.0", 0), RouteOrigin::Dynamic), Some(d));
+        assert!(t.lookup("11.0.0.1".parse().unwrap()).is_none());
+        assert_eq!(
+            t.lookup("10.0.0.1".parse().unwrap()).unwrap().next_hops[0].iface,
+            1
+        );
+        assert_eq!(t.len(), 1);
     }
 
     // RB-IP-05

@@ -11,6 +11,8 @@
 //! - Automatic routes are shortest paths in router hops over segments; every equal-cost
 //!   next hop is kept (ECMP). Hosts never forward; a single-homed host gets a default route
 //!   via the first router on its segment.
+//! - A host with `dynamic_address` gets no address and no routes: it is a member of its
+//!   segment, but its stack configures it at run time (e.g. by DHCP).
 
 use crate::route::{NextHop, Prefix, Route, RouteOrigin};
 use petgraph::graph::{NodeIndex, UnGraph};
@@ -29,6 +31,9 @@ pub enum NodeKind {
 pub struct TopoNode {
     pub name: String,
     pub kind: NodeKind,
+    /// The node's interfaces are left without address or routes, to be configured at run
+    /// time.
+    pub dynamic_address: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -258,7 +263,7 @@ pub fn plan_addresses(
                 .filter(|(n, _)| nodes[*n].kind == NodeKind::Host),
         );
         for (n, p) in order {
-            if ifaces[n][p as usize].is_some() {
+            if ifaces[n][p as usize].is_some() || nodes[n].dynamic_address {
                 continue;
             }
             let addr = loop {
@@ -318,6 +323,7 @@ pub fn auto_routes(
                 .copied()
                 .unwrap_or(true)
     };
+    // Interfaces without an address (configured at run time) take no part in routing.
     let seg_members: Vec<Vec<(usize, u16)>> = plan
         .segments
         .iter()
@@ -325,7 +331,7 @@ pub fn auto_routes(
             s.members
                 .iter()
                 .copied()
-                .filter(|&(nd, p)| active(nd, p))
+                .filter(|&(nd, p)| active(nd, p) && plan.ifaces[nd][p as usize].is_some())
                 .collect()
         })
         .collect();
@@ -453,6 +459,7 @@ mod tests {
         TopoNode {
             name: name.into(),
             kind,
+            dynamic_address: false,
         }
     }
     fn link(a: usize, b: usize) -> TopoLink {
@@ -546,6 +553,34 @@ mod tests {
             .unwrap()
             .clone();
         assert_eq!(to_h1.next_hops.len(), 1);
+    }
+
+    #[test]
+    fn dynamically_addressed_hosts_get_no_address_and_no_routes() {
+        // d (dynamic), h -- s -- r -- h2
+        let mut d = node("d", NodeKind::Host);
+        d.dynamic_address = true;
+        let nodes = vec![
+            d,
+            node("h", NodeKind::Host),
+            node("s", NodeKind::Switch),
+            node("r", NodeKind::Router),
+            node("h2", NodeKind::Host),
+        ];
+        let links = vec![link(0, 2), link(1, 2), link(2, 3), link(3, 4)];
+        let plan = plan_addresses(&nodes, &links).unwrap();
+        assert_eq!(plan.ifaces[0][0], None);
+        assert_eq!(plan.segments[0].members[0], (0, 0), "still on its segment");
+        assert_eq!(
+            plan.ifaces[1][0].unwrap().0,
+            "10.0.0.2".parse::<Ipv4Addr>().unwrap(),
+            "static hosts keep the addresses they would have had"
+        );
+        let routes = auto_routes(&nodes, &plan, &[true; 4], &[true; 5]);
+        assert_eq!(routes[0], Some(vec![]));
+        assert_eq!(routes[1].as_ref().unwrap().len(), 1);
+        let h2 = &routes[4].as_ref().unwrap()[0];
+        assert_eq!(h2.prefix, Prefix::new(Ipv4Addr::UNSPECIFIED, 0));
     }
 
     #[test]

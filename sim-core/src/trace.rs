@@ -24,10 +24,14 @@ pub enum Category {
     TcpProbe,
     App,
     Fault,
+    /// DNS: stub lookups, resolver and authoritative server events.
+    Dns,
+    /// DHCP clients, servers and relay agents (RFC 2131).
+    Dhcp,
 }
 
 impl Category {
-    pub const ALL: [Category; 10] = [
+    pub const ALL: [Category; 12] = [
         Category::Link,
         Category::L2,
         Category::Arp,
@@ -38,6 +42,8 @@ impl Category {
         Category::TcpProbe,
         Category::App,
         Category::Fault,
+        Category::Dns,
+        Category::Dhcp,
     ];
     fn bit(self) -> u32 {
         1 << (self as u32)
@@ -54,6 +60,8 @@ impl Category {
             Category::TcpProbe => "tcp_probe",
             Category::App => "app",
             Category::Fault => "fault",
+            Category::Dns => "dns",
+            Category::Dhcp => "dhcp",
         }
     }
 }

@@ -11,9 +11,10 @@
 use crate::capture::PcapSink;
 use crate::ip::{IpNode, SendError, SendRequest, Upcall, IP_TIMER_BIT};
 use crate::link::{Channel, Fate, Offer, PacketId};
-use crate::metrics::{FlowTable, NodeCounters};
+use crate::metrics::{FlowTable, NodeCounters, NodeMetrics};
 use crate::packet::{Frame, FrameBody, Ipv4Packet};
 use crate::rng::{RngFactory, SimRng};
+use crate::route::Prefix;
 use crate::sched::{Scheduler, TimerHandle};
 use crate::switch::{LearningSwitch, SwitchDecision};
 use crate::time::{SimDuration, SimTime};
@@ -155,6 +156,62 @@ impl<'a> NodeCx<'a> {
     pub fn flows(&mut self) -> &mut FlowTable {
         &mut self.net.flows
     }
+    /// Adds `v` to this node's counter `name` (see [`NodeMetrics`]).
+    pub fn metric_add(&mut self, name: &'static str, v: f64) {
+        self.net.metrics.add(self.ip.node.0, name, v);
+    }
+    /// Sets this node's gauge `name`.
+    pub fn metric_set(&mut self, name: &'static str, v: f64) {
+        self.net.metrics.set(self.ip.node.0, name, v);
+    }
+    /// Raises this node's high-water mark `name` to `v`.
+    pub fn metric_max(&mut self, name: &'static str, v: f64) {
+        self.net.metrics.max(self.ip.node.0, name, v);
+    }
+
+    // Run-time configuration of the node (see `ip`'s module documentation).
+
+    /// Gives `iface` the address `addr/prefix_len` and its connected route.
+    pub fn configure_iface(
+        &mut self,
+        iface: u16,
+        addr: Ipv4Addr,
+        prefix_len: u8,
+    ) -> Result<(), SendError> {
+        let r = self.ip.configure_iface(iface, addr, prefix_len);
+        self.net.node_addrs[self.ip.node.0 as usize] = self.ip.primary_addr();
+        r
+    }
+    /// Removes `iface`'s address and connected route.
+    pub fn deconfigure_iface(&mut self, iface: u16) {
+        self.ip.deconfigure_iface(iface);
+        self.net.node_addrs[self.ip.node.0 as usize] = self.ip.primary_addr();
+    }
+    /// Adds or replaces a run-time route.
+    pub fn set_route(&mut self, prefix: Prefix, iface: u16, gateway: Option<Ipv4Addr>) {
+        self.ip.set_route(prefix, iface, gateway);
+    }
+    /// Removes a run-time route; false if there was none.
+    pub fn remove_route(&mut self, prefix: Prefix) -> bool {
+        self.ip.remove_route(prefix)
+    }
+    /// Delivers every datagram arriving on `iface` to the stack (or stops).
+    pub fn set_receive_any(&mut self, iface: u16, on: bool) {
+        self.ip.set_receive_any(iface, on);
+    }
+    /// Reports ARP claims of `addr` on `iface` by other nodes (or stops).
+    pub fn watch_address(&mut self, iface: u16, addr: Ipv4Addr, on: bool) {
+        self.ip.watch_address(iface, addr, on);
+    }
+    /// Sends an RFC 5227 ARP probe for `addr` on `iface`.
+    pub fn arp_probe(&mut self, iface: u16, addr: Ipv4Addr) {
+        self.ip.arp_probe(self.net, iface, addr);
+    }
+    /// Sends a gratuitous ARP announcing `addr` on `iface`.
+    pub fn arp_announce(&mut self, iface: u16, addr: Ipv4Addr) {
+        self.ip.arp_announce(self.net, iface, addr);
+    }
+
     pub fn tracer(&mut self) -> &mut Tracer {
         &mut self.net.tracer
     }
@@ -255,6 +312,7 @@ pub struct Net {
     pub(crate) counters: Vec<NodeCounters>,
     pub tracer: Tracer,
     pub flows: FlowTable,
+    pub metrics: NodeMetrics,
     pub rng: RngFactory,
     pub(crate) captures: Vec<(String, PcapSink)>,
     pub(crate) node_capture: Vec<Option<usize>>,
@@ -511,6 +569,7 @@ impl World {
                 counters: Vec::new(),
                 tracer: Tracer::default(),
                 flows: FlowTable::default(),
+                metrics: NodeMetrics::default(),
                 rng: RngFactory::new(seed),
                 captures: Vec::new(),
                 node_capture: Vec::new(),
@@ -967,6 +1026,9 @@ impl World {
                 }
                 let ev = if down { "link_down" } else { "link_up" };
                 trace_event!(self.net.tracer, Category::Fault, now, "-", ev, "link" => name);
+                for (node, port) in ends {
+                    self.carrier(node, port, !down);
+                }
             }
             FaultAction::NodeCrash(n) => {
                 let i = n.0 as usize;
@@ -1021,6 +1083,17 @@ impl World {
         }
     }
 
+    /// Tells the stack of `node` (if it is up) that the link on `port` went down or up.
+    fn carrier(&mut self, node: NodeId, port: u16, up: bool) {
+        if !self.net.up[node.0 as usize] {
+            return;
+        }
+        if let NodeState::Ip { ip, .. } = &mut self.nodes[node.0 as usize] {
+            ip.upcalls.push_back(Upcall::Carrier { iface: port, up });
+            self.drain_upcalls(node.0);
+        }
+    }
+
     fn recompute_routes(&mut self) {
         let Some(mut builder) = self.route_builder.take() else {
             return;
@@ -1028,7 +1101,13 @@ impl World {
         let tables = builder(self);
         self.route_builder = Some(builder);
         for (i, t) in tables.into_iter().enumerate() {
-            if let (Some(t), NodeState::Ip { ip, .. }) = (t, &mut self.nodes[i]) {
+            if let (Some(mut t), NodeState::Ip { ip, .. }) = (t, &mut self.nodes[i]) {
+                // Routes the node's stack added at run time are not the builder's to drop.
+                for r in ip.routes.routes() {
+                    if r.origin == crate::route::RouteOrigin::Dynamic {
+                        t.insert(r.clone());
+                    }
+                }
                 ip.routes = t;
             }
         }
@@ -1080,5 +1159,220 @@ impl World {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The run-time configuration API of `NodeCx`, through a world of two nodes on one link:
+    //! "a" starts without an address, "b" has 10.0.0.1/24.
+
+    use super::*;
+    use crate::ip::{Iface, IpConfig};
+    use crate::link::ChannelConfig;
+    use crate::packet::{
+        ip_proto, ChecksumField, HeaderBytes, IpBody, MacAddr, Payload, TransportPacket,
+    };
+    use crate::route::EcmpMode;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    type Script = Rc<dyn Fn(&mut NodeCx<'_>, u64)>;
+
+    /// A stack that runs `script` at boot (token 0) and on its timers, and records upcalls.
+    struct Scripted {
+        script: Script,
+        log: Rc<RefCell<Vec<Upcall>>>,
+    }
+
+    impl Stack for Scripted {
+        fn boot(&mut self, cx: &mut NodeCx<'_>) {
+            (self.script)(cx, 0);
+        }
+        fn on_timer(&mut self, cx: &mut NodeCx<'_>, token: u64) {
+            (self.script)(cx, token);
+        }
+        fn on_upcall(&mut self, _cx: &mut NodeCx<'_>, u: Upcall) {
+            self.log.borrow_mut().push(u);
+        }
+    }
+
+    const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const LEASED: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 9);
+
+    fn mac(n: u8) -> MacAddr {
+        MacAddr([2, 0, 0, 0, 0, n])
+    }
+
+    fn datagram() -> IpBody {
+        IpBody::Transport(TransportPacket {
+            header: HeaderBytes::new(&[0, 68, 0, 67, 0, 8, 0, 0]).unwrap_or_else(|| unreachable!()),
+            payload: Payload::empty(),
+            checksum: ChecksumField::None,
+        })
+    }
+
+    /// Builds the world; returns it with both nodes' upcall logs.
+    fn world(a: Script, b: Script) -> (World, [Rc<RefCell<Vec<Upcall>>>; 2]) {
+        let mut w = World::new(1);
+        let logs = [Rc::default(), Rc::default()];
+        for (i, (addr, script)) in [(Ipv4Addr::UNSPECIFIED, a), (B, b)].into_iter().enumerate() {
+            let len = if addr.is_unspecified() { 32 } else { 24 };
+            let ifaces = vec![Iface {
+                mac: mac(i as u8 + 1),
+                addr,
+                prefix: Prefix::new(addr, len),
+                mtu: 1500,
+            }];
+            let rng = w.net.rng.stream("x");
+            let ip = IpNode::new(
+                NodeId(i as u32),
+                false,
+                ifaces,
+                IpConfig::default(),
+                EcmpMode::PerFlow,
+                0,
+                rng,
+            );
+            let log: Rc<RefCell<Vec<Upcall>>> = Rc::clone(&logs[i]);
+            let factory: StackFactory = Box::new(move || {
+                Box::new(Scripted {
+                    script: script.clone(),
+                    log: log.clone(),
+                })
+            });
+            w.add_node(
+                ["a", "b"][i],
+                NodeSpec::Ip {
+                    ip: Box::new(ip),
+                    factory: Some(factory),
+                },
+            );
+        }
+        let c = ChannelConfig {
+            delay: SimDuration::from_millis(1),
+            ..Default::default()
+        };
+        w.add_link("a-b", NodeId(0), NodeId(1), 1500, c.clone(), c);
+        (w, logs)
+    }
+
+    fn run_until(w: &mut World, secs: u64) {
+        w.run(SimTime::from_secs(secs), None, || false);
+    }
+
+    #[test]
+    fn an_unconfigured_interface_broadcasts_from_zero_and_receives_by_mac_when_asked() {
+        // a: at boot broadcast from 0.0.0.0; at t=1 s accept anything on iface 0.
+        let a: Script = Rc::new(|cx, token| {
+            if token == 0 {
+                assert_eq!(cx.primary_addr(), None);
+                let mut req = SendRequest::new(Ipv4Addr::BROADCAST, ip_proto::UDP, datagram());
+                req.iface = Some(0);
+                cx.send(req).unwrap();
+                cx.set_timer(SimDuration::from_secs(1), 1);
+            } else {
+                cx.set_receive_any(0, true);
+            }
+        });
+        // b: at 0.5 s and 1.5 s, unicast to 10.0.0.9 at a's MAC, without ARP.
+        let b: Script = Rc::new(|cx, token| {
+            if token == 0 {
+                cx.set_timer(SimDuration::from_millis(500), 1);
+                cx.set_timer(SimDuration::from_millis(1500), 2);
+                return;
+            }
+            let mut req = SendRequest::new(LEASED, ip_proto::UDP, datagram());
+            req.iface = Some(0);
+            req.link_dst = Some(mac(1));
+            cx.send(req).unwrap();
+        });
+        let (mut w, [la, lb]) = world(a, b);
+        w.start();
+        run_until(&mut w, 3);
+        let got = lb.borrow();
+        assert!(
+            matches!(&got[..], [Upcall::Datagram(d)] if d.src.is_unspecified() && d.dst == Ipv4Addr::BROADCAST),
+            "{got:?}"
+        );
+        // Only the second unicast arrives: a accepted any destination from t=1 s on.
+        let got = la.borrow();
+        assert!(
+            matches!(&got[..], [Upcall::Datagram(d)] if d.dst == LEASED && d.src == B),
+            "{got:?}"
+        );
+        assert_eq!(w.counters(NodeId(1)).arp_failures, 0);
+    }
+
+    #[test]
+    fn a_probe_for_a_used_address_is_answered_and_reported_as_a_conflict() {
+        let a: Script = Rc::new(|cx, token| {
+            if token == 0 {
+                cx.watch_address(0, B, true);
+                cx.watch_address(0, LEASED, true);
+                cx.arp_probe(0, B);
+                cx.arp_probe(0, LEASED);
+            }
+        });
+        let (mut w, [la, _]) = world(a, Rc::new(|_, _| {}));
+        w.start();
+        run_until(&mut w, 1);
+        assert_eq!(
+            *la.borrow(),
+            vec![Upcall::AddressConflict {
+                iface: 0,
+                addr: B,
+                mac: mac(2)
+            }]
+        );
+    }
+
+    #[test]
+    fn addresses_and_routes_set_at_run_time_work_and_a_crash_undoes_them() {
+        let a: Script = Rc::new(|cx, token| {
+            if token == 0 {
+                cx.configure_iface(0, LEASED, 24).unwrap();
+                cx.set_route(Prefix::new(Ipv4Addr::UNSPECIFIED, 0), 0, Some(B));
+                assert_eq!(cx.primary_addr(), Some(LEASED));
+                assert_eq!(cx.resolve_name("a"), Some(LEASED));
+                // Through the default route: ARP for the gateway b, then b gets it.
+                let req = SendRequest::new(Ipv4Addr::new(192, 0, 2, 1), ip_proto::UDP, datagram());
+                cx.send(req).unwrap();
+                cx.arp_announce(0, LEASED);
+            }
+        });
+        // b takes any datagram, so it sees the one routed through it as the gateway.
+        let (mut w, [_, lb]) = world(a, Rc::new(|cx, _| cx.set_receive_any(0, true)));
+        w.start();
+        run_until(&mut w, 1);
+        assert!(
+            matches!(&lb.borrow()[..], [Upcall::Datagram(d)] if d.src == LEASED && d.dst.octets()[0] == 192),
+            "{:?}",
+            lb.borrow()
+        );
+        let b = w.ip_node(NodeId(1)).unwrap();
+        assert_eq!(b.arp_entry(w.now(), 0, LEASED), Some(mac(1)));
+        let a = w.ip_node(NodeId(0)).unwrap();
+        assert_eq!(a.routes.len(), 2);
+        // Carrier changes reach the stacks at both ends.
+        w.schedule_fault(SimTime::from_secs(2), FaultAction::LinkDown(LinkId(0)));
+        w.schedule_fault(SimTime::from_secs(3), FaultAction::LinkUp(LinkId(0)));
+        run_until(&mut w, 4);
+        assert_eq!(
+            lb.borrow()[1..],
+            [
+                Upcall::Carrier {
+                    iface: 0,
+                    up: false
+                },
+                Upcall::Carrier { iface: 0, up: true }
+            ]
+        );
+        w.schedule_fault(SimTime::from_secs(5), FaultAction::NodeCrash(NodeId(0)));
+        run_until(&mut w, 6);
+        let a = w.ip_node(NodeId(0)).unwrap();
+        assert!(!a.ifaces[0].is_configured());
+        assert!(a.routes.is_empty(), "{:?}", a.routes);
+        assert_eq!(a.primary_addr(), None);
     }
 }

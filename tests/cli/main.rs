@@ -4,6 +4,10 @@
 use std::path::Path;
 use std::process::Command;
 
+mod report;
+mod sweep;
+mod tutorial;
+
 fn netdes() -> Command {
     Command::new(env!("CARGO_BIN_EXE_netdes"))
 }
@@ -168,4 +172,74 @@ fn run_writes_summary_and_trace_and_exit_code_0() {
         .unwrap();
     assert_eq!(bad_set.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&out);
+}
+
+/// A run stopped by --max-events exits 0 and says, in summary.json and on stdout, that its
+/// results are partial.
+#[test]
+fn bounded_runs_are_marked_partial() {
+    let out = std::env::temp_dir().join(format!("netdes-partial-{}", std::process::id()));
+    let ex = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/examples/tcp-bulk-lossy.ron");
+    let o = netdes()
+        .arg("run")
+        .arg(&ex)
+        .arg("--out")
+        .arg(&out)
+        .args(["--max-events", "300"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("(PARTIAL: stopped early)"), "{stdout}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["complete"], false);
+    assert_eq!(s["stop_reason"], "max_events");
+    assert_eq!(s["events"], 300);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// Help shows examples for every command, and `list` shows what scenarios can use.
+#[test]
+fn help_has_examples_and_list_shows_the_catalog() {
+    for cmd in [
+        &[][..],
+        &["run"],
+        &["check"],
+        &["sweep"],
+        &["merge"],
+        &["list"],
+    ] {
+        let o = netdes().args(cmd).arg("--help").output().unwrap();
+        assert_eq!(o.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("Example"), "netdes {cmd:?} --help: {text}");
+        assert!(text.contains("netdes "), "{text}");
+    }
+    let o = netdes().arg("list").output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "TcpBulk",
+        "cubic",
+        "bbr",
+        "CoDel",
+        "GilbertElliott",
+        "max_p",
+        "keep_idle",
+    ] {
+        assert!(text.contains(needle), "netdes list lacks {needle}");
+    }
+    let o = netdes().args(["list", "cc", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = v["congestion_controllers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap())
+        .collect();
+    for cc in ["bbr", "cubic", "newreno", "reno"] {
+        assert!(names.contains(&cc), "{names:?}");
+    }
+    let o = netdes().args(["list", "nonsense"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
 }

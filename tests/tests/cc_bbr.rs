@@ -265,19 +265,17 @@ fn competing_bbr_flows_probe_rtt_every_ten_seconds() {
     assert!(srtt <= 3 * BASE_RTT_US, "SRTT {srtt} us");
 }
 
-// RB-CC-04, RB-CC-01: with 1% random loss on the bottleneck BBR keeps most of its rate,
-// because loss does not shrink its model, while NewReno collapses to the Mathis rate
-// (MSS/RTT x 1.22/sqrt(p), about 3.5 Mb/s here). BBR's delivery rate after its first
-// second is at least 75% of the payload capacity (82.2% measured over 6 s, 87% over
-// 25 s; NewReno 4.7 Mb/s). Not the 99% of the published result: BBR's model ignores the
-// loss, but the connection has no RACK, so a lost retransmission waits for an RTO, after
-// which the window restarts from one segment.
+// RB-CC-04, RB-CC-01: with 1% random loss on the bottleneck BBR keeps its rate, because
+// loss does not shrink its model and RACK repairs lost retransmissions within an RTT,
+// while NewReno collapses to the Mathis rate (MSS/RTT x 1.22/sqrt(p), about 3.5 Mb/s
+// here). BBR's delivery rate after its first second is at least 85% of the payload
+// capacity. The 100 ms, 60 s case of the paper is in the validation suite.
 #[test]
 fn bbr_keeps_its_rate_under_one_percent_loss_where_newreno_collapses() {
     let bbr = run_bulk("bbr", "6s", r#"Bernoulli("1%")"#, 1);
     let rate = delivery_rate(&bbr.conn(0), SEC);
     assert!(
-        rate >= 0.75 * capacity_bps(),
+        rate >= 0.85 * capacity_bps(),
         "BBR under 1% loss: {:.2} Mb/s ({:.2} Mb/s goodput)",
         rate / 1e6,
         bbr.goodput_bps[0] / 1e6

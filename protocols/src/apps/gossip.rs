@@ -27,6 +27,7 @@ use crate::udp::SocketId;
 use sim_core::packet::{pattern_byte, Payload};
 use sim_core::rng::SimRng;
 use sim_core::time::{SimDuration, SimTime};
+use sim_core::trace::Category;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::rc::Rc;
 
@@ -142,7 +143,7 @@ impl GossipApp {
         let round = self.round(now);
         for (id, via) in self.fx.learned.drain(..) {
             self.group.log.borrow_mut().informed(self.me, id, now);
-            if os.tracing() {
+            if os.tracing(Category::App) {
                 os.trace(
                     "gossip_informed",
                     &[
@@ -211,7 +212,7 @@ impl GossipApp {
                 .log
                 .borrow_mut()
                 .view_changed(self.me, member, status, now);
-            if os.tracing() {
+            if os.tracing(Category::App) {
                 let addr = self.group.members.get(member as usize).copied();
                 os.trace(
                     "gossip_member",
@@ -353,7 +354,7 @@ impl App for GossipApp {
             Ok(Packet::Swim(m)) => self.handle_swim(os, from, m),
             Err(e) => {
                 self.group.log.borrow_mut().malformed(self.me);
-                if os.tracing() {
+                if os.tracing(Category::App) {
                     os.trace(
                         "gossip_malformed",
                         &[

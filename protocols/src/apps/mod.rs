@@ -12,10 +12,12 @@
 //! - [`syn_flood::SynFlood`]: SYNs from spoofed sources through a raw socket.
 //! - [`gossip::GossipApp`]: one member of a gossip group (rumor mongering and
 //!   anti-entropy over UDP, [`crate::gossip`]).
+//! - [`dhcp::DhcpClient`], [`dhcp::DhcpServer`] and [`dhcp::DhcpRelay`]: DHCP (RFC 2131).
 //!
 //! [`tcp_flow`] holds what the TCP apps share (flow attribution, final connection state).
 
 pub mod cbr;
+pub mod dhcp;
 pub mod echo;
 pub mod gossip;
 pub mod ping;

@@ -32,6 +32,7 @@ pub struct Ping {
     outstanding: BTreeMap<u16, SimTime>,
     rtts: Vec<u64>,
     lines: Vec<String>,
+    lookup: super::tcp_flow::TargetLookup,
 }
 
 impl Ping {
@@ -47,7 +48,21 @@ impl Ping {
             outstanding: BTreeMap::new(),
             rtts: Vec::new(),
             lines: Vec::new(),
+            lookup: Default::default(),
         }
+    }
+
+    /// Starts pinging the resolved destination.
+    fn begin(&mut self, os: &mut Os<'_, '_>) {
+        self.ident = os.icmp_ident();
+        self.lines.push(format!(
+            "PING {} ({}) {}({}) bytes of data.",
+            self.cfg.to,
+            self.dst.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            self.cfg.size,
+            self.cfg.size + 28
+        ));
+        self.send_one(os);
     }
 
     fn send_one(&mut self, os: &mut Os<'_, '_>) {
@@ -82,21 +97,23 @@ impl App for Ping {
     }
 
     fn start(&mut self, os: &mut Os<'_, '_>) {
-        self.dst = os.resolve(&self.cfg.to);
-        if self.dst.is_none() {
-            self.lines
-                .push(format!("ping: {}: Name or service not known", self.cfg.to));
-            return;
+        // A node name or address at once; a DNS name through the host's resolver.
+        self.dst = self.lookup.resolve_or_lookup(os, &self.cfg.to);
+        if self.dst.is_some() {
+            self.begin(os);
         }
-        self.ident = os.icmp_ident();
-        self.lines.push(format!(
-            "PING {} ({}) {}({}) bytes of data.",
-            self.cfg.to,
-            self.dst.unwrap_or(Ipv4Addr::UNSPECIFIED),
-            self.cfg.size,
-            self.cfg.size + 28
-        ));
-        self.send_one(os);
+    }
+
+    fn on_resolved(&mut self, os: &mut Os<'_, '_>, token: u64, result: &crate::dns::LookupResult) {
+        match self.lookup.on_resolved(os, self.cfg.flow, token, result) {
+            Some(Ok(ip)) => {
+                self.dst = Some(ip);
+                self.begin(os);
+            }
+            // As iputils: "ping: NAME: Name or service not known".
+            Some(Err(e)) => self.lines.push(format!("ping: {}: {e}", self.cfg.to)),
+            None => {}
+        }
     }
 
     fn on_timer(&mut self, os: &mut Os<'_, '_>, _token: u64) {

@@ -16,6 +16,7 @@
 
 use super::tcp_flow::{
     conn_label, flow_of_payload, listen_with, mbits, push_outcome, secs, stream_for, ConnLog,
+    TargetLookup,
 };
 use crate::app::{App, Os};
 use crate::tcp::buffer::StreamVerifier;
@@ -75,6 +76,7 @@ pub struct TcpBulkSender {
     lines: Vec<String>,
     /// Reused for every read, so reading does not allocate.
     scratch: Vec<Payload>,
+    lookup: TargetLookup,
 }
 
 impl TcpBulkSender {
@@ -97,6 +99,7 @@ impl TcpBulkSender {
             received: 0,
             note: None,
             lines: Vec::new(),
+            lookup: TargetLookup::default(),
         }
     }
 
@@ -110,7 +113,14 @@ impl TcpBulkSender {
     }
 
     fn open(&mut self, os: &mut Os<'_, '_>) -> Result<(), Errno> {
-        let ip = os.resolve(&self.cfg.to_host).ok_or(Errno::HostUnreach)?;
+        let ip = match self.remote {
+            Some(r) => *r.ip(),
+            None => match self.lookup.resolve_or_lookup(os, &self.cfg.to_host) {
+                Some(ip) => ip,
+                // A DNS name: open when the lookup is done.
+                None => return Ok(()),
+            },
+        };
         let remote = SocketAddrV4::new(ip, self.cfg.to_port);
         self.remote = Some(remote);
         let s = os.tcp_socket();
@@ -240,6 +250,25 @@ impl App for TcpBulkSender {
         }
     }
 
+    fn on_resolved(&mut self, os: &mut Os<'_, '_>, token: u64, result: &crate::dns::LookupResult) {
+        match self
+            .lookup
+            .on_resolved(os, Some(self.cfg.flow), token, result)
+        {
+            Some(Ok(ip)) if self.sock.is_none() && !self.done_writing => {
+                self.remote = Some(SocketAddrV4::new(ip, self.cfg.to_port));
+                if let Err(e) = self.open(os) {
+                    self.fail(os, e);
+                }
+            }
+            Some(Err(_)) => {
+                self.note = self.lookup.line(&self.cfg.to_host);
+                self.done_writing = true;
+            }
+            _ => {}
+        }
+    }
+
     fn on_timer(&mut self, os: &mut Os<'_, '_>, token: u64) {
         if token == TIMER_STOP && !self.done_writing {
             self.done_writing = true;
@@ -323,6 +352,9 @@ impl App for TcpBulkSender {
                 "received back {} bytes ({} verified, {} mismatches)",
                 self.received, self.echo.verified, self.echo.mismatches
             ));
+        }
+        if self.lookup.resolved.is_some() {
+            lines.extend(self.lookup.line(&self.cfg.to_host));
         }
         push_outcome(&mut lines, self.note.as_deref(), &self.log, t.state);
         self.lines = lines;

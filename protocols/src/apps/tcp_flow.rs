@@ -7,11 +7,12 @@
 //! the sender's flow with [`flow_of_stream`], exactly as the UDP sink uses the CBR header.
 
 use crate::app::Os;
+use crate::dns::{LookupError, LookupResult};
 use crate::tcp::{Errno, SockOpts, TcpInfo, TcpSocketId, TcpState};
 use sim_core::metrics::FlowId;
 use sim_core::packet::Payload;
-use sim_core::time::SimTime;
-use std::net::SocketAddrV4;
+use sim_core::time::{SimDuration, SimTime};
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// High 32 bits of the pattern stream id of every netdes bulk flow ("NDSB").
 const STREAM_TAG: u64 = 0x4e44_5342;
@@ -31,6 +32,78 @@ pub fn flow_of_payload(p: &Payload) -> Option<FlowId> {
     match p {
         Payload::Pattern { stream, .. } => flow_of_stream(*stream),
         _ => None,
+    }
+}
+
+/// The app timer/lookup token [`TargetLookup`] uses (apps' own tokens are small).
+pub const LOOKUP_TOKEN: u64 = 1 << 39;
+
+/// How a client finds its target's address: a node name or dotted address at once, else a
+/// DNS lookup through the host's stub resolver ([`Os::lookup`]) whose latency is recorded
+/// in the client's flow as `dns_lookup_ms` (and a failure as the flow's getaddrinfo error,
+/// `EAI_NONAME` or `EAI_AGAIN`, with `error_at_s`).
+#[derive(Debug, Default)]
+pub struct TargetLookup {
+    started: Option<SimTime>,
+    /// The address and how long the lookup took.
+    pub resolved: Option<(Ipv4Addr, SimDuration)>,
+    pub error: Option<LookupError>,
+}
+
+impl TargetLookup {
+    /// The address of `host` now, or `None` after starting a DNS lookup (its result comes
+    /// to [`TargetLookup::on_resolved`]).
+    pub fn resolve_or_lookup(&mut self, os: &mut Os<'_, '_>, host: &str) -> Option<Ipv4Addr> {
+        if let Some(a) = os.resolve(host) {
+            return Some(a);
+        }
+        self.started = Some(os.now());
+        os.lookup(host, LOOKUP_TOKEN);
+        None
+    }
+
+    /// Takes the result of our lookup (`None` if `token` is not ours) and records it in
+    /// `flow`.
+    pub fn on_resolved(
+        &mut self,
+        os: &mut Os<'_, '_>,
+        flow: Option<FlowId>,
+        token: u64,
+        result: &LookupResult,
+    ) -> Option<Result<Ipv4Addr, LookupError>> {
+        let started = self.started.filter(|_| token == LOOKUP_TOKEN)?;
+        self.started = None;
+        let now = os.now();
+        let took = now.saturating_since(started);
+        let outcome = match result {
+            Ok(a) if !a.is_empty() => Ok(a[0]),
+            Ok(_) => Err(LookupError::NoData),
+            Err(e) => Err(*e),
+        };
+        if let Some(f) = flow.and_then(|f| os.flow(f)) {
+            f.extra.insert("dns_lookup_ms", took.as_millis_f64());
+            if let Err(e) = outcome {
+                f.error = Some(e.eai());
+                f.extra.insert("error_at_s", now.as_secs_f64());
+            }
+        }
+        match outcome {
+            Ok(a) => self.resolved = Some((a, took)),
+            Err(e) => self.error = Some(e),
+        }
+        Some(outcome)
+    }
+
+    /// A report line about the lookup, if there was one.
+    pub fn line(&self, host: &str) -> Option<String> {
+        if let Some((a, took)) = self.resolved {
+            return Some(format!(
+                "resolved {host} to {a} in {:.3} ms",
+                took.as_millis_f64()
+            ));
+        }
+        self.error
+            .map(|e| format!("cannot resolve {host}: {e} ({})", e.eai()))
     }
 }
 

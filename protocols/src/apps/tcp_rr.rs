@@ -13,7 +13,7 @@
 //! response byte) is an RTT sample of the client's flow. When a server reads end of stream
 //! it finishes any response it owes, then closes.
 
-use super::tcp_flow::{conn_label, listen_with, push_outcome, secs, ConnLog};
+use super::tcp_flow::{conn_label, listen_with, push_outcome, secs, ConnLog, TargetLookup};
 use crate::app::{App, Os};
 use crate::tcp::buffer::slice_payload;
 use crate::tcp::{Errno, SockOpts, TcpEvent, TcpSocketId};
@@ -70,6 +70,8 @@ pub struct TcpRrConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
     Idle,
+    /// Waiting for the DNS lookup of the target.
+    Resolving,
     Connecting,
     /// Request bytes handed to TCP so far.
     Sending(u64),
@@ -95,6 +97,7 @@ pub struct TcpRequestResponse {
     lines: Vec<String>,
     /// Reused for every read, so reading does not allocate.
     scratch: Vec<Payload>,
+    lookup: TargetLookup,
 }
 
 impl TcpRequestResponse {
@@ -117,6 +120,7 @@ impl TcpRequestResponse {
             last_answer: None,
             note: None,
             lines: Vec::new(),
+            lookup: TargetLookup::default(),
         }
     }
 
@@ -143,10 +147,14 @@ impl TcpRequestResponse {
     fn connect(&mut self, os: &mut Os<'_, '_>) -> Result<(), Errno> {
         let ip = match self.remote {
             Some(r) => *r.ip(),
-            None => os.resolve(&self.cfg.to_host).ok_or_else(|| {
-                self.note = Some(format!("cannot resolve {}", self.cfg.to_host));
-                Errno::HostUnreach
-            })?,
+            None => match self.lookup.resolve_or_lookup(os, &self.cfg.to_host) {
+                Some(ip) => ip,
+                None => {
+                    // A DNS name: connect when the lookup is done.
+                    self.phase = Phase::Resolving;
+                    return Ok(());
+                }
+            },
         };
         let remote = SocketAddrV4::new(ip, self.cfg.to_port);
         self.remote = Some(remote);
@@ -297,6 +305,31 @@ impl App for TcpRequestResponse {
         }
     }
 
+    fn on_resolved(&mut self, os: &mut Os<'_, '_>, token: u64, result: &crate::dns::LookupResult) {
+        if self.phase != Phase::Resolving {
+            return;
+        }
+        match self
+            .lookup
+            .on_resolved(os, Some(self.cfg.flow), token, result)
+        {
+            Some(Ok(ip)) => {
+                self.remote = Some(SocketAddrV4::new(ip, self.cfg.to_port));
+                // The request's latency starts at connect(), after the lookup.
+                self.req_started = os.now();
+                self.first_start = Some(self.req_started);
+                if let Err(e) = self.connect(os) {
+                    self.fail(os, e);
+                }
+            }
+            Some(Err(_)) => {
+                self.note = self.lookup.line(&self.cfg.to_host);
+                self.phase = Phase::Done;
+            }
+            None => {}
+        }
+    }
+
     fn on_tcp(&mut self, os: &mut Os<'_, '_>, sock: TcpSocketId, ev: TcpEvent) {
         if Some(sock) != self.sock {
             return;
@@ -346,6 +379,9 @@ impl App for TcpRequestResponse {
                 secs(a),
                 secs(b)
             ));
+        }
+        if self.lookup.resolved.is_some() {
+            lines.extend(self.lookup.line(&self.cfg.to_host));
         }
         push_outcome(&mut lines, self.note.as_deref(), &self.log, t.state);
         self.lines = lines;

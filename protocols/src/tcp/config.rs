@@ -2,6 +2,11 @@
 
 use sim_core::time::SimDuration;
 
+/// `tcp_recovery` bit: RACK loss detection (Linux `TCP_RACK_LOSS_DETECTION`).
+pub const RACK_LOSS_DETECTION: u8 = 0x1;
+/// `tcp_recovery` bit: no zero reordering window once `tcp_reordering` segments are SACKed.
+pub const RACK_NO_DUPTHRESH: u8 = 0x4;
+
 /// `net.ipv4.tcp_*` and `net.core.somaxconn`, with Linux's defaults.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TcpConfig {
@@ -59,6 +64,13 @@ pub struct TcpConfig {
     pub delack_max: SimDuration,
     /// Duplicate ACKs (or SACKed segments) that signal a loss (tcp_reordering).
     pub reordering: u32,
+    /// tcp_recovery: bit 0x1 detects losses with RACK (RFC 8985) instead of counting
+    /// duplicate ACKs; bit 0x4 keeps RACK's reordering window even when `reordering`
+    /// segments are SACKed (Linux `TCP_RACK_NO_DUPTHRESH`).
+    pub recovery: u8,
+    /// tcp_early_retrans: 3 or 4 sends a tail loss probe (RFC 8985 TLP) after two
+    /// round trips without an ACK; other values do not.
+    pub early_retrans: u8,
 }
 
 impl Default for TcpConfig {
@@ -94,6 +106,8 @@ impl Default for TcpConfig {
             delack_min: SimDuration::from_millis(40),
             delack_max: SimDuration::from_millis(200),
             reordering: 3,
+            recovery: RACK_LOSS_DETECTION,
+            early_retrans: 3,
         }
     }
 }
@@ -132,7 +146,19 @@ impl TcpConfig {
         "tcp_delack_min",
         "tcp_delack_max",
         "tcp_reordering",
+        "tcp_recovery",
+        "tcp_early_retrans",
     ];
+
+    /// Whether losses are detected by RACK rather than by duplicate-ACK counting.
+    pub fn rack(&self) -> bool {
+        self.recovery & RACK_LOSS_DETECTION != 0
+    }
+
+    /// Whether tail loss probes are on.
+    pub fn tlp(&self) -> bool {
+        matches!(self.early_retrans, 3 | 4)
+    }
 
     /// Orphan retry limit as Linux computes it (0 means 8).
     pub fn orphan_retry_limit(&self) -> u8 {

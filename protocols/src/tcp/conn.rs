@@ -15,6 +15,7 @@
 use super::buffer::{RecvBuffer, SendBuffer};
 use super::cc::{AckSample, CaState, CcEvent, CongestionControl, ConnStart, RateSample, Window};
 use super::config::{Errno, SockOpts, TcpConfig};
+use super::rack::{self, Rack};
 use super::rtt::RttEstimator;
 use super::seq::SeqNum;
 use super::timer::{Deadlines, TimerKind, TimerQueue};
@@ -92,6 +93,16 @@ fn rate_probe(probe: &mut Option<RateProbe>, s: &Sent) {
             end: s.end,
         });
     }
+}
+
+/// What the one retransmission timer (`TimerKind::Retransmit`) is armed for, as Linux
+/// shares `icsk_retransmit_timer` between the RTO, RACK's reordering timeout and the
+/// tail loss probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum XmitTimer {
+    Rto,
+    ReorderTimeout,
+    LossProbe,
 }
 
 /// What one ACK did, for loss recovery and the congestion controller.
@@ -249,6 +260,16 @@ pub(crate) struct Conn {
     app_limited: u64,
     /// Bytes ever marked lost (for the controller's per-ACK loss count).
     lost_total: u64,
+    /// RACK loss detection (RFC 8985) and the end of the highest SACKed segment, below
+    /// which a late original delivery means reordering.
+    rack: Rack,
+    highest_sacked: u64,
+    /// What the retransmission timer slot is armed for (Linux `icsk_pending`).
+    xmit_timer: XmitTimer,
+    /// `snd_nxt` when the outstanding tail loss probe went out (Linux `tlp_high_seq`),
+    /// and whether it was a retransmission.
+    tlp_high_seq: Option<u64>,
+    tlp_retrans: bool,
     /// Earliest time the next segment may leave when pacing.
     pacing_next: SimTime,
     cwnd_usage_seq: u64,
@@ -385,6 +406,11 @@ impl Conn {
             first_tx_time: SimTime::ZERO,
             app_limited: 0,
             lost_total: 0,
+            rack: Rack::default(),
+            highest_sacked: 0,
+            xmit_timer: XmitTimer::Rto,
+            tlp_high_seq: None,
+            tlp_retrans: false,
             pacing_next: SimTime::ZERO,
             cwnd_usage_seq: 0,
             rcv_rtt: RcvRtt::default(),
@@ -495,6 +521,9 @@ impl Conn {
     }
 
     fn set_timer(&mut self, ctx: &mut Ctx<'_>, kind: TimerKind, after: SimDuration) {
+        if kind == TimerKind::Retransmit {
+            self.xmit_timer = XmitTimer::Rto;
+        }
         let at = ctx.now + after;
         self.deadlines
             .set(ctx.timers, self.id.slot, self.id.gen, kind, at);
@@ -502,6 +531,56 @@ impl Conn {
 
     fn clear_timer(&mut self, kind: TimerKind) {
         self.deadlines.clear(kind);
+    }
+
+    /// Arms the retransmission timer slot for `what` (Linux `inet_csk_reset_xmit_timer`).
+    fn arm_xmit_timer(&mut self, ctx: &mut Ctx<'_>, what: XmitTimer, after: SimDuration) {
+        self.set_timer(ctx, TimerKind::Retransmit, after);
+        self.xmit_timer = what;
+    }
+
+    /// Linux `tcp_rearm_rto`: the RTO from now, or, replacing a reordering timeout or a
+    /// loss probe, from when the oldest outstanding segment was sent.
+    fn rearm_rto(&mut self, ctx: &mut Ctx<'_>) {
+        if self.snd_una == self.snd_nxt {
+            self.clear_timer(TimerKind::Retransmit);
+            return;
+        }
+        let mut after = self.rto;
+        let pending = self.deadlines.get(TimerKind::Retransmit).is_some();
+        if pending && self.xmit_timer != XmitTimer::Rto {
+            if let Some(head) = self.rtx.front() {
+                let deadline = head.sent_at + self.rto;
+                after = deadline
+                    .saturating_since(ctx.now)
+                    .max(SimDuration::from_nanos(1));
+            }
+        }
+        self.arm_xmit_timer(ctx, XmitTimer::Rto, after);
+    }
+
+    /// Linux `tcp_schedule_loss_probe`: with TLP on, SACK, data out and no loss being
+    /// repaired, arm the probe timer instead of the RTO. `advancing` (an ACK moved
+    /// `snd_una`) means the RTO would restart from now.
+    fn schedule_loss_probe(&mut self, ctx: &mut Ctx<'_>, advancing: bool) -> bool {
+        if !ctx.cfg.tlp()
+            || !self.sack_ok
+            || self.snd_una == self.snd_nxt
+            || self.ca != CaState::Open
+        {
+            return false;
+        }
+        let rto_left = if advancing {
+            Some(self.rto)
+        } else {
+            self.rtx
+                .front()
+                .map(|h| (h.sent_at + self.rto).saturating_since(ctx.now))
+        };
+        let one_out = self.rtx.len() == 1;
+        let pto = rack::probe_timeout(self.rtt.srtt(), one_out, ctx.cfg.rto_min, rto_left);
+        self.arm_xmit_timer(ctx, XmitTimer::LossProbe, pto);
+        true
     }
 
     pub fn clear_all_timers(&mut self) {
@@ -822,10 +901,10 @@ impl Conn {
         if self.opts.sndbuf.is_some() {
             return;
         }
-        // Linux tcp_sndbuf_expand: room for twice the larger of the congestion window and
-        // the initial window, in payload bytes here.
+        // Linux tcp_sndbuf_expand: room for twice (the controller may ask for more) the
+        // larger of the congestion window and the initial window, in payload bytes here.
         let segs = (self.win.cwnd / self.win.mss.max(1) as u64).max(cfg.initial_cwnd as u64);
-        let want = 2 * segs * self.win.mss as u64;
+        let want = self.cc.sndbuf_windows() * segs * self.win.mss as u64;
         self.sndbuf_cap = self.sndbuf_cap.max(want.min(cfg.wmem[2] as u64));
     }
 
@@ -1062,6 +1141,8 @@ impl Conn {
             self.cc.on_event(&mut self.win, CcEvent::IdleRestart);
         }
         let mut sent_any = false;
+        let mut sent_new = false;
+        let nothing_was_out = self.snd_una == self.snd_nxt;
         let mut hit_cwnd = false;
         let pacing = self.pacing_rate(ctx.cfg).is_some();
         loop {
@@ -1085,9 +1166,17 @@ impl Conn {
                 break;
             }
             sent_any = true;
+            sent_new = true;
+        }
+        // Linux tcp_event_new_data_sent, then one loss probe per tail (tcp_write_xmit).
+        if sent_new && (nothing_was_out || self.xmit_timer == XmitTimer::LossProbe) {
+            self.rearm_rto(ctx);
         }
         if sent_any && self.deadlines.get(TimerKind::Retransmit).is_none() {
             self.set_timer(ctx, TimerKind::Retransmit, self.rto);
+        }
+        if sent_new {
+            self.schedule_loss_probe(ctx, false);
         }
         if sent_any || hit_cwnd {
             self.cwnd_validate(hit_cwnd);
@@ -1721,6 +1810,8 @@ impl Conn {
         let mut newly_sacked = false;
         let mut probe: Option<RateProbe> = None;
         let lost_before = self.lost_total;
+        let min_rtt = self.rtt.min_rtt();
+        let prior_highest_sacked = self.highest_sacked;
         if self.sack_ok && !seg.options.sack.is_empty() {
             for &(l, r) in seg.options.sack.as_slice() {
                 let lo = self.ack_off(l);
@@ -1739,6 +1830,13 @@ impl Conn {
                         delivered += s.len();
                         newly_sacked = true;
                         rate_probe(&mut probe, s);
+                        let retransmitted = s.has(SENT_EVER_RETRANS);
+                        self.rack
+                            .on_delivered(ctx.now, s.sent_at, s.end, retransmitted, min_rtt);
+                        if !retransmitted && s.start < prior_highest_sacked {
+                            self.rack.saw_reordering();
+                        }
+                        self.highest_sacked = self.highest_sacked.max(s.end);
                         if s.has(SENT_LOST) {
                             s.flags &= !SENT_LOST;
                             self.lost_bytes -= s.len();
@@ -1789,6 +1887,12 @@ impl Conn {
                 } else {
                     delivered += s.len();
                     rate_probe(&mut probe, &s);
+                    let retransmitted = s.has(SENT_EVER_RETRANS);
+                    self.rack
+                        .on_delivered(ctx.now, s.sent_at, s.end, retransmitted, min_rtt);
+                    if !retransmitted && s.start < prior_highest_sacked {
+                        self.rack.saw_reordering();
+                    }
                 }
                 if s.has(SENT_LOST) {
                     self.lost_bytes -= s.len();
@@ -1834,8 +1938,6 @@ impl Conn {
             };
             if self.snd_una == self.snd_nxt {
                 self.clear_timer(TimerKind::Retransmit);
-            } else {
-                self.set_timer(ctx, TimerKind::Retransmit, self.rto);
             }
             if self.want_write && self.sndbuf.len() < self.sndbuf_cap {
                 self.want_write = false;
@@ -1860,8 +1962,16 @@ impl Conn {
             rate,
             lost_before,
         };
+        if self.tlp_high_seq.is_some() {
+            self.process_tlp_ack(ctx, ack, news.una_advanced, is_dupack && !newly_sacked);
+        }
         // Loss detection and recovery (Linux tcp_fastretrans_alert), then the controller.
-        self.recovery(ctx, &news);
+        let reorder_timer = self.recovery(ctx, &news);
+        // Linux tcp_set_xmit_timer: a loss probe or the RTO, unless RACK armed its timer.
+        let set_xmit_timer = news.una_advanced && self.snd_una < self.snd_nxt && !reorder_timer;
+        if set_xmit_timer && !self.schedule_loss_probe(ctx, true) {
+            self.rearm_rto(ctx);
+        }
         self.cong_control(ctx, &news);
 
         if prior_una < self.snd_nxt {
@@ -1888,8 +1998,9 @@ impl Conn {
     }
 
     /// Loss detection and recovery state (Linux `tcp_fastretrans_alert`); during fast
-    /// recovery the window follows PRR unless the controller sets it itself.
-    fn recovery(&mut self, ctx: &mut Ctx<'_>, news: &AckNews) {
+    /// recovery the window follows PRR unless the controller sets it itself. Returns
+    /// whether RACK armed its reordering timer (which then replaces the RTO).
+    fn recovery(&mut self, ctx: &mut Ctx<'_>, news: &AckNews) -> bool {
         let mss = self.win.mss as u64;
         let full_control = self.cc.controls_window();
         // Leaving a recovery episode.
@@ -1912,8 +2023,13 @@ impl Conn {
         }
         // Everything acknowledged: nothing can be lost, but the window still grows.
         let all_acked = self.snd_una == self.snd_nxt;
-        if self.sack_ok && news.newly_sacked && !all_acked {
-            self.mark_lost_from_sacks();
+        let mut reorder_timer = false;
+        if self.sack_ok && !all_acked {
+            if ctx.cfg.rack() {
+                reorder_timer = self.rack_mark_lost(ctx);
+            } else if news.newly_sacked {
+                self.mark_lost_from_sacks();
+            }
         }
         match self.ca {
             CaState::Open | CaState::Disorder => {
@@ -1929,7 +2045,7 @@ impl Conn {
                     if !full_control {
                         self.prr_update(ctx, news.delivered);
                     }
-                    return;
+                    return reorder_timer;
                 }
                 self.ca = if self.sacked_bytes > 0 || self.reno_dupacks > 0 {
                     CaState::Disorder
@@ -1958,6 +2074,182 @@ impl Conn {
             }
             CaState::Loss => {}
         }
+        reorder_timer
+    }
+
+    /// Linux `tcp_rack_mark_lost`: after a delivery moved RACK on, marks what it shows
+    /// lost and arms the reordering timer for segments that may still be reordered.
+    /// Returns whether the timer was armed.
+    fn rack_mark_lost(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        if !self.rack.take_advanced() {
+            return false;
+        }
+        match self.rack_detect_loss(ctx) {
+            Some(wait) => {
+                let after = (wait + rack::TIMEOUT_MIN).min(self.rto);
+                self.arm_xmit_timer(ctx, XmitTimer::ReorderTimeout, after);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Linux `tcp_rack_detect_loss`: every segment in flight that was sent before RACK's
+    /// segment and has waited an RTT plus the reordering window is lost, retransmissions
+    /// included. Returns the longest wait of those not lost yet.
+    fn rack_detect_loss(&mut self, ctx: &mut Ctx<'_>) -> Option<SimDuration> {
+        let mss = self.win.mss.max(1) as u64;
+        let window = self.rack.reorder_window(
+            matches!(self.ca, CaState::Recovery | CaState::Loss),
+            self.sacked_bytes.div_ceil(mss),
+            ctx.cfg.reordering,
+            ctx.cfg.recovery & super::config::RACK_NO_DUPTHRESH != 0,
+            self.rtt.min_rtt(),
+            self.rtt.srtt(),
+        );
+        let mut longest: Option<SimDuration> = None;
+        for i in 0..self.rtx.len() {
+            let s = self.rtx[i];
+            if s.has(SENT_SACKED) || (s.has(SENT_LOST) && !s.has(SENT_RETRANS)) {
+                continue;
+            }
+            let Some(wait) = self.rack.loss_wait(ctx.now, s.sent_at, s.end, window) else {
+                // Originals go out in sequence order, and a retransmission after its
+                // original: past the first original sent after RACK's segment, every
+                // segment was.
+                if s.has(SENT_EVER_RETRANS) {
+                    continue;
+                }
+                break;
+            };
+            if wait > SimDuration::ZERO {
+                longest = Some(longest.map_or(wait, |l| l.max(wait)));
+                continue;
+            }
+            let seg = &mut self.rtx[i];
+            if seg.has(SENT_RETRANS) {
+                seg.flags &= !SENT_RETRANS;
+                self.retrans_bytes -= s.len();
+                ctx.counters.lost_retransmits += 1;
+            }
+            if !seg.has(SENT_LOST) {
+                seg.flags |= SENT_LOST;
+                self.lost_bytes += s.len();
+            }
+            self.lost_total += s.len();
+        }
+        longest
+    }
+
+    /// Linux `tcp_rack_reo_timeout`: the reordering window passed; what RACK now finds
+    /// lost starts (or continues) fast recovery and is retransmitted.
+    fn on_reorder_timeout(&mut self, ctx: &mut Ctx<'_>) {
+        let prior_in_flight = self.in_flight();
+        self.rack_detect_loss(ctx);
+        if self.in_flight() != prior_in_flight {
+            if self.ca != CaState::Recovery {
+                self.enter_recovery(ctx);
+                if !self.cc.controls_window() {
+                    self.prr_update(ctx, self.win.mss as u64);
+                }
+            }
+            self.push(ctx);
+        }
+        if self.deadlines.get(TimerKind::Retransmit).is_none() || self.xmit_timer != XmitTimer::Rto
+        {
+            self.rearm_rto(ctx);
+        }
+    }
+
+    /// Linux `tcp_send_loss_probe`: new data if the window allows, else the last segment
+    /// again, so that a lost tail draws SACKs and fast recovery instead of an RTO.
+    fn send_loss_probe(&mut self, ctx: &mut Ctx<'_>) {
+        if self.tlp_high_seq.is_some() {
+            // At most one probe per tail.
+            self.rearm_rto(ctx);
+            return;
+        }
+        self.tlp_retrans = false;
+        let sent = if self.send_new_segment(ctx, Some(u64::MAX)) {
+            true
+        } else if let Some(last) = self.rtx.len().checked_sub(1) {
+            let mss = self.win.mss as u64;
+            let s = self.rtx[last];
+            let data_len = s.len() - s.has(SENT_FIN) as u64;
+            let i = if data_len > mss {
+                // Probe with the last MSS of an oversized segment.
+                let mut head = s;
+                head.end = s.end - mss - s.has(SENT_FIN) as u64;
+                head.flags &= !SENT_FIN;
+                let mut tail = s;
+                tail.start = head.end;
+                self.rtx[last] = head;
+                self.rtx.push_back(tail);
+                last + 1
+            } else {
+                last
+            };
+            // Linux's probe is not a retransmission for tcp_retries2's clock, which starts
+            // at the first RTO retransmission (from the probe's send time).
+            let stamp = self.retrans_stamp;
+            self.retransmit_index(ctx, i);
+            self.retrans_stamp = stamp;
+            self.tlp_retrans = true;
+            true
+        } else {
+            false
+        };
+        if sent {
+            self.tlp_high_seq = Some(self.snd_nxt);
+            ctx.counters.loss_probes += 1;
+            if ctx.env.tracing() {
+                ctx.env.trace(
+                    "tcp_loss_probe",
+                    &[
+                        ("conn", self.conn_label()),
+                        ("retransmission", self.tlp_retrans.into()),
+                    ],
+                );
+            }
+            // The RTO restarts from the probe.
+            self.clear_timer(TimerKind::Retransmit);
+        }
+        self.rearm_rto(ctx);
+    }
+
+    /// Linux `tcp_process_tlp_ack`: an ACK beyond the probe without a sign that the probe
+    /// was redundant means the probe repaired a loss; the window is reduced once, as for
+    /// any congestion signal, without a recovery episode.
+    fn process_tlp_ack(&mut self, ctx: &mut Ctx<'_>, ack: u64, una_advanced: bool, pure_dup: bool) {
+        let Some(high) = self.tlp_high_seq else {
+            return;
+        };
+        if ack < high {
+            return;
+        }
+        if !self.tlp_retrans {
+            self.tlp_high_seq = None;
+        } else if ack > high {
+            self.tlp_high_seq = None;
+            ctx.counters.loss_probe_recoveries += 1;
+            self.reduce_cwnd_once(ctx);
+        } else if !una_advanced && pure_dup {
+            // The original and the probe both arrived: nothing was lost.
+            self.tlp_high_seq = None;
+        }
+    }
+
+    /// Linux `tcp_init_cwnd_reduction` + `tcp_end_cwnd_reduction` in the CWR state: the
+    /// controller's reduction applied at once.
+    fn reduce_cwnd_once(&mut self, ctx: &mut Ctx<'_>) {
+        self.high_seq = self.snd_nxt;
+        self.prior_cwnd = self.win.cwnd;
+        let in_flight = self.in_flight();
+        self.win.ssthresh = self.cc.ssthresh(&self.win, in_flight);
+        if !self.cc.controls_window() {
+            self.win.cwnd = self.win.ssthresh.max(self.win.mss as u64);
+        }
+        self.trace_ca(ctx);
     }
 
     /// Hands the ACK to the congestion controller (Linux `tcp_cong_control`): a controller
@@ -1988,7 +2280,9 @@ impl Conn {
         if full_control {
             self.win.cwnd = self.win.cwnd.max(self.win.mss as u64);
         }
-        if news.una_advanced && matches!(self.ca, CaState::Open | CaState::Disorder) {
+        // Linux tcp_new_space: acknowledged data freed room, and the window is not full
+        // (tcp_should_expand_sndbuf), whatever the loss-recovery state.
+        if news.una_advanced && self.in_flight() < self.win.cwnd {
             self.expand_sndbuf(ctx.cfg);
         }
     }
@@ -2219,6 +2513,11 @@ impl Conn {
                     self.ack.now = true;
                     self.ack.pending = true;
                     self.enter_quickack();
+                    // Linux tcp_data_queue_ofo: with SACK, out-of-order data grows the
+                    // window too (without, it must not, to force duplicate ACKs).
+                    if self.sack_ok {
+                        self.grow_window();
+                    }
                 }
                 if fin {
                     self.fin_at = Some(at + len);
@@ -2310,7 +2609,12 @@ impl Conn {
         self.ack.lrcvtime = now;
         self.rcv_rtt_measure(now);
         self.rcv_space_adjust(ctx);
-        // Grow the offered window as in-order data arrives (Linux tcp_grow_window).
+        self.grow_window();
+    }
+
+    /// Linux `tcp_grow_window`: each arriving segment lets the offered window grow by two
+    /// segments, up to the receive buffer.
+    fn grow_window(&mut self) {
         let clamp = self.rcvbuf_cap;
         if self.rcv_ssthresh < clamp {
             self.rcv_ssthresh = (self.rcv_ssthresh + 2 * self.advmss as u64).min(clamp);
@@ -2520,6 +2824,18 @@ impl Conn {
                 if self.rtx.is_empty() {
                     return false;
                 }
+                match self.xmit_timer {
+                    XmitTimer::Rto => {}
+                    XmitTimer::ReorderTimeout => {
+                        self.on_reorder_timeout(ctx);
+                        return false;
+                    }
+                    XmitTimer::LossProbe => {
+                        self.send_loss_probe(ctx);
+                        return false;
+                    }
+                }
+                self.tlp_high_seq = None;
                 let limit = if self.owner.is_none() {
                     ctx.cfg.orphan_retry_limit()
                 } else {
@@ -2570,17 +2886,33 @@ impl Conn {
             self.cc.on_event(&mut self.win, CcEvent::Timeout);
         }
         self.win.cwnd = self.win.mss as u64;
-        for s in self.rtx.iter_mut() {
-            if s.has(SENT_RETRANS) {
-                s.flags &= !SENT_RETRANS;
+        // Linux tcp_timeout_mark_lost: with RACK, segments sent within the last RACK RTT
+        // (other than the first) are not presumed lost yet.
+        let rack = ctx.cfg.rack() && self.sack_ok;
+        let recent =
+            |s: &Sent, first: bool| rack && !first && s.sent_at + self.rack.rtt() > ctx.now;
+        let mut first = true;
+        for i in 0..self.rtx.len() {
+            let s = self.rtx[i];
+            if s.has(SENT_SACKED) {
+                continue;
             }
-            if !s.has(SENT_SACKED) && !s.has(SENT_LOST) {
-                s.flags |= SENT_LOST;
+            let skip = recent(&s, first);
+            first = false;
+            if skip {
+                continue;
+            }
+            let seg = &mut self.rtx[i];
+            if seg.has(SENT_RETRANS) {
+                seg.flags &= !SENT_RETRANS;
+                self.retrans_bytes -= s.len();
+            }
+            if !seg.has(SENT_LOST) {
+                seg.flags |= SENT_LOST;
                 self.lost_bytes += s.len();
                 self.lost_total += s.len();
             }
         }
-        self.retrans_bytes = 0;
         self.reno_dupacks = 0;
         self.high_seq = self.snd_nxt;
         self.ca = CaState::Loss;

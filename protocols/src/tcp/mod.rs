@@ -21,6 +21,7 @@ pub mod buffer;
 pub mod cc;
 pub mod config;
 mod conn;
+mod rack;
 pub mod rtt;
 pub mod seq;
 pub mod stack;
@@ -191,6 +192,11 @@ pub struct TcpCounters {
     pub challenge_acks: u64,
     pub abort_on_data: u64,
     pub abort_on_timeout: u64,
+    /// Retransmissions that RACK found lost in their turn.
+    pub lost_retransmits: u64,
+    /// Tail loss probes sent, and those that repaired a loss.
+    pub loss_probes: u64,
+    pub loss_probe_recoveries: u64,
 }
 
 /// What the TCP stack needs from the node it runs on.

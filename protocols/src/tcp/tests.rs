@@ -706,15 +706,16 @@ fn retries2_gives_etimedout_after_924_6_seconds() {
         .collect();
     assert_eq!(
         sends.len(),
-        16,
-        "original + tcp_retries2 = 15 retransmissions"
+        17,
+        "original + tail loss probe + tcp_retries2 = 15 retransmissions"
     );
     let gaps: Vec<u64> = sends
         .windows(2)
         .map(|w| (w[1] - w[0]).as_nanos() / 100_000)
         .collect();
-    // Exponential backoff from the RTO (in 0.1 ms), capped at 120 s.
-    let mut want = Vec::new();
+    // The probe after 2 x SRTT + 200 ms (one segment out), capped at the RTO; then
+    // exponential backoff from the RTO restarted at the probe (in 0.1 ms), capped at 120 s.
+    let mut want = vec![2002u64];
     for k in 0..15u32 {
         want.push((2002u64 << k).min(1_200_000));
     }
@@ -725,10 +726,11 @@ fn retries2_gives_etimedout_after_924_6_seconds() {
         .find(|e| matches!(e.2, TcpEvent::Error(_)));
     assert_eq!(err.map(|e| e.2), Some(TcpEvent::Error(Errno::TimedOut)));
     // Linux gives up at the first RTO expiry at least 0.2 * (2^10 - 1) + 6 * 120 = 924.6 s
-    // after the original transmission: here 120 s after the last retransmission.
+    // after the first retransmission's previous sending (here the probe): 120 s after the
+    // last retransmission.
     let died = *sends.last().unwrap() + SimDuration::from_secs(120);
-    assert!(died - t0 >= SimDuration::from_millis(924_600));
-    assert!(died - t0 < SimDuration::from_millis(925_000));
+    assert!(died - sends[1] >= SimDuration::from_millis(924_600));
+    assert!(died - sends[1] < SimDuration::from_millis(925_000));
 }
 
 // RB-TCP-20 (keepalive)
@@ -1476,4 +1478,133 @@ fn newreno_repairs_two_holes_in_one_recovery_and_reno_needs_two() {
     let reno = two_holes_without_sack("reno");
     assert_eq!(reno.fast_retransmits, 2);
     assert_eq!(reno.rto_timeouts, 0);
+}
+
+/// When the segment at stream `offset` went onto the wire from the client, in order.
+fn sends_of(p: &Pair, offset: u64) -> Vec<SimTime> {
+    p.log
+        .iter()
+        .filter(|(i, x, _)| {
+            *i == 0 && matches!(x.payload, Payload::Pattern { offset: o, .. } if o == offset)
+        })
+        .map(|(_, x, _)| x.at)
+        .collect()
+}
+
+// RFC 8985 TLP: the last three segments of a flight are lost. Two round trips (+2 ms)
+// after the last ACK, the sender probes with its last segment; the probe's SACK lets RACK
+// find the other two lost, and fast recovery repairs them, with no RTO.
+#[test]
+fn tail_loss_probe_turns_a_tail_loss_into_fast_recovery() {
+    let mut p = pair();
+    let (c, s) = connected(&mut p);
+    let mut dropped = [false; 3];
+    p.drop = Some(Box::new(move |i, x, _| {
+        let Payload::Pattern { offset, .. } = x.payload else {
+            return false;
+        };
+        let k = (offset / 1448) as usize;
+        if i == 0 && (7..10).contains(&k) && !dropped[k - 7] {
+            dropped[k - 7] = true;
+            return true;
+        }
+        false
+    }));
+    let t0 = p.now;
+    p.hosts[0].send(c, &pattern(0, 10 * 1448));
+    p.run_until(t0 + SimDuration::from_secs(1));
+    let ms = SimDuration::from_millis;
+    // ACKs for the first seven at 20 ms; PTO = 2 x SRTT (20 ms) + 2 ms later.
+    assert_eq!(sends_of(&p, 9 * 1448), vec![t0, t0 + ms(62)]);
+    // Its SACK is back at 82 ms: 7 and 8, sent before it, are more than an RTT old.
+    assert_eq!(sends_of(&p, 7 * 1448), vec![t0, t0 + ms(82)]);
+    assert_eq!(sends_of(&p, 8 * 1448), vec![t0, t0 + ms(82)]);
+    let info = p.hosts[0].tcp.info(c).unwrap();
+    assert_eq!(info.rto_timeouts, 0);
+    assert_eq!(info.fast_retransmits, 1);
+    assert_eq!(p.hosts[0].tcp.counters().loss_probes, 1);
+    let (got, _) = p.hosts[1].read_all(s);
+    assert_eq!(got.iter().map(|g| g.len()).sum::<usize>(), 10 * 1448);
+}
+
+/// Loses the client's segment at stream offset 3 x 1448 and its first retransmission.
+fn lose_fourth_segment_twice() -> DropRule {
+    let mut drops = 0;
+    Box::new(move |i, x, _| {
+        let fourth = matches!(x.payload, Payload::Pattern { offset, .. } if offset == 3 * 1448);
+        if i == 0 && fourth && drops < 2 {
+            drops += 1;
+            return true;
+        }
+        false
+    })
+}
+
+// RFC 8985 RACK: a lost retransmission is found lost when a segment sent after it is
+// delivered, one RTT later, instead of at the RTO.
+#[test]
+fn rack_detects_a_lost_retransmission_without_an_rto() {
+    let mut p = pair();
+    let (c, s) = connected(&mut p);
+    p.drop = Some(lose_fourth_segment_twice());
+    let t0 = p.now;
+    let written = p.hosts[0].send(c, &pattern(0, 30 * 1448));
+    p.run_until(t0 + SimDuration::from_secs(1));
+    let ms = SimDuration::from_millis;
+    // Lost at the third SACK (20 ms); the retransmission is lost too, and new data sent
+    // with it is SACKed at 40 ms: zero reordering window in recovery, so it is resent then.
+    assert_eq!(sends_of(&p, 3 * 1448), vec![t0, t0 + ms(20), t0 + ms(40)]);
+    let info = p.hosts[0].tcp.info(c).unwrap();
+    assert_eq!(info.rto_timeouts, 0);
+    assert_eq!(p.hosts[0].tcp.counters().lost_retransmits, 1);
+    let (got, _) = p.hosts[1].read_all(s);
+    assert_eq!(got.iter().map(|g| g.len()).sum::<usize>(), written);
+}
+
+// Without RACK (tcp_recovery = 0) the same lost retransmission waits for the RTO.
+#[test]
+fn without_rack_a_lost_retransmission_waits_for_the_rto() {
+    let cfg = TcpConfig {
+        recovery: 0,
+        ..TcpConfig::default()
+    };
+    let mut p = Pair::new(cfg.clone(), cfg, SimDuration::from_millis(10));
+    let (c, _s) = connected(&mut p);
+    p.drop = Some(lose_fourth_segment_twice());
+    let t0 = p.now;
+    p.hosts[0].send(c, &pattern(0, 30 * 1448));
+    p.run_until(t0 + SimDuration::from_secs(1));
+    let sends = sends_of(&p, 3 * 1448);
+    assert_eq!(sends.len(), 3);
+    assert!(
+        sends[2] - sends[1] >= SimDuration::from_millis(200),
+        "{sends:?}"
+    );
+    assert_eq!(p.hosts[0].tcp.info(c).unwrap().rto_timeouts, 1);
+}
+
+// Regression: with SACK, out-of-order segments grow the receiver's offered window as
+// Linux's tcp_data_queue_ofo does; before, a sender behind a long-lived hole (a lost
+// retransmission) was held at the window it had when the hole opened.
+#[test]
+fn out_of_order_data_grows_the_offered_window_with_sack() {
+    let mut p = pair();
+    let (c, _s) = connected(&mut p);
+    p.drop = Some(Box::new(|i, x, _| {
+        i == 0 && matches!(x.payload, Payload::Pattern { offset: 0, .. })
+    }));
+    p.log.clear();
+    p.hosts[0].send(c, &pattern(0, 10 * 1448));
+    p.run_until(p.now + SimDuration::from_millis(15));
+    let windows: Vec<u16> = p
+        .log
+        .iter()
+        .filter(|(i, x, _)| *i == 1 && !x.seg.options.sack.is_empty())
+        .map(|(_, x, _)| x.seg.window)
+        .collect();
+    assert_eq!(windows.len(), 9, "{windows:?}");
+    assert!(
+        windows.windows(2).all(|w| w[1] > w[0]),
+        "each out-of-order segment grows the window: {windows:?}"
+    );
 }

@@ -214,16 +214,19 @@ impl ForwardingModel {
         let mut nodes = vec![TopoNode {
             name: "src".into(),
             kind: NodeKind::Host,
+            dynamic_address: false,
         }];
         for i in 1..=ROUTERS {
             nodes.push(TopoNode {
                 name: format!("r{i}"),
                 kind: NodeKind::Router,
+                dynamic_address: false,
             });
         }
         nodes.push(TopoNode {
             name: "dst".into(),
             kind: NodeKind::Host,
+            dynamic_address: false,
         });
         let links: Vec<TopoLink> = (0..nodes.len() - 1)
             .map(|i| TopoLink {

@@ -960,6 +960,12 @@ impl CongestionControl for Bbr {
         true
     }
 
+    /// Linux `bbr_sndbuf_expand`: room for the extra data in flight that the gain cycle
+    /// and ACK aggregation call for.
+    fn sndbuf_windows(&self) -> u64 {
+        3
+    }
+
     fn pacing_rate(&self) -> Option<u64> {
         (self.pacing_rate > 0).then_some(self.pacing_rate)
     }

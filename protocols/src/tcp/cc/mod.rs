@@ -179,6 +179,11 @@ pub trait CongestionControl: std::fmt::Debug {
     fn partial_ack_ends_recovery(&self) -> bool {
         false
     }
+    /// How many congestion windows of data the send buffer grows to hold (Linux
+    /// `sndbuf_expand`; 2 unless the controller needs more, as BBR's pacing gains do).
+    fn sndbuf_windows(&self) -> u64 {
+        2
+    }
 }
 
 /// A controller's name as a socket option holds it: at most 16 bytes, as Linux's
