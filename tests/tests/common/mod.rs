@@ -36,3 +36,36 @@ pub fn flow<'a>(o: &'a Outcome, id: &str) -> &'a reports::FlowSummary {
         .find(|f| f.id == id)
         .unwrap_or_else(|| panic!("no flow {id}"))
 }
+
+/// Whether tshark is installed; without it the caller skips its cross-check, except under
+/// CI, where `.ci/run` installs it and its absence is an error.
+pub fn tshark_available() -> bool {
+    let ok = std::process::Command::new("tshark")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !ok {
+        assert!(
+            std::env::var("CI").is_err(),
+            "tshark must be installed in CI (.ci/run installs it)"
+        );
+        eprintln!("tshark not installed: skipping the tshark cross-check");
+    }
+    ok
+}
+
+/// Frames of `pcap` matching a tshark display filter.
+pub fn tshark_count(pcap: &std::path::Path, filter: &str) -> usize {
+    let out = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .args(["-Y", filter, "-T", "fields", "-e", "frame.number"])
+        .output()
+        .expect("tshark runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
