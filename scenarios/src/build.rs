@@ -405,6 +405,8 @@ pub fn tcp_config(d: &L3Decl) -> Result<TcpConfig, SysctlError> {
             "tcp_reordering" => c.reordering = int(1, u32::MAX as u64)? as u32,
             "tcp_recovery" => c.recovery = int(0, 7)? as u8,
             "tcp_early_retrans" => c.early_retrans = int(0, 4)? as u8,
+            "tcp_ecn" => c.ecn = int(0, 2)? as u8,
+            "tcp_ecn_fallback" => c.ecn_fallback = flag()?,
             _ => {}
         }
     }
@@ -1204,7 +1206,7 @@ mod tests {
             "tcp_window_scaling": 0, "tcp_congestion_control": "reno",
             "tcp_slow_start_after_idle": 0, "tcp_delack_min": "20ms", "tcp_delack_max": 100,
             "tcp_reordering": 5, "tcp_pacing": true, "tcp_quickack": true,
-            "tcp_recovery": 4, "tcp_early_retrans": 0,
+            "tcp_recovery": 4, "tcp_early_retrans": 0, "tcp_ecn": 1, "tcp_ecn_fallback": 0,
         }"#,
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -1244,6 +1246,8 @@ mod tests {
             reordering: 5,
             recovery: 4,
             early_retrans: 0,
+            ecn: 1,
+            ecn_fallback: false,
         };
         assert_eq!(c, want);
         // Every field differs from Linux's default, so no knob is silently ignored.

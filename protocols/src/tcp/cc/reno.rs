@@ -40,7 +40,10 @@ impl RenoWindow {
     }
 
     fn on_event(&mut self, ev: CcEvent) {
-        if matches!(ev, CcEvent::Timeout | CcEvent::EnterRecovery) {
+        if matches!(
+            ev,
+            CcEvent::Timeout | CcEvent::EnterRecovery | CcEvent::EnterCwr
+        ) {
             self.acked_in_ca = 0;
         }
     }
@@ -109,6 +112,8 @@ mod tests {
             cwnd_limited: true,
             ca_state: CaState::Open,
             rate: None,
+            ece: false,
+            delivered_ce: 0,
         }
     }
 
