@@ -138,11 +138,25 @@ fn queue_config(q: &QueueDecl, mtu: u32) -> Result<(QueueLimit, Aqm), QueueError
                     format!("max_th ({}) must not exceed limit ({lim})", show(max)),
                 ));
             }
-            if min >= max {
+            if max == 0 {
+                return Err((
+                    "max_th",
+                    format!(
+                        "max_th ({}) must be greater than 0{}",
+                        show(max),
+                        if max_default {
+                            ", limit/4 by default"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
+            if min > max {
                 return Err((
                     "min_th",
                     format!(
-                        "min_th ({}) must be below max_th ({}{})",
+                        "min_th ({}) must not exceed max_th ({}{})",
                         show(min),
                         show(max),
                         if max_default {
@@ -1504,13 +1518,13 @@ mod tests {
                 r#"Red(min_th: "50p", max_th: "20p")"#,
                 "",
                 "min_th",
-                "min_th (50 packets) must be below max_th (20 packets)",
+                "min_th (50 packets) must not exceed max_th (20 packets)",
             ),
             (
                 r#"Red(limit: "100p", min_th: "30p")"#,
                 "",
                 "min_th",
-                "must be below max_th (25 packets, limit/4 by default)",
+                "must not exceed max_th (25 packets, limit/4 by default)",
             ),
             (
                 r#"Red(limit: "100p", max_th: "200p")"#,
@@ -1567,10 +1581,10 @@ mod tests {
         let e = with_queue(r#"Red(limit: "2p")"#, "").err().unwrap();
         assert!(
             e.message
-                .contains("min_th (0 packets) must be below max_th (0 packets"),
+                .contains("max_th (0 packets) must be greater than 0, limit/4 by default"),
             "{e}"
         );
-        assert!(e.message.contains("(at links[0].queue.min_th)"), "{e}");
+        assert!(e.message.contains("(at links[0].queue.max_th)"), "{e}");
         assert_eq!((e.line, e.col), (6, 21), "{e}");
     }
 }

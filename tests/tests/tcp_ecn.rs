@@ -2,7 +2,8 @@
 //! transfer that asks for ECN through a CoDel queue that marks, next to the same transfer
 //! without ECN through the same queue, which drops. Checks the queue counters, the
 //! sender's window reductions in the TCP time series, and the ECN bits on the wire as
-//! tshark decodes them.
+//! tshark decodes them. Also DCTCP on the `dctcp` example (its validation against the
+//! published model is `validation_dctcp.rs`).
 
 mod common;
 
@@ -168,4 +169,35 @@ fn tshark_count(pcap: &Path, filter: &str) -> usize {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// The `dctcp` example: DCTCP with step marking at K = 20 next to CUBIC on a 1000-packet
+/// drop-tail queue, both at 100 Mb/s.
+#[test]
+fn dctcp_keeps_the_queue_near_k_where_cubic_fills_a_deep_buffer() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/examples/dctcp.ron");
+    let o = run(&load_file(&path, &[]).unwrap(), &RunOptions::default()).unwrap();
+    let link = |id: &str| {
+        o.summary
+            .links
+            .iter()
+            .find(|l| l.id == id)
+            .unwrap_or_else(|| panic!("no link direction {id}"))
+    };
+    let marked = link("r1-b1:r1->b1");
+    let tail = link("r2-b2:r2->b2");
+    assert!(marked.ecn_marks > 1000, "{marked:?}");
+    assert!(marked.max_queue_packets < 60, "{marked:?}");
+    assert!(tail.max_queue_packets > 500, "{tail:?}");
+    assert!(marked.utilization > 0.95 && tail.utilization > 0.95);
+    for id in ["dctcp-1", "dctcp-2"] {
+        assert_eq!(flow(&o, id).retransmits, Some(0), "{id}");
+    }
+    // Only the (Not-ECT) pings are dropped at the marking threshold; one more counts as
+    // lost because its reply was still on the way at the end.
+    let ping = flow(&o, "ping-dctcp");
+    assert_eq!(ping.lost_packets, marked.aqm_drops + 1, "{ping:?}");
+    let (dctcp, cubic) = (ping.rtt_ms.unwrap(), flow(&o, "ping-cubic").rtt_ms.unwrap());
+    assert!(dctcp.min > 10.0 && dctcp.max < 12.0, "{dctcp:?}");
+    assert!(cubic.mean > 50.0, "{cubic:?}");
 }

@@ -1953,3 +1953,155 @@ fn marks_on_the_wire_reduce_the_window_without_retransmissions() {
     assert!(ece >= cwr, "{ece} ECE ACKs");
     assert!(info.ssthresh < 100 * 1448, "{info:?}");
 }
+
+// ---------------------------------------------------------------------------- DCTCP
+
+fn dctcp_cfg(tcp_ecn: u8) -> TcpConfig {
+    TcpConfig {
+        congestion_control: "dctcp".into(),
+        ..ecn_cfg(tcp_ecn)
+    }
+}
+
+// RFC 8257 / Linux TCP_CONG_NEEDS_ECN: DCTCP asks for ECN even with tcp_ecn = 0 and puts
+// ECT(0) on every segment, handshake and pure ACKs included. A plain host refuses an
+// ECN-capable SYN (RFC 3168 6.1.1), and DCTCP then runs as Reno without ECT.
+#[test]
+fn dctcp_forces_ecn_and_marks_every_segment_ect() {
+    let mut p = Pair::new(dctcp_cfg(0), dctcp_cfg(0), SimDuration::from_millis(10));
+    let (c, s) = connected(&mut p);
+    assert!(p.hosts[0].tcp.info(c).unwrap().ecn);
+    assert!(p.hosts[1].tcp.info(s).unwrap().ecn);
+    assert_eq!(sent_by(&p, 0)[0].flags(), SYN | ECE | CWR);
+    assert_eq!(sent_by(&p, 1)[0].flags(), SYN | ACK | ECE);
+    p.hosts[0].send(c, &pattern(0, 20 * 1448));
+    p.run_until(p.now + SimDuration::from_millis(200));
+    assert!(p.log.len() > 20);
+    assert!(p.log.iter().all(|(_, x, _)| x.ecn == Ecn::Ect0));
+
+    let mut p = Pair::new(dctcp_cfg(0), ecn_cfg(2), SimDuration::from_millis(10));
+    let (c, s) = connected(&mut p);
+    assert!(!p.hosts[0].tcp.info(c).unwrap().ecn);
+    assert!(!p.hosts[1].tcp.info(s).unwrap().ecn);
+    assert_eq!(
+        sent_by(&p, 0)[0].ecn,
+        Ecn::Ect0,
+        "DCTCP's SYN is ECN-capable"
+    );
+    assert_eq!(sent_by(&p, 1)[0].flags(), SYN | ACK);
+    p.log.clear();
+    p.hosts[0].send(c, &pattern(0, 5 * 1448));
+    p.run_until(p.now + SimDuration::from_millis(200));
+    assert!(p.log.iter().all(|(_, x, _)| x.ecn == Ecn::NotEct));
+}
+
+// RFC 8257 3.2, Linux dctcp_ece_ack_update: the DCTCP receiver's ECE follows the CE state
+// of the latest data segment. When the state changes, a delayed ACK for the data before
+// is sent first with the old state, and the new segment is ACKed at once.
+#[test]
+fn dctcp_receiver_acks_every_ce_state_change_at_once() {
+    let mut h = Host::new(Ipv4Addr::new(10, 0, 0, 1), dctcp_cfg(2));
+    let l = h.listen(80, 8);
+    h.inject_ecn(
+        PEER,
+        seg(40000, 80, SYN | ECE | CWR, 1000, 0, 65535),
+        Payload::empty(),
+        Ecn::Ect0,
+    );
+    let synack = h.take_sent().remove(0);
+    assert_eq!((synack.flags(), synack.ecn), (SYN | ACK | ECE, Ecn::Ect0));
+    let iss = synack.seg.seq.0;
+    h.inject(
+        PEER,
+        seg(40000, 80, ACK, 1001, iss + 1, 65535),
+        Payload::empty(),
+    );
+    let (s, _) = h.tcp.accept(&mut h.env, l).unwrap();
+    let data = |h: &mut Host, k: u32, ecn: Ecn| {
+        h.inject_ecn(
+            PEER,
+            seg(40000, 80, ACK, 1001 + k * 1000, iss + 1, 65535),
+            pattern(k as u64 * 1000, 1000),
+            ecn,
+        );
+        h.take_sent()
+            .iter()
+            .map(|x| (x.seg.ack.0 - 1001, x.flags() & ECE != 0, x.ecn))
+            .collect::<Vec<_>>()
+    };
+    // Out of quick-ACK mode: pairs of unmarked segments, each pair ACKed at once.
+    let mut k = 0;
+    for _ in 0..20 {
+        data(&mut h, k, Ecn::Ect0);
+        data(&mut h, k + 1, Ecn::Ect0);
+        k += 2;
+        h.advance_to(h.env.now + SimDuration::from_millis(1));
+    }
+    h.read_all(s);
+    h.advance_to(h.env.now + SimDuration::from_millis(100));
+    h.take_sent();
+    let ect = Ecn::Ect0;
+    // One segment: its ACK is delayed.
+    assert_eq!(data(&mut h, k, ect), vec![]);
+    // CE: the pending ACK first, without ECE, then this one at once with ECE.
+    let at = |n: u32| n * 1000;
+    assert_eq!(
+        data(&mut h, k + 1, Ecn::Ce),
+        vec![(at(k + 1), false, ect), (at(k + 2), true, ect)]
+    );
+    // CE again: no change, the usual every-second-segment ACK.
+    assert_eq!(data(&mut h, k + 2, Ecn::Ce), vec![]);
+    assert_eq!(data(&mut h, k + 3, Ecn::Ce), vec![(at(k + 4), true, ect)]);
+    // CE with a delayed ACK pending, then unmarked: the pending ACK with ECE, then this
+    // one without.
+    assert_eq!(data(&mut h, k + 4, Ecn::Ce), vec![]);
+    assert_eq!(
+        data(&mut h, k + 5, ect),
+        vec![(at(k + 5), true, ect), (at(k + 6), false, ect)]
+    );
+    // A change with nothing pending: just this ACK, at once.
+    assert_eq!(data(&mut h, k + 6, Ecn::Ce), vec![(at(k + 7), true, ect)]);
+}
+
+// Linux dctcp_ssthresh: the ECN reduction is cwnd (1 - alpha/2) in whole segments, with
+// alpha updated once per window of data (g = 1/16) before the reduction uses it.
+#[test]
+fn dctcp_sender_cuts_by_alpha_over_two() {
+    let mut h = Host::new(Ipv4Addr::new(10, 0, 0, 1), dctcp_cfg(0));
+    let s = h.connect(std::net::SocketAddrV4::new(PEER, 80));
+    let syn = h.take_sent().remove(0);
+    assert_eq!((syn.flags(), syn.ecn), (SYN | ECE | CWR, Ecn::Ect0));
+    let iss = syn.seg.seq.0;
+    let mut sa = seg(80, syn.seg.src_port, SYN | ACK | ECE, 5000, iss + 1, 65535);
+    sa.options = TcpOptions {
+        mss: Some(1448),
+        sack_permitted: true,
+        ..TcpOptions::default()
+    };
+    h.env.now = at_ms(10);
+    h.inject(PEER, sa, Payload::empty());
+    assert!(h.tcp.info(s).unwrap().ecn);
+    let port = syn.seg.src_port;
+    const MSS: u32 = 1448;
+    h.send(s, &pattern(0, 40 * MSS));
+    h.take_sent();
+    let ack = |h: &mut Host, segs: u32, fl: u8| {
+        h.env.now += SimDuration::from_millis(1);
+        h.inject(
+            PEER,
+            seg(80, port, ACK | fl, 5001, iss + 1 + segs * MSS, 65535),
+            Payload::empty(),
+        );
+        h.take_sent()
+    };
+    // The first ACK closes DCTCP's first window: no marks, alpha = 1 - 1/16. Slow start
+    // takes cwnd to 12 segments.
+    ack(&mut h, 2, 0);
+    assert_eq!(h.tcp.info(s).unwrap().cwnd, 12 * MSS as u64);
+    // ECE within the next window: ssthresh = 12 - floor(12 x 960 / 2048) = 7 segments
+    // (Reno would take 6).
+    ack(&mut h, 4, ECE);
+    let info = h.tcp.info(s).unwrap();
+    assert_eq!(info.ca_state, "cwr");
+    assert_eq!(info.ssthresh, 7 * MSS as u64);
+}

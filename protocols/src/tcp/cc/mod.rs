@@ -36,10 +36,12 @@
 
 mod bbr;
 mod cubic;
+mod dctcp;
 mod reno;
 
 pub use bbr::{Bbr, BbrMode};
 pub use cubic::{Cubic, HystartMode};
+pub use dctcp::Dctcp;
 pub use reno::{NewReno, Reno, RenoFamily};
 
 use sim_core::time::{SimDuration, SimTime};
@@ -298,6 +300,7 @@ fn registry() -> &'static RwLock<BTreeMap<String, Factory>> {
         m.insert("newreno".into(), || Box::new(NewReno::default()));
         m.insert("bbr".into(), || Box::new(Bbr::default()));
         m.insert("cubic".into(), || Box::new(Cubic::default()));
+        m.insert("dctcp".into(), || Box::new(Dctcp::default()));
         RwLock::new(m)
     })
 }
