@@ -11,7 +11,7 @@ use crate::tcp::seq::SeqNum;
 use crate::tcp::{TcpConfig, TcpEnv, TcpEvent, TcpSocketId, TcpStack};
 use crate::udp::{self, UdpTable};
 use sim_core::ip::{IcmpIn, SendError, SendRequest, Upcall};
-use sim_core::packet::{ip_proto, IcmpMessage, IpBody, TransportPacket, UnreachableCode};
+use sim_core::packet::{ip_proto, Ecn, IcmpMessage, IpBody, TransportPacket, UnreachableCode};
 use sim_core::sched::TimerHandle;
 use sim_core::time::{SimDuration, SimTime};
 use sim_core::trace::{Category, TraceValue};
@@ -123,11 +123,13 @@ impl TcpEnv for TcpIo<'_, '_> {
         &mut self,
         src: Ipv4Addr,
         dst: Ipv4Addr,
+        ecn: Ecn,
         pkt: TransportPacket,
     ) -> Result<(), SendError> {
         let mut req = SendRequest::new(dst, ip_proto::TCP, IpBody::Transport(pkt));
         req.src = Some(src);
         req.dont_fragment = true;
+        req.tos = ecn.bits();
         self.cx.send(req)
     }
     fn route(&self, dst: Ipv4Addr) -> Option<(Ipv4Addr, u32)> {
@@ -500,7 +502,9 @@ impl Stack for HostStack {
         match upcall {
             Upcall::Datagram(d) if d.protocol == ip_proto::UDP => self.deliver_udp(cx, d),
             Upcall::Datagram(d) if d.protocol == ip_proto::TCP => {
-                self.with_tcp(cx, |tcp, io| tcp.input(io, d.src, d.dst, &d.packet));
+                self.with_tcp(cx, |tcp, io| {
+                    tcp.input(io, d.src, d.dst, Ecn::of_tos(d.tos), &d.packet)
+                });
             }
             Upcall::Datagram(d) => {
                 // No handler for this protocol: protocol unreachable, as Linux does.

@@ -139,11 +139,25 @@ fn queue_config(q: &QueueDecl, mtu: u32) -> Result<(QueueLimit, Aqm), QueueError
                     format!("max_th ({}) must not exceed limit ({lim})", show(max)),
                 ));
             }
-            if min >= max {
+            if max == 0 {
+                return Err((
+                    "max_th",
+                    format!(
+                        "max_th ({}) must be greater than 0{}",
+                        show(max),
+                        if max_default {
+                            ", limit/4 by default"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
+            if min > max {
                 return Err((
                     "min_th",
                     format!(
-                        "min_th ({}) must be below max_th ({}{})",
+                        "min_th ({}) must not exceed max_th ({}{})",
                         show(min),
                         show(max),
                         if max_default {
@@ -406,6 +420,8 @@ pub fn tcp_config(d: &L3Decl) -> Result<TcpConfig, SysctlError> {
             "tcp_reordering" => c.reordering = int(1, u32::MAX as u64)? as u32,
             "tcp_recovery" => c.recovery = int(0, 7)? as u8,
             "tcp_early_retrans" => c.early_retrans = int(0, 4)? as u8,
+            "tcp_ecn" => c.ecn = int(0, 2)? as u8,
+            "tcp_ecn_fallback" => c.ecn_fallback = flag()?,
             _ => {}
         }
     }
@@ -1465,7 +1481,7 @@ mod tests {
             "tcp_window_scaling": 0, "tcp_congestion_control": "reno",
             "tcp_slow_start_after_idle": 0, "tcp_delack_min": "20ms", "tcp_delack_max": 100,
             "tcp_reordering": 5, "tcp_pacing": true, "tcp_quickack": true,
-            "tcp_recovery": 4, "tcp_early_retrans": 0,
+            "tcp_recovery": 4, "tcp_early_retrans": 0, "tcp_ecn": 1, "tcp_ecn_fallback": 0,
         }"#,
         )
         .unwrap_or_else(|e| panic!("{e}"));
@@ -1505,6 +1521,8 @@ mod tests {
             reordering: 5,
             recovery: 4,
             early_retrans: 0,
+            ecn: 1,
+            ecn_fallback: false,
         };
         assert_eq!(c, want);
         // Every field differs from Linux's default, so no knob is silently ignored.
@@ -1761,13 +1779,13 @@ mod tests {
                 r#"Red(min_th: "50p", max_th: "20p")"#,
                 "",
                 "min_th",
-                "min_th (50 packets) must be below max_th (20 packets)",
+                "min_th (50 packets) must not exceed max_th (20 packets)",
             ),
             (
                 r#"Red(limit: "100p", min_th: "30p")"#,
                 "",
                 "min_th",
-                "must be below max_th (25 packets, limit/4 by default)",
+                "must not exceed max_th (25 packets, limit/4 by default)",
             ),
             (
                 r#"Red(limit: "100p", max_th: "200p")"#,
@@ -1824,10 +1842,10 @@ mod tests {
         let e = with_queue(r#"Red(limit: "2p")"#, "").err().unwrap();
         assert!(
             e.message
-                .contains("min_th (0 packets) must be below max_th (0 packets"),
+                .contains("max_th (0 packets) must be greater than 0, limit/4 by default"),
             "{e}"
         );
-        assert!(e.message.contains("(at links[0].queue.min_th)"), "{e}");
+        assert!(e.message.contains("(at links[0].queue.max_th)"), "{e}");
         assert_eq!((e.line, e.col), (6, 21), "{e}");
     }
 }

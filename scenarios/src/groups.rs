@@ -97,13 +97,13 @@ pub fn host_names(g: &HostGroupDecl) -> impl Iterator<Item = String> + '_ {
 
 /// Adds every group's nodes and links to `s` (`file` and `source` locate errors).
 pub(crate) fn expand(file: &str, source: &str, s: &mut Scenario) -> Result<(), ScenarioError> {
-    s.generated = Generated {
-        first_link: s.links.len(),
-        ..Generated::default()
-    };
+    // Without groups nothing is generated, and the record stays equal to a scenario's
+    // built in code (`Generated::default()`).
+    s.generated = Generated::default();
     if s.groups.is_empty() {
         return Ok(());
     }
+    s.generated.first_link = s.links.len();
     let err = |path: String, m: String| error_at(file, source, &path, m);
     let mut taken: BTreeSet<String> = s.nodes.0.iter().map(|(n, _)| n.clone()).collect();
     let mut group_names: BTreeSet<String> = BTreeSet::new();

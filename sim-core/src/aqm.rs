@@ -19,7 +19,9 @@
 //!   `2 max_th`, `p_b = max_p + (1 - max_p) (avg - max_th) / max_th`. In those regions
 //!   `count` (frames since the last drop or mark) spaces the drops out:
 //!   `p_a = p_b / (1 - count p_b)`, and a frame is dropped or marked with probability `p_a`.
-//!   Above `max_th` (`2 max_th` with `gentle`) every frame is dropped or marked.
+//!   Above `max_th` (`2 max_th` with `gentle`) every frame is dropped or marked. With
+//!   `min_th` = `max_th`, weight 1 and no gentle region this is a step at the threshold
+//!   on the instantaneous queue: DCTCP's marking threshold K (RFC 8257 section 3.1).
 //! - With `ecn`, a frame whose ECN field is not Not-ECT is marked CE instead of dropped, in
 //!   every region (Linux semantics without `harddrop`). Other frames are dropped.
 //! - Byte mode measures the queue in bytes; the drop probability does not depend on the
@@ -390,6 +392,35 @@ mod tests {
         }
         assert_eq!(pow_int(0.5, 5000), 0.0);
         assert_eq!(pow_int(0.3, 0), 1.0);
+    }
+
+    // DCTCP's marking (RFC 8257 section 3.1): RED with min_th = max_th = K, weight 1 and
+    // no gentle region marks exactly the frames that find at least K waiting, and draws
+    // no random number.
+    #[test]
+    fn red_with_equal_thresholds_and_weight_one_is_a_step_at_k() {
+        let cfg = RedConfig {
+            min_th: 20,
+            max_th: 20,
+            weight: 1.0,
+            gentle: false,
+            max_p: 1.0,
+            ecn: true,
+            ..RedConfig::default()
+        };
+        let f = RngFactory::new(3);
+        let mut rng = f.stream("red");
+        let mut red = RedState::default();
+        for (i, backlog) in [0u64, 5, 19, 20, 21, 40, 19, 0, 20].into_iter().enumerate() {
+            red.update_average(&cfg, SimTime(i as u64), backlog, 1_000_000_000);
+            assert_eq!(red.average(), backlog as f64);
+            assert_eq!(
+                red.decide(&cfg, &mut rng),
+                backlog >= 20,
+                "backlog {backlog}"
+            );
+        }
+        assert_eq!(rng.next_u64(), f.stream("red").next_u64(), "no draws");
     }
 
     #[test]

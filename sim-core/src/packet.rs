@@ -28,6 +28,41 @@ pub const IPV4_HEADER_LEN: usize = 20;
 pub const ICMP_HEADER_LEN: usize = 8;
 pub const ARP_LEN: usize = 28;
 
+/// The ECN field of an IPv4 header (RFC 3168 section 5): the two low bits of the TOS byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Ecn {
+    /// Not ECN-capable (00).
+    #[default]
+    NotEct,
+    /// ECN-capable transport, ECT(1) (01).
+    Ect1,
+    /// ECN-capable transport, ECT(0) (10): what TCP sets.
+    Ect0,
+    /// Congestion experienced (11): set by a queue instead of dropping the packet.
+    Ce,
+}
+
+impl Ecn {
+    /// The ECN field of a TOS byte.
+    pub fn of_tos(tos: u8) -> Ecn {
+        match tos & 0b11 {
+            0b00 => Ecn::NotEct,
+            0b01 => Ecn::Ect1,
+            0b10 => Ecn::Ect0,
+            _ => Ecn::Ce,
+        }
+    }
+    /// The two bits of this codepoint, as they sit in the TOS byte.
+    pub fn bits(self) -> u8 {
+        match self {
+            Ecn::NotEct => 0b00,
+            Ecn::Ect1 => 0b01,
+            Ecn::Ect0 => 0b10,
+            Ecn::Ce => 0b11,
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct MacAddr(pub [u8; 6]);
 
@@ -495,6 +530,20 @@ impl IcmpMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ecn_codepoints_are_the_low_two_tos_bits() {
+        for (tos, e) in [
+            (0x00, Ecn::NotEct),
+            (0x01, Ecn::Ect1),
+            (0x02, Ecn::Ect0),
+            (0x03, Ecn::Ce),
+            (0xb8 | 0x02, Ecn::Ect0),
+        ] {
+            assert_eq!(Ecn::of_tos(tos), e);
+            assert_eq!(e.bits(), tos & 3);
+        }
+    }
 
     #[test]
     fn lengths_add_up() {

@@ -110,3 +110,95 @@ fn a_registered_controller_drives_the_window_and_sees_delivery_rates() {
         "delivery rate {measured:.0} B/s, bottleneck {link:.0} B/s"
     );
 }
+
+/// Reno's window, halved at every reduction, counting what it is told of ECN.
+#[derive(Debug, Default)]
+struct EcnWatcher {
+    acked_in_ca: u64,
+}
+
+static ECE_EVENTS: AtomicU64 = AtomicU64::new(0);
+static ECE_SAMPLES: AtomicU64 = AtomicU64::new(0);
+static CWR_ENTERED: AtomicU64 = AtomicU64::new(0);
+static CWR_EXITED: AtomicU64 = AtomicU64::new(0);
+static LAST_DELIVERED: AtomicU64 = AtomicU64::new(0);
+static LAST_DELIVERED_CE: AtomicU64 = AtomicU64::new(0);
+
+impl CongestionControl for EcnWatcher {
+    fn name(&self) -> &'static str {
+        "ecn-watcher"
+    }
+    fn on_ack_event(&mut self, ev: &cc::AckEvent) {
+        ECE_EVENTS.fetch_add(ev.ece as u64, Ordering::Relaxed);
+        assert!(ev.delivered_ce <= ev.delivered && ev.snd_una <= ev.snd_nxt);
+        LAST_DELIVERED.store(ev.delivered, Ordering::Relaxed);
+        LAST_DELIVERED_CE.store(ev.delivered_ce, Ordering::Relaxed);
+    }
+    fn on_ack(&mut self, w: &mut Window, ack: &AckSample) {
+        ECE_SAMPLES.fetch_add(ack.ece as u64, Ordering::Relaxed);
+        if !ack.cwnd_limited {
+            return;
+        }
+        if w.in_slow_start() {
+            w.cwnd += ack.acked;
+            return;
+        }
+        self.acked_in_ca += ack.acked;
+        if self.acked_in_ca >= w.cwnd {
+            self.acked_in_ca -= w.cwnd;
+            w.cwnd += w.mss as u64;
+        }
+    }
+    fn ssthresh(&mut self, w: &Window, _in_flight: u64) -> u64 {
+        (w.cwnd / 2).max(2 * w.mss as u64)
+    }
+    fn on_event(&mut self, _w: &mut Window, ev: cc::CcEvent) {
+        match ev {
+            cc::CcEvent::EnterCwr => CWR_ENTERED.fetch_add(1, Ordering::Relaxed),
+            cc::CcEvent::ExitCwr => CWR_EXITED.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+    }
+}
+
+// A user controller hears of ECN: ECE on the ACKs (`AckEvent` on every ACK, `AckSample` on
+// those that grow the window), the bytes they delivered, and each CWR episode.
+#[test]
+fn a_registered_controller_is_told_of_ecn_echoes_and_cwr_episodes() {
+    cc::register("ecn-watcher", || Box::new(EcnWatcher::default()));
+    let src = r#"Scenario(
+    name: "custom-cc-ecn",
+    duration: "10s",
+    nodes: { "a": Host(sysctl: { "tcp_ecn": 1 }), "r": Router(), "b": Host() },
+    links: [
+        Link(a: "a", b: "r", rate: "1Gbps", delay: "1ms"),
+        Link(a: "r", b: "b", rate: "10Mbps", delay: "10ms",
+             queue: Red(limit: "1000p", min_th: "10p", max_th: "30p", max_p: "10%", ecn: true)),
+    ],
+    apps: [
+        TcpSink(on: "b", port: 5001),
+        TcpBulk(name: "bulk", from: "a", to: "b:5001", bytes: "4MB", cc: "ecn-watcher"),
+    ],
+)"#;
+    let l = load_str("custom-ecn.ron", src, &[]).expect("loads");
+    let o = scenarios::run(&l, &scenarios::RunOptions::default()).expect("runs");
+    let f = &o.summary.flows[0];
+    assert_eq!(f.rx_bytes, 4_000_000);
+    assert_eq!(f.retransmits, Some(0), "RED marks, it does not drop");
+    let events = ECE_EVENTS.load(Ordering::Relaxed);
+    let entered = CWR_ENTERED.load(Ordering::Relaxed);
+    assert!(entered >= 3, "{entered} CWR episodes");
+    assert!(entered <= CWR_EXITED.load(Ordering::Relaxed) + 1);
+    assert!(events >= entered, "{events} ECE ACKs");
+    // Outside CWR, ECE ACKs reach on_ack too (the one that starts each episode does not
+    // grow the window, so fewer do).
+    assert!(ECE_SAMPLES.load(Ordering::Relaxed) < events);
+    let (delivered, ce) = (
+        LAST_DELIVERED.load(Ordering::Relaxed),
+        LAST_DELIVERED_CE.load(Ordering::Relaxed),
+    );
+    assert!(
+        delivered >= 4_000_000 && ce > 0 && ce < delivered / 4,
+        "{ce} of {delivered}"
+    );
+}

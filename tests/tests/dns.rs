@@ -338,59 +338,32 @@ fn truncated_answers_are_retried_over_tcp_by_resolver_and_stub() {
     );
 
     // tshark decodes DNS over UDP and over TCP in the captures, with no malformed frame.
-    if tshark_available() {
+    if common::tshark_available() {
         let pcap = dir.join("node-client.pcap");
         assert_eq!(
-            tshark_count(&pcap, "_ws.malformed || _ws.expert.severity == error"),
+            common::tshark_count(&pcap, "_ws.malformed || _ws.expert.severity == error"),
             0
         );
-        assert_eq!(tshark_count(&pcap, "dns.flags.truncated == 1"), 1);
+        assert_eq!(common::tshark_count(&pcap, "dns.flags.truncated == 1"), 1);
         assert_eq!(
-            tshark_count(
+            common::tshark_count(
                 &pcap,
                 "tcp && dns.flags.response == 1 && dns.count.answers == 32"
             ),
             1
         );
-        assert!(tshark_count(&pcap, "udp && dns") >= 12);
+        assert!(common::tshark_count(&pcap, "udp && dns") >= 12);
         let pcap = dir.join("node-resolver.pcap");
         assert_eq!(
-            tshark_count(&pcap, "_ws.malformed || _ws.expert.severity == error"),
+            common::tshark_count(&pcap, "_ws.malformed || _ws.expert.severity == error"),
             0
         );
-        assert_eq!(tshark_count(&pcap, "tcp && dns.flags.response == 1"), 2);
+        assert_eq!(
+            common::tshark_count(&pcap, "tcp && dns.flags.response == 1"),
+            2
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn tshark_available() -> bool {
-    let ok = std::process::Command::new("tshark")
-        .arg("--version")
-        .output()
-        .is_ok();
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "tshark must be installed in CI"
-        );
-        eprintln!("tshark not installed: skipping the tshark cross-check");
-    }
-    ok
-}
-
-fn tshark_count(pcap: &Path, filter: &str) -> usize {
-    let out = std::process::Command::new("tshark")
-        .arg("-r")
-        .arg(pcap)
-        .args(["-Y", filter])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
 /// A client whose DNS servers never answer (their host crashes at once), asking at 1 s.

@@ -98,37 +98,6 @@ fn transitions(trace: &[String], node: &str, conn_contains: &str) -> Vec<String>
         .collect()
 }
 
-fn tshark_available() -> bool {
-    let ok = std::process::Command::new("tshark")
-        .arg("--version")
-        .output()
-        .is_ok();
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "tshark must be installed in CI (.ci/run installs it)"
-        );
-        eprintln!("tshark not installed: skipping the tshark cross-check");
-    }
-    ok
-}
-
-/// Frames of `pcap` matching a tshark display filter.
-fn tshark_count(pcap: &Path, filter: &str) -> usize {
-    let out = std::process::Command::new("tshark")
-        .arg("-r")
-        .arg(pcap)
-        .args(["-Y", filter, "-T", "fields", "-e", "frame.number"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).lines().count()
-}
-
 // RB-TCP-01, RB-TCP-02, RB-TCP-08
 #[test]
 fn handshake_request_and_three_way_close() {
@@ -444,13 +413,13 @@ fn a_slow_reader_closes_the_window_and_the_sender_probes() {
         let len: u64 = field(l, "len").unwrap().parse().unwrap();
         assert!(len <= 1448);
     }
-    if tshark_available() {
+    if common::tshark_available() {
         let pcap = dir.join("link-client-r.pcap");
         assert_eq!(
-            tshark_count(&pcap, "tcp.analysis.zero_window_probe"),
+            common::tshark_count(&pcap, "tcp.analysis.zero_window_probe"),
             probes
         );
-        assert!(tshark_count(&pcap, "tcp.analysis.zero_window") >= zero_windows);
+        assert!(common::tshark_count(&pcap, "tcp.analysis.zero_window") >= zero_windows);
     }
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -493,10 +462,10 @@ fn a_bulk_transfer_over_a_lossy_path_arrives_byte_exact() {
     assert!(r > 0);
     let lost: u64 = o.summary.links.iter().map(|l| l.loss_drops).sum();
     assert!(lost > 0);
-    if tshark_available() {
+    if common::tshark_available() {
         // tshark calls a retransmission sent within an RTT of the original "out of order".
         let pcap = dir.join("link-client-r.pcap");
-        let resent = tshark_count(
+        let resent = common::tshark_count(
             &pcap,
             "ip.src == 10.0.0.2 && (tcp.analysis.retransmission || tcp.analysis.fast_retransmission || tcp.analysis.out_of_order)",
         );
@@ -613,7 +582,7 @@ fn tcp_series_follows_the_sender_through_loss_and_recovery() {
 /// overtaken one is a duplicate only for the sender.
 #[test]
 fn duplicate_acks_agree_with_tshark() {
-    if !tshark_available() {
+    if !common::tshark_available() {
         return;
     }
     let l = load_file(
@@ -636,7 +605,7 @@ fn duplicate_acks_agree_with_tshark() {
     .expect("example runs");
     let ours = extra(flow(&o, "bulk"), "dup_acks");
     assert!(ours > 50.0, "{ours}");
-    let theirs = tshark_count(
+    let theirs = common::tshark_count(
         &dir.join("node-client.pcap"),
         "ip.src == 10.0.1.2 && tcp.analysis.duplicate_ack",
     );

@@ -71,6 +71,12 @@ pub struct TcpConfig {
     /// tcp_early_retrans: 3 or 4 sends a tail loss probe (RFC 8985 TLP) after two
     /// round trips without an ACK; other values do not.
     pub early_retrans: u8,
+    /// tcp_ecn: 0 no ECN, 1 request ECN on outgoing connections and accept it on incoming
+    /// ones, 2 accept it on incoming connections only (RFC 3168).
+    pub ecn: u8,
+    /// tcp_ecn_fallback: a retransmitted SYN no longer asks for ECN, in case a middlebox
+    /// drops ECN-setup SYNs.
+    pub ecn_fallback: bool,
 }
 
 impl Default for TcpConfig {
@@ -108,6 +114,8 @@ impl Default for TcpConfig {
             reordering: 3,
             recovery: RACK_LOSS_DETECTION,
             early_retrans: 3,
+            ecn: 2,
+            ecn_fallback: true,
         }
     }
 }
@@ -148,6 +156,8 @@ impl TcpConfig {
         "tcp_reordering",
         "tcp_recovery",
         "tcp_early_retrans",
+        "tcp_ecn",
+        "tcp_ecn_fallback",
     ];
 
     /// Whether losses are detected by RACK rather than by duplicate-ACK counting.

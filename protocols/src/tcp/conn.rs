@@ -2,7 +2,8 @@
 //!
 //! Owns: sequence-space bookkeeping, the retransmission queue and SACK scoreboard, loss
 //! recovery (RFC 6675 with SACK, RFC 6582 NewReno without; Proportional Rate Reduction as
-//! Linux does), the RTO, delayed ACKs, flow control with window scaling and persist
+//! Linux does), the ECN window reduction (Linux's CWR state; the ECN flags themselves are
+//! `ecn`'s), the RTO, delayed ACKs, flow control with window scaling and persist
 //! probes, Nagle, keepalive, path MTU updates, and close through TIME_WAIT.
 //!
 //! Does not own: port binding, demultiplexing, listen queues or segments for no
@@ -13,15 +14,19 @@
 //! conversions at the wire deal with wraparound.
 
 use super::buffer::{RecvBuffer, SendBuffer};
-use super::cc::{AckSample, CaState, CcEvent, CongestionControl, ConnStart, RateSample, Window};
+use super::cc::{
+    AckEvent, AckSample, CaState, CcEvent, CongestionControl, ConnStart, EcnMode, RateSample,
+    Window,
+};
 use super::config::{Errno, SockOpts, TcpConfig};
+use super::ecn::EcnState;
 use super::rack::{self, Rack};
 use super::rtt::RttEstimator;
 use super::seq::SeqNum;
 use super::timer::{Deadlines, TimerKind, TimerQueue};
 use super::wire::{flags, SackBlocks, TcpOptions, TcpRepr};
 use super::{TcpCounters, TcpEnv, TcpEvent, TcpInfo, TcpSocketId, TcpState};
-use sim_core::packet::Payload;
+use sim_core::packet::{Ecn, Payload};
 use sim_core::time::{SimDuration, SimTime};
 use sim_core::trace::TraceValue;
 use std::collections::VecDeque;
@@ -117,6 +122,8 @@ struct AckNews {
     rate: Option<RateSample>,
     /// `lost_total` before this ACK.
     lost_before: u64,
+    /// The ACK carried ECN-Echo.
+    ece: bool,
 }
 
 impl Sent {
@@ -260,6 +267,9 @@ pub(crate) struct Conn {
     app_limited: u64,
     /// Bytes ever marked lost (for the controller's per-ACK loss count).
     lost_total: u64,
+    /// ECN flags, and the bytes delivered by ACKs carrying ECE (Linux `delivered_ce`).
+    ecn: EcnState,
+    delivered_ce: u64,
     /// RACK loss detection (RFC 8985) and the end of the highest SACKed segment, below
     /// which a late original delivery means reordering.
     rack: Rack,
@@ -406,6 +416,8 @@ impl Conn {
             first_tx_time: SimTime::ZERO,
             app_limited: 0,
             lost_total: 0,
+            ecn: EcnState::default(),
+            delivered_ce: 0,
             rack: Rack::default(),
             highest_sacked: 0,
             xmit_timer: XmitTimer::Rto,
@@ -467,6 +479,17 @@ impl Conn {
     }
 
     // ------------------------------------------------------------------ helpers
+
+    /// The controller needs ECN (DCTCP): ECN is forced on and every segment is ECT.
+    fn needs_ecn(&self) -> bool {
+        self.cc.ecn_mode() == EcnMode::Dctcp
+    }
+
+    /// The IP ECN codepoint of an outgoing segment; `new_data`: it carries data never sent
+    /// before.
+    fn ecn_codepoint(&self, new_data: bool) -> Ecn {
+        self.ecn.codepoint(self.needs_ecn(), new_data)
+    }
 
     fn seq_of(&self, off: u64) -> SeqNum {
         self.iss + off as u32
@@ -566,7 +589,7 @@ impl Conn {
         if !ctx.cfg.tlp()
             || !self.sack_ok
             || self.snd_una == self.snd_nxt
-            || self.ca != CaState::Open
+            || !matches!(self.ca, CaState::Open | CaState::Cwr)
         {
             return false;
         }
@@ -746,6 +769,7 @@ impl Conn {
         self.rcv_wnd = self.initial_window();
         self.snd_una = 0;
         self.snd_nxt = 0;
+        self.ecn = EcnState::connect(ctx.cfg.ecn, self.needs_ecn());
         self.set_state(ctx, TcpState::SynSent);
         ctx.counters.active_opens += 1;
         self.send_syn(ctx, false)?;
@@ -760,9 +784,10 @@ impl Conn {
         let options = self.syn_options(ctx.cfg, ctx.now, tsecr);
         let mut fl = flags::SYN;
         let ack = if syn_ack {
-            fl |= flags::ACK;
+            fl |= flags::ACK | self.ecn.synack_flags();
             self.rcv_nxt()
         } else {
+            fl |= self.ecn.syn_flags(retransmit, ctx.cfg.ecn_fallback);
             SeqNum(0)
         };
         let repr = TcpRepr {
@@ -782,7 +807,8 @@ impl Conn {
             self.retrans_segs += 1;
             ctx.counters.retrans_segs += 1;
         }
-        self.transmit(ctx, repr, Payload::empty(), retransmit)
+        let ecn = self.ecn_codepoint(false);
+        self.transmit(ctx, repr, Payload::empty(), retransmit, ecn)
     }
 
     /// Passive open: a child socket for a SYN that reached a listener.
@@ -794,6 +820,7 @@ impl Conn {
         remote: SocketAddrV4,
         mtu: u32,
         syn: &TcpRepr,
+        syn_ecn: Ecn,
         isn: SeqNum,
         ts_off: u32,
     ) {
@@ -801,6 +828,7 @@ impl Conn {
         self.iss = isn;
         self.ts_off = ts_off;
         self.learn_syn(ctx.cfg, syn);
+        self.ecn = EcnState::accept(ctx.cfg.ecn, self.needs_ecn(), syn.flags, syn_ecn);
         self.rcv_wnd = self.initial_window();
         self.state = TcpState::Listen;
         self.set_state(ctx, TcpState::SynReceived);
@@ -877,6 +905,7 @@ impl Conn {
         self.win.mss = mss;
         self.win.cwnd = ctx.cfg.initial_cwnd as u64 * mss as u64;
         self.win.ssthresh = u64::MAX;
+        self.ecn.established(self.rcv_nxt_off());
         let start = self.conn_start(ctx.now);
         self.cc.init(&mut self.win, &start);
         // Linux tcp_initialize_rcv_mss: a conservative guess until segments arrive.
@@ -917,6 +946,7 @@ impl Conn {
         repr: TcpRepr,
         payload: Payload,
         retransmit: bool,
+        ecn: Ecn,
     ) -> Result<(), Errno> {
         let len = payload.len();
         if ctx.env.tracing() {
@@ -925,8 +955,9 @@ impl Conn {
         let pkt = repr.emit(payload);
         self.segs_out += 1;
         ctx.counters.segs_out += 1;
-        if repr.has(flags::ACK) {
-            // Any ACK we send carries the owed acknowledgement.
+        if repr.has(flags::ACK) && repr.ack == self.rcv_nxt() {
+            // Any ACK we send carries the owed acknowledgement (DCTCP's ACK of the data
+            // before a CE change acknowledges less, and owes on).
             self.ack.pending = false;
             self.ack.now = false;
             self.clear_timer(TimerKind::DelayedAck);
@@ -936,7 +967,7 @@ impl Conn {
         }
         self.last_send = ctx.now;
         ctx.env
-            .send(*self.local.ip(), *self.remote.ip(), pkt)
+            .send(*self.local.ip(), *self.remote.ip(), ecn, pkt)
             .map_err(|e| match e {
                 sim_core::ip::SendError::NetUnreachable(_) => Errno::NetUnreach,
                 sim_core::ip::SendError::MessageTooLong { .. } => Errno::MsgSize,
@@ -1071,7 +1102,7 @@ impl Conn {
             dst_port: self.remote.port(),
             seq: self.seq_of(seq_off),
             ack: self.rcv_nxt(),
-            flags: fl | flags::ACK,
+            flags: fl | flags::ACK | self.ecn.header_flags(),
             window,
             options,
         }
@@ -1079,7 +1110,22 @@ impl Conn {
 
     pub fn send_ack(&mut self, ctx: &mut Ctx<'_>) {
         let repr = self.make_segment(ctx.now, self.snd_nxt, 0);
-        let _ = self.transmit(ctx, repr, Payload::empty(), false);
+        let ecn = self.ecn_codepoint(false);
+        let _ = self.transmit(ctx, repr, Payload::empty(), false, ecn);
+    }
+
+    /// DCTCP's ACK of the data that arrived before the CE state changed: up to receive
+    /// offset `rcv_off`, with ECE as the old state was (Linux `__tcp_send_ack(sk,
+    /// prior_rcv_nxt)`). It does not count as the owed ACK.
+    fn send_prior_ack(&mut self, ctx: &mut Ctx<'_>, rcv_off: u64, ece: bool) {
+        let mut repr = self.make_segment(ctx.now, self.snd_nxt, 0);
+        repr.ack = self.irs + rcv_off as u32;
+        repr.flags &= !flags::ECE;
+        if ece {
+            repr.flags |= flags::ECE;
+        }
+        let ecn = self.ecn_codepoint(false);
+        let _ = self.transmit(ctx, repr, Payload::empty(), false, ecn);
     }
 
     /// An ACK for an out-of-window or otherwise unacceptable segment, rate-limited.
@@ -1105,7 +1151,8 @@ impl Conn {
         let mut repr = self.make_segment(ctx.now, self.snd_nxt, flags::RST);
         repr.options.sack = SackBlocks::default();
         ctx.counters.resets_sent += 1;
-        let _ = self.transmit(ctx, repr, Payload::empty(), false);
+        let ecn = self.ecn_codepoint(false);
+        let _ = self.transmit(ctx, repr, Payload::empty(), false, ecn);
     }
 
     /// Sends what the windows, Nagle and recovery allow.
@@ -1266,6 +1313,7 @@ impl Conn {
             now,
             seed: z ^ (z >> 31),
             srtt: self.rtt.srtt(),
+            ecn: self.ecn.ok(),
         }
     }
 
@@ -1327,7 +1375,12 @@ impl Conn {
         if with_fin {
             fl |= flags::FIN;
         }
-        let repr = self.make_segment(ctx.now, start, fl);
+        let mut repr = self.make_segment(ctx.now, start, fl);
+        if len > 0 {
+            // RFC 3168 6.1.2: CWR on the first new data after a window reduction.
+            repr.flags |= self.ecn.take_cwr();
+        }
+        let ecn = self.ecn_codepoint(len > 0);
         let end = start + len + with_fin as u64;
         self.snd_nxt = end;
         if len < mss {
@@ -1342,10 +1395,10 @@ impl Conn {
             tx,
         });
         self.paced(ctx, len);
-        if self.ca == CaState::Recovery {
+        if matches!(self.ca, CaState::Recovery | CaState::Cwr) {
             self.prr_out += end - start;
         }
-        let _ = self.transmit(ctx, repr, payload, false);
+        let _ = self.transmit(ctx, repr, payload, false, ecn);
         true
     }
 
@@ -1401,12 +1454,13 @@ impl Conn {
         let tx = self.tx_snapshot(ctx);
         self.rtx[i].tx = tx;
         self.paced(ctx, data_len);
-        if self.ca == CaState::Recovery {
+        if matches!(self.ca, CaState::Recovery | CaState::Cwr) {
             self.prr_out += s.len();
         }
         self.retrans_segs += 1;
         ctx.counters.retrans_segs += 1;
-        let _ = self.transmit(ctx, repr, payload, true);
+        let ecn = self.ecn_codepoint(false);
+        let _ = self.transmit(ctx, repr, payload, true, ecn);
     }
 
     /// Zero window with data waiting and nothing in flight: arm the persist timer.
@@ -1458,7 +1512,9 @@ impl Conn {
             ctx.env
                 .trace("tcp_zero_window_probe", &[("conn", self.conn_label())]);
         }
-        let _ = self.transmit(ctx, repr, payload, false);
+        // A window probe is not ECN-capable (Linux's probe carries no data).
+        let ecn = self.ecn_codepoint(false);
+        let _ = self.transmit(ctx, repr, payload, false, ecn);
         self.probe_out = Some(ctx.now);
         self.probes_out = self.probes_out.saturating_add(1);
         let t = self.probe_timeout(ctx.cfg);
@@ -1467,8 +1523,15 @@ impl Conn {
 
     // ------------------------------------------------------------------ input
 
-    /// Processes a segment for this connection (any state but LISTEN).
-    pub fn input(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr, payload: &Payload) -> InputOutcome {
+    /// Processes a segment for this connection (any state but LISTEN); `ecn` is the ECN
+    /// field of its IP header.
+    pub fn input(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seg: &TcpRepr,
+        payload: &Payload,
+        ecn: Ecn,
+    ) -> InputOutcome {
         self.segs_in += 1;
         if ctx.env.tracing() {
             self.trace_segment(ctx, "tcp_rx", seg, payload.len(), false);
@@ -1573,7 +1636,7 @@ impl Conn {
         if let Some(o) = self.process_ack(ctx, seg, payload) {
             return o;
         }
-        if let Some(o) = self.process_data(ctx, seg, payload) {
+        if let Some(o) = self.process_data(ctx, seg, payload, ecn) {
             return o;
         }
         self.push(ctx);
@@ -1590,11 +1653,12 @@ impl Conn {
         ctx: &mut Ctx<'_>,
         seg: &TcpRepr,
         payload: &Payload,
+        ecn: Ecn,
     ) -> InputOutcome {
         self.handshake_acked(ctx, seg);
         self.set_state(ctx, TcpState::Established);
         self.on_established(ctx);
-        self.finish_passive_open_data(ctx, seg, payload)
+        self.finish_passive_open_data(ctx, seg, payload, ecn)
     }
 
     /// The rest of the segment that completed a passive open: its ACK and data.
@@ -1603,11 +1667,12 @@ impl Conn {
         ctx: &mut Ctx<'_>,
         seg: &TcpRepr,
         payload: &Payload,
+        ecn: Ecn,
     ) -> InputOutcome {
         if let Some(o) = self.process_ack(ctx, seg, payload) {
             return o;
         }
-        if let Some(o) = self.process_data(ctx, seg, payload) {
+        if let Some(o) = self.process_data(ctx, seg, payload, ecn) {
             return o;
         }
         self.push(ctx);
@@ -1670,6 +1735,7 @@ impl Conn {
         self.learn_syn(ctx.cfg, seg);
         self.clear_timer(TimerKind::Retransmit);
         if seg.has(flags::ACK) {
+            self.ecn.on_synack(seg.flags);
             self.snd_una = 1;
             self.snd_wl2 = seg.ack;
             if self.retransmits == 0 {
@@ -1686,6 +1752,7 @@ impl Conn {
             InputOutcome::Nothing
         } else {
             // Simultaneous open (RB-TCP-12).
+            self.ecn.on_syn(seg.flags);
             self.set_state(ctx, TcpState::SynReceived);
             self.rcv_wnd = self.initial_window();
             let _ = self.send_syn(ctx, false);
@@ -1953,6 +2020,22 @@ impl Conn {
         }
 
         let rate = self.rate_sample(ctx.now, delivered, probe);
+        let ece = self.ecn.ece(seg.flags);
+        if ece {
+            self.delivered_ce += delivered;
+        }
+        // Linux accepts CWR on any acceptable ACK, pure ones too.
+        if self.ecn.accept_cwr(seg.flags, !payload.is_empty()) {
+            self.ack.now = true;
+        }
+        self.cc.on_ack_event(&AckEvent {
+            now: ctx.now,
+            snd_una: self.snd_una,
+            snd_nxt: self.snd_nxt,
+            delivered: self.delivered,
+            delivered_ce: self.delivered_ce,
+            ece,
+        });
         let news = AckNews {
             una_advanced: ack > prior_una,
             newly_sacked,
@@ -1961,6 +2044,7 @@ impl Conn {
             rtt,
             rate,
             lost_before,
+            ece,
         };
         if self.tlp_high_seq.is_some() {
             self.process_tlp_ack(ctx, ack, news.una_advanced, is_dupack && !newly_sacked);
@@ -2008,6 +2092,16 @@ impl Conn {
             && !self.sack_ok
             && news.una_advanced
             && self.cc.partial_ack_ends_recovery();
+        if self.ca == CaState::Cwr && self.snd_una > self.high_seq {
+            // Linux tcp_end_cwnd_reduction: held until something sent after the reduction
+            // began (and so carrying CWR) is acknowledged.
+            if !full_control {
+                self.win.cwnd = self.win.ssthresh.max(mss);
+            }
+            self.cc.on_event(&mut self.win, CcEvent::ExitCwr);
+            self.ca = CaState::Open;
+            self.trace_ca(ctx);
+        }
         if matches!(self.ca, CaState::Recovery | CaState::Loss)
             && (self.snd_una >= self.high_seq || partial_ack_ends)
         {
@@ -2032,7 +2126,7 @@ impl Conn {
             }
         }
         match self.ca {
-            CaState::Open | CaState::Disorder => {
+            CaState::Open | CaState::Disorder | CaState::Cwr => {
                 let dupthresh = ctx.cfg.reordering;
                 let trigger = !all_acked
                     && if self.sack_ok {
@@ -2042,6 +2136,16 @@ impl Conn {
                     };
                 if trigger {
                     self.enter_recovery(ctx);
+                    if !full_control {
+                        self.prr_update(ctx, news.delivered);
+                    }
+                    return reorder_timer;
+                }
+                // Linux tcp_try_to_open: an ECN-Echo starts one reduction per window.
+                if news.ece && self.ca != CaState::Cwr {
+                    self.enter_cwr(ctx);
+                }
+                if self.ca == CaState::Cwr {
                     if !full_control {
                         self.prr_update(ctx, news.delivered);
                     }
@@ -2249,6 +2353,28 @@ impl Conn {
         if !self.cc.controls_window() {
             self.win.cwnd = self.win.ssthresh.max(self.win.mss as u64);
         }
+        self.ecn.queue_cwr();
+        if self.ca == CaState::Cwr {
+            // This reduction ends an ECN one under way (Linux tcp_try_keep_open).
+            self.ca = CaState::Open;
+        }
+        self.trace_ca(ctx);
+    }
+
+    /// Linux `tcp_enter_cwr`: an ECN-Echo reduces the window once per window of data. The
+    /// controller's ssthresh is the target and PRR walks the window down to it, as in
+    /// fast recovery but without retransmitting; CWR goes out on the next new data.
+    fn enter_cwr(&mut self, ctx: &mut Ctx<'_>) {
+        self.high_seq = self.snd_nxt;
+        self.tlp_high_seq = None;
+        self.prior_cwnd = self.win.cwnd;
+        self.prr_delivered = 0;
+        self.prr_out = 0;
+        let in_flight = self.in_flight();
+        self.win.ssthresh = self.cc.ssthresh(&self.win, in_flight);
+        self.ecn.queue_cwr();
+        self.ca = CaState::Cwr;
+        self.cc.on_event(&mut self.win, CcEvent::EnterCwr);
         self.trace_ca(ctx);
     }
 
@@ -2257,7 +2383,7 @@ impl Conn {
     /// of new data outside fast recovery.
     fn cong_control(&mut self, ctx: &mut Ctx<'_>, news: &AckNews) {
         let full_control = self.cc.controls_window();
-        let grows = news.una_advanced && self.ca != CaState::Recovery;
+        let grows = news.una_advanced && !matches!(self.ca, CaState::Recovery | CaState::Cwr);
         if !full_control && !grows {
             return;
         }
@@ -2275,6 +2401,8 @@ impl Conn {
             cwnd_limited: self.ca == CaState::Loss || self.is_cwnd_limited(),
             ca_state: self.ca,
             rate: news.rate,
+            ece: news.ece,
+            delivered_ce: self.delivered_ce,
         };
         self.cc.on_ack(&mut self.win, &sample);
         if full_control {
@@ -2345,13 +2473,18 @@ impl Conn {
     }
 
     fn enter_recovery(&mut self, ctx: &mut Ctx<'_>) {
-        let in_flight = self.in_flight();
-        self.prior_cwnd = self.win.cwnd;
-        self.win.ssthresh = self.cc.ssthresh(&self.win, in_flight);
+        if self.ca != CaState::Cwr {
+            let in_flight = self.in_flight();
+            self.prior_cwnd = self.win.cwnd;
+            self.win.ssthresh = self.cc.ssthresh(&self.win, in_flight);
+            self.high_seq = self.snd_nxt;
+            self.prr_delivered = 0;
+            self.prr_out = 0;
+            self.ecn.queue_cwr();
+        }
+        // From the CWR state the window is already coming down for this window of data
+        // (Linux tcp_enter_recovery): no second reduction.
         self.cc.on_event(&mut self.win, CcEvent::EnterRecovery);
-        self.high_seq = self.snd_nxt;
-        self.prr_delivered = 0;
-        self.prr_out = 0;
         self.ca = CaState::Recovery;
         self.fast_retransmits += 1;
         if !self.sack_ok {
@@ -2467,6 +2600,7 @@ impl Conn {
         ctx: &mut Ctx<'_>,
         seg: &TcpRepr,
         payload: &Payload,
+        ecn: Ecn,
     ) -> Option<InputOutcome> {
         let len = payload.len() as u64;
         let fin = seg.has(flags::FIN);
@@ -2508,6 +2642,7 @@ impl Conn {
                     self.ack.now = true;
                     self.ack.pending = true;
                 } else {
+                    self.check_ce(ctx, ecn);
                     self.rcvbuf.insert(at, payload);
                     self.last_ooo = Some(at);
                     self.ack.now = true;
@@ -2534,6 +2669,7 @@ impl Conn {
                     self.rcv_rtt_measure_ts(ctx, seg, len);
                     self.bytes_received += n;
                     self.event_data_recv(ctx, n);
+                    self.check_ce(ctx, ecn);
                     self.ack.pending = true;
                     if had_ooo && !self.rcvbuf.has_ooo() {
                         // RFC 5681 4.2: ACK at once when a gap is filled.
@@ -2579,6 +2715,36 @@ impl Conn {
             _ => {}
         }
         None
+    }
+
+    /// Linux `tcp_ecn_check_ce`: what a queued data segment's ECN field asks of the
+    /// receiver (the echo, quick ACKs, DCTCP's ACK on a CE state change).
+    fn check_ce(&mut self, ctx: &mut Ctx<'_>, ecn: Ecn) {
+        let delack_armed = self.deadlines.get(TimerKind::DelayedAck).is_some();
+        let r = self
+            .ecn
+            .on_data(ecn, self.needs_ecn(), self.rcv_nxt_off(), delack_armed);
+        if let Some((rcv_off, ece)) = r.prior_ack {
+            self.send_prior_ack(ctx, rcv_off, ece);
+        }
+        if r.ack_now {
+            self.ack.now = true;
+            self.ack.pending = true;
+        }
+        if r.quickack {
+            self.enter_quickack_upto(2);
+        }
+    }
+
+    /// Linux `tcp_enter_quickack_mode(sk, max)`: up to `max` immediate ACKs.
+    fn enter_quickack_upto(&mut self, max: u8) {
+        let quick = (self.rcv_wnd / (2 * self.ack.rcv_mss.max(1) as u64)).min(max as u64) as u8;
+        self.ack.quick = self
+            .ack
+            .quick
+            .max(if quick == 0 { max.min(2) } else { quick });
+        self.ack.pingpong = false;
+        self.ack.ato = SimDuration::from_millis(40);
     }
 
     fn enter_quickack(&mut self) {
@@ -2916,6 +3082,7 @@ impl Conn {
         self.reno_dupacks = 0;
         self.high_seq = self.snd_nxt;
         self.ca = CaState::Loss;
+        self.ecn.queue_cwr();
         self.trace_ca(ctx);
         self.probe(ctx);
     }
@@ -2958,7 +3125,8 @@ impl Conn {
                 ctx.env
                     .trace("tcp_keepalive_probe", &[("conn", self.conn_label())]);
             }
-            let _ = self.transmit(ctx, repr, Payload::empty(), false);
+            let ecn = self.ecn_codepoint(false);
+            let _ = self.transmit(ctx, repr, Payload::empty(), false, ecn);
             self.ka_probes += 1;
             self.set_timer(ctx, TimerKind::Keepalive, intvl);
         } else {
@@ -3188,6 +3356,7 @@ impl Conn {
                 .then(|| SimDuration::from_nanos((self.rcv_rtt.rtt_us8 >> 3) * 1000)),
             ca_state: self.ca.name(),
             error: self.pending_err,
+            ecn: self.ecn.ok(),
         }
     }
 

@@ -8,7 +8,7 @@ use super::seq::SeqNum;
 use super::wire::{TcpOptions, TcpRepr};
 use super::{TcpConfig, TcpEnv, TcpEvent, TcpSocketId, TcpStack};
 use sim_core::ip::SendError;
-use sim_core::packet::{Payload, TransportPacket};
+use sim_core::packet::{Ecn, Payload, TransportPacket};
 use sim_core::rng::RngFactory;
 use sim_core::time::{SimDuration, SimTime};
 use sim_core::trace::TraceValue;
@@ -24,6 +24,8 @@ pub struct Sent {
     pub dst: Ipv4Addr,
     pub seg: TcpRepr,
     pub payload: Payload,
+    /// The ECN field of the segment's IP header.
+    pub ecn: Ecn,
 }
 
 impl Sent {
@@ -55,6 +57,7 @@ impl TcpEnv for TestEnv {
         &mut self,
         src: Ipv4Addr,
         dst: Ipv4Addr,
+        ecn: Ecn,
         pkt: TransportPacket,
     ) -> Result<(), SendError> {
         if self.no_route && dst != self.addr {
@@ -67,6 +70,7 @@ impl TcpEnv for TestEnv {
             dst,
             seg,
             payload: pkt.payload,
+            ecn,
         });
         Ok(())
     }
@@ -126,9 +130,14 @@ impl Host {
     }
 
     pub fn inject(&mut self, from: Ipv4Addr, seg: TcpRepr, payload: Payload) {
+        self.inject_ecn(from, seg, payload, Ecn::NotEct);
+    }
+
+    /// Injects a segment whose IP header carries `ecn`.
+    pub fn inject_ecn(&mut self, from: Ipv4Addr, seg: TcpRepr, payload: Payload, ecn: Ecn) {
         let pkt = seg.emit(payload);
         let dst = self.env.addr;
-        self.tcp.input(&mut self.env, from, dst, &pkt);
+        self.tcp.input(&mut self.env, from, dst, ecn, &pkt);
     }
 
     pub fn take_sent(&mut self) -> Vec<Sent> {
@@ -220,6 +229,8 @@ pub struct Pair {
     pub drop: Option<DropRule>,
     /// Extra delay (reordering) and duplication per segment.
     pub impair: Option<ImpairRule>,
+    /// Marks an ECN-capable segment CE (as a queue would) when this says so.
+    pub mark: Option<DropRule>,
     /// Every segment that went onto the wire, in order, with its sender's index.
     pub log: Vec<(usize, Sent, bool)>,
     queue: BinaryHeap<Reverse<(SimTime, u64, usize)>>,
@@ -239,6 +250,7 @@ impl Pair {
             delay,
             drop: None,
             impair: None,
+            mark: None,
             log: Vec::new(),
             queue: BinaryHeap::new(),
             in_flight: Vec::new(),
@@ -251,10 +263,13 @@ impl Pair {
     /// Moves what the hosts sent onto the wire.
     pub fn collect(&mut self) {
         for i in 0..2 {
-            for s in self.hosts[i].take_sent() {
+            for mut s in self.hosts[i].take_sent() {
                 self.sent_count[i] += 1;
                 let n = self.sent_count[i];
                 let dropped = self.drop.as_mut().is_some_and(|d| d(i, &s, n));
+                if s.ecn != Ecn::NotEct && self.mark.as_mut().is_some_and(|m| m(i, &s, n)) {
+                    s.ecn = Ecn::Ce;
+                }
                 self.log.push((i, s.clone(), dropped));
                 if dropped {
                     continue;
@@ -310,7 +325,7 @@ impl Pair {
                 };
                 let h = &mut self.hosts[to];
                 h.advance_to(at);
-                h.inject(s.src, s.seg, s.payload);
+                h.inject_ecn(s.src, s.seg, s.payload, s.ecn);
             } else {
                 let Some((p, i)) = next_timer else { break };
                 if p > t {

@@ -7,6 +7,8 @@
 //! - [`rtt`]: RTT estimation and RTO (RFC 6298, Linux constants).
 //! - [`cc`]: the congestion-control seam and NewReno.
 //! - [`timer`]: connection deadlines without a scheduler.
+//! - `ecn`: one connection's ECN flags (RFC 3168 negotiation, ECT, ECE and CWR, DCTCP's
+//!   echo).
 //! - `conn`: one connection's state machine: handshake, data transfer, loss recovery,
 //!   flow control, close, TIME_WAIT; it emits segments and events through [`TcpEnv`].
 //! - [`stack`]: a host's sockets: the socket API, port binding, demultiplexing, listen
@@ -21,6 +23,7 @@ pub mod buffer;
 pub mod cc;
 pub mod config;
 mod conn;
+mod ecn;
 mod rack;
 pub mod rtt;
 pub mod seq;
@@ -39,7 +42,7 @@ pub use config::{Errno, SockOpts, TcpConfig};
 pub use stack::TcpStack;
 
 use sim_core::ip::SendError;
-use sim_core::packet::TransportPacket;
+use sim_core::packet::{Ecn, TransportPacket};
 use sim_core::time::{SimDuration, SimTime};
 use sim_core::trace::TraceValue;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -168,6 +171,8 @@ pub struct TcpInfo {
     pub rcv_rtt: Option<SimDuration>,
     pub ca_state: &'static str,
     pub error: Option<Errno>,
+    /// ECN was negotiated (Linux `TCPI_OPT_ECN`).
+    pub ecn: bool,
 }
 
 /// Per-host TCP counters (a subset of Linux's `netstat -s` TcpExt).
@@ -203,9 +208,14 @@ pub struct TcpCounters {
 pub trait TcpEnv {
     fn now(&self) -> SimTime;
     /// Sends a segment as an IPv4 datagram with DF set (path MTU discovery is always on,
-    /// as on Linux).
-    fn send(&mut self, src: Ipv4Addr, dst: Ipv4Addr, pkt: TransportPacket)
-        -> Result<(), SendError>;
+    /// as on Linux) and `ecn` in the ECN field of its TOS byte.
+    fn send(
+        &mut self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        ecn: Ecn,
+        pkt: TransportPacket,
+    ) -> Result<(), SendError>;
     /// The source address and interface MTU a datagram to `dst` would use; `None` when
     /// there is no route.
     fn route(&self, dst: Ipv4Addr) -> Option<(Ipv4Addr, u32)>;

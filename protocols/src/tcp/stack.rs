@@ -14,7 +14,7 @@ use super::seq::SeqNum;
 use super::timer::TimerQueue;
 use super::wire::{flags, TcpOptions, TcpRepr};
 use super::{Shutdown, TcpCounters, TcpEnv, TcpEvent, TcpInfo, TcpSocketId, TcpState};
-use sim_core::packet::{Payload, TransportPacket, UnreachableCode};
+use sim_core::packet::{Ecn, Payload, TransportPacket, UnreachableCode};
 use sim_core::rng::SimRng;
 use sim_core::time::SimTime;
 use sim_core::trace::TraceValue;
@@ -598,12 +598,13 @@ impl TcpStack {
             .copied()
     }
 
-    /// A TCP segment arrived for `dst` from `src`.
+    /// A TCP segment arrived for `dst` from `src`, with `ecn` in its IP header's ECN field.
     pub fn input(
         &mut self,
         env: &mut dyn TcpEnv,
         src: Ipv4Addr,
         dst: Ipv4Addr,
+        ecn: Ecn,
         pkt: &TransportPacket,
     ) {
         self.counters.segs_in += 1;
@@ -625,9 +626,9 @@ impl TcpStack {
                 gen: self.slots[slot as usize].gen,
             };
             let outcome = self
-                .with(env, id, |c, ctx| c.input(ctx, &seg, payload))
+                .with(env, id, |c, ctx| c.input(ctx, &seg, payload, ecn))
                 .unwrap_or(InputOutcome::Nothing);
-            self.handle_outcome(env, id, outcome, src, dst, &seg, payload);
+            self.handle_outcome(env, id, outcome, src, dst, &seg, payload, ecn);
             return;
         }
         let listener = self.listener_for(seg.dst_port, dst);
@@ -636,7 +637,7 @@ impl TcpStack {
                 slot,
                 gen: self.slots[slot as usize].gen,
             };
-            self.listen_input(env, id, src, dst, &seg, payload);
+            self.listen_input(env, id, src, dst, &seg, payload, ecn);
             return;
         }
         // Nobody here (RB-TCP-03): reset, unless it is a reset.
@@ -659,12 +660,13 @@ impl TcpStack {
         dst: Ipv4Addr,
         seg: &TcpRepr,
         payload: &Payload,
+        ecn: Ecn,
     ) {
         match outcome {
             InputOutcome::Nothing => {}
             InputOutcome::Closed => self.release(env, id),
             InputOutcome::Reset => self.reset_for(env, src, dst, seg, payload.len()),
-            InputOutcome::Established => self.child_established(env, id, seg, payload),
+            InputOutcome::Established => self.child_established(env, id, seg, payload, ecn),
             InputOutcome::Reopen => {
                 self.free_slot(id);
                 let listener = self.listener_for(seg.dst_port, dst);
@@ -673,7 +675,7 @@ impl TcpStack {
                         slot,
                         gen: self.slots[slot as usize].gen,
                     };
-                    self.listen_input(env, lid, src, dst, seg, payload);
+                    self.listen_input(env, lid, src, dst, seg, payload, ecn);
                 } else {
                     self.reset_for(env, src, dst, seg, payload.len());
                 }
@@ -689,6 +691,7 @@ impl TcpStack {
         id: TcpSocketId,
         seg: &TcpRepr,
         payload: &Payload,
+        ecn: Ecn,
     ) {
         let Ok(c) = self.conn(id) else { return };
         let Some(pid) = c.parent else {
@@ -734,7 +737,9 @@ impl TcpStack {
             }
         }
         let outcome = self
-            .with(env, id, |c, ctx| c.finish_passive_open(ctx, seg, payload))
+            .with(env, id, |c, ctx| {
+                c.finish_passive_open(ctx, seg, payload, ecn)
+            })
             .unwrap_or(InputOutcome::Nothing);
         if let Some(o) = owner {
             env.notify(o, pid, TcpEvent::Incoming);
@@ -745,6 +750,7 @@ impl TcpStack {
     }
 
     /// A segment for a listening socket (Linux `tcp_v4_rcv` in LISTEN, `tcp_conn_request`).
+    #[allow(clippy::too_many_arguments)]
     fn listen_input(
         &mut self,
         env: &mut dyn TcpEnv,
@@ -753,6 +759,7 @@ impl TcpStack {
         dst: Ipv4Addr,
         seg: &TcpRepr,
         payload: &Payload,
+        ecn: Ecn,
     ) {
         if seg.has(flags::RST) {
             return;
@@ -760,7 +767,7 @@ impl TcpStack {
         let local = SocketAddrV4::new(dst, seg.dst_port);
         let remote = SocketAddrV4::new(src, seg.src_port);
         if seg.has(flags::ACK) {
-            if !seg.has(flags::SYN) && self.try_cookie(env, lid, local, remote, seg, payload) {
+            if !seg.has(flags::SYN) && self.try_cookie(env, lid, local, remote, seg, payload, ecn) {
                 return;
             }
             self.reset_for(env, src, dst, seg, payload.len());
@@ -817,7 +824,7 @@ impl TcpStack {
             }
         }
         let _ = self.with(env, cid, |c, ctx| {
-            c.accept_syn(ctx, local, remote, mtu, seg, isn, ts_off)
+            c.accept_syn(ctx, local, remote, mtu, seg, ecn, isn, ts_off)
         });
     }
 
@@ -912,10 +919,16 @@ impl TcpStack {
             );
         }
         self.counters.segs_out += 1;
-        let _ = env.send(*local.ip(), *remote.ip(), repr.emit(Payload::empty()));
+        let _ = env.send(
+            *local.ip(),
+            *remote.ip(),
+            Ecn::NotEct,
+            repr.emit(Payload::empty()),
+        );
     }
 
     /// An ACK for a listener: is it the end of a SYN-cookie handshake?
+    #[allow(clippy::too_many_arguments)]
     fn try_cookie(
         &mut self,
         env: &mut dyn TcpEnv,
@@ -924,6 +937,7 @@ impl TcpStack {
         remote: SocketAddrV4,
         seg: &TcpRepr,
         payload: &Payload,
+        ecn: Ecn,
     ) -> bool {
         if self.cfg.syncookies == 0 {
             return false;
@@ -970,7 +984,7 @@ impl TcpStack {
         let outcome = self
             .with(env, cid, |c, ctx| {
                 c.establish_from_cookie(ctx, local, remote, mtu, seg, mss);
-                c.finish_passive_open_data(ctx, seg, payload)
+                c.finish_passive_open_data(ctx, seg, payload, ecn)
             })
             .unwrap_or(InputOutcome::Nothing);
         if let Some(o) = owner {
@@ -1031,7 +1045,7 @@ impl TcpStack {
                 ],
             );
         }
-        let _ = env.send(dst, src, repr.emit(Payload::empty()));
+        let _ = env.send(dst, src, Ecn::NotEct, repr.emit(Payload::empty()));
     }
 
     /// An ICMP error quoting a segment we sent from `local` to `remote` whose sequence

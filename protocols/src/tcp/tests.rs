@@ -7,7 +7,7 @@ use super::seq::SeqNum;
 use super::wire::flags::*;
 use super::wire::TcpOptions;
 use super::{Errno, Shutdown, TcpConfig, TcpEvent, TcpState};
-use sim_core::packet::Payload;
+use sim_core::packet::{Ecn, Payload};
 use sim_core::time::{SimDuration, SimTime};
 use std::net::Ipv4Addr;
 
@@ -1607,4 +1607,498 @@ fn out_of_order_data_grows_the_offered_window_with_sack() {
         windows.windows(2).all(|w| w[1] > w[0]),
         "each out-of-order segment grows the window: {windows:?}"
     );
+}
+
+// ---------------------------------------------------------------------------- ECN
+
+fn ecn_cfg(tcp_ecn: u8) -> TcpConfig {
+    TcpConfig {
+        ecn: tcp_ecn,
+        ..TcpConfig::default()
+    }
+}
+
+/// The segments host `i` put on the wire since `from` in the pair's log.
+fn sent_by(p: &Pair, i: usize) -> Vec<&super::harness::Sent> {
+    p.log
+        .iter()
+        .filter(|(h, _, _)| *h == i)
+        .map(|(_, x, _)| x)
+        .collect()
+}
+
+// RFC 3168 6.1.1 with Linux's tcp_ecn: 1 requests ECN (SYN with ECE and CWR) and accepts
+// it, 2 (the default) only accepts it, 0 does neither. Handshake segments are never
+// ECN-capable; once ECN is on, new data carries ECT(0) and pure ACKs do not.
+#[test]
+fn ecn_negotiation_follows_tcp_ecn_on_both_sides() {
+    for client in 0..=2u8 {
+        for server in 0..=2u8 {
+            let mut p = Pair::new(
+                ecn_cfg(client),
+                ecn_cfg(server),
+                SimDuration::from_millis(10),
+            );
+            let (c, s) = connected(&mut p);
+            let want = client == 1 && server != 0;
+            let case = format!("client {client}, server {server}");
+            let syn = sent_by(&p, 0)[0].clone();
+            let synack = sent_by(&p, 1)[0].clone();
+            let asks = if client == 1 { ECE | CWR } else { 0 };
+            assert_eq!(syn.flags(), SYN | asks, "{case}");
+            let agrees = if want { ECE } else { 0 };
+            assert_eq!(synack.flags(), SYN | ACK | agrees, "{case}");
+            assert_eq!(syn.ecn, Ecn::NotEct, "{case}");
+            assert_eq!(synack.ecn, Ecn::NotEct, "{case}");
+            assert_eq!(p.hosts[0].tcp.info(c).unwrap().ecn, want, "{case}");
+            assert_eq!(p.hosts[1].tcp.info(s).unwrap().ecn, want, "{case}");
+
+            p.log.clear();
+            p.hosts[0].send(c, &pattern(0, 6 * 1448));
+            p.run_until(p.now + SimDuration::from_millis(100));
+            let data: Vec<_> = sent_by(&p, 0).into_iter().filter(|x| x.len() > 0).collect();
+            assert_eq!(data.len(), 6, "{case}");
+            let ect = if want { Ecn::Ect0 } else { Ecn::NotEct };
+            assert!(data.iter().all(|x| x.ecn == ect), "{case}");
+            let acks = sent_by(&p, 1);
+            assert!(!acks.is_empty());
+            assert!(acks.iter().all(|x| x.len() == 0 && x.ecn == Ecn::NotEct));
+            assert!(acks.iter().all(|x| x.flags() & (ECE | CWR) == 0), "{case}");
+        }
+    }
+}
+
+// Linux tcp_ecn_fallback: a retransmitted SYN no longer asks for ECN (a middlebox may be
+// dropping ECN-setup SYNs), so the connection comes up without it; with the knob off it
+// keeps asking.
+#[test]
+fn a_retransmitted_syn_drops_the_ecn_request_unless_fallback_is_off() {
+    for fallback in [true, false] {
+        let cfg = TcpConfig {
+            ecn_fallback: fallback,
+            ..ecn_cfg(1)
+        };
+        let mut p = Pair::new(cfg, TcpConfig::default(), SimDuration::from_millis(10));
+        let mut first = true;
+        p.drop = Some(Box::new(move |i, x, _| {
+            let lose = i == 0 && x.flags() & SYN != 0 && first;
+            first &= !lose;
+            lose
+        }));
+        let l = p.hosts[1].listen(80, 16);
+        let to = p.hosts[1].addr(80);
+        let c = p.hosts[0].connect(to);
+        p.run_until(p.now + SimDuration::from_millis(1100));
+        p.hosts[1].tcp.accept(&mut p.hosts[1].env, l).unwrap();
+        let syns: Vec<u8> = sent_by(&p, 0)
+            .iter()
+            .filter(|x| x.flags() & SYN != 0)
+            .map(|x| x.flags())
+            .collect();
+        let again = if fallback { SYN } else { SYN | ECE | CWR };
+        assert_eq!(syns, vec![SYN | ECE | CWR, again]);
+        assert_eq!(p.hosts[0].tcp.info(c).unwrap().ecn, !fallback);
+    }
+}
+
+/// A server (tcp_ecn 2) with a connection from PEER:40000 that asked for ECN; no options,
+/// peer ISN 1000. Returns the host, the accepted socket and our ISS.
+fn ecn_server() -> (Host, super::TcpSocketId, u32) {
+    let mut h = host();
+    let l = h.listen(80, 8);
+    h.inject(
+        PEER,
+        seg(40000, 80, SYN | ECE | CWR, 1000, 0, 65535),
+        Payload::empty(),
+    );
+    let synack = h.take_sent().remove(0);
+    assert_eq!(synack.flags(), SYN | ACK | ECE);
+    assert_eq!(synack.ecn, Ecn::NotEct);
+    let iss = synack.seg.seq.0;
+    h.inject(
+        PEER,
+        seg(40000, 80, ACK, 1001, iss + 1, 65535),
+        Payload::empty(),
+    );
+    let (s, _) = h.tcp.accept(&mut h.env, l).unwrap();
+    assert!(h.tcp.info(s).unwrap().ecn);
+    (h, s, iss)
+}
+
+// RFC 3168 6.1.3 as Linux: from the first CE-marked segment the receiver sets ECE on every
+// ACK (TCP_ECN_DEMAND_CWR) until a segment with CWR arrives. The first mark is ACKed at
+// once (quick-ACK mode), not after the delayed-ACK timer; the CWR segment is too.
+#[test]
+fn the_receiver_echoes_ece_from_a_ce_mark_until_cwr() {
+    let (mut h, s, iss) = ecn_server();
+    let data = |h: &mut Host, k: u32, fl: u8, ecn: Ecn| {
+        h.inject_ecn(
+            PEER,
+            seg(40000, 80, ACK | fl, 1001 + k * 1000, iss + 1, 65535),
+            pattern(k as u64 * 1000, 1000),
+            ecn,
+        );
+    };
+    // Leave quick-ACK mode: 40 segments in pairs, each pair ACKed at once.
+    let mut k = 0;
+    for _ in 0..20 {
+        data(&mut h, k, 0, Ecn::Ect0);
+        data(&mut h, k + 1, 0, Ecn::Ect0);
+        k += 2;
+        h.advance_to(h.env.now + SimDuration::from_millis(1));
+    }
+    h.read_all(s);
+    // Gaps shorter than the RTO (200 ms here), so that no gap restarts quick-ACKs.
+    let gap = SimDuration::from_millis(100);
+    h.advance_to(h.env.now + gap);
+    let before = h.take_sent();
+    assert!(before
+        .iter()
+        .all(|x| x.flags() == ACK && x.ecn == Ecn::NotEct));
+    // One unmarked segment alone: its ACK waits for the delayed-ACK timer.
+    data(&mut h, k, 0, Ecn::Ect0);
+    k += 1;
+    assert!(h.take_sent().is_empty());
+    h.advance_to(h.env.now + gap);
+    assert_eq!(h.take_sent().len(), 1);
+    // A marked one alone: ACKed at once, with ECE.
+    data(&mut h, k, 0, Ecn::Ce);
+    k += 1;
+    let out = h.take_sent();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].flags(), ACK | ECE);
+    assert_eq!(out[0].seg.ack.0, 1001 + k * 1000);
+    // Every ACK keeps ECE, marked data or not, delayed or not, until CWR.
+    let mut echoed = Vec::new();
+    for _ in 0..6 {
+        data(&mut h, k, 0, Ecn::Ect0);
+        k += 1;
+        h.advance_to(h.env.now + SimDuration::from_millis(300));
+        echoed.extend(h.take_sent());
+    }
+    assert!(echoed.len() >= 3, "{}", echoed.len());
+    assert!(echoed.iter().all(|x| x.flags() == ACK | ECE));
+    // A pure ACK without CWR changes nothing.
+    h.inject(
+        PEER,
+        seg(40000, 80, ACK, 1001 + k * 1000, iss + 1, 65535),
+        Payload::empty(),
+    );
+    assert!(h.take_sent().is_empty());
+    // CWR on data: ACKed at once, without ECE, and no ECE after.
+    data(&mut h, k, CWR, Ecn::Ect0);
+    k += 1;
+    let out = h.take_sent();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].flags(), ACK);
+    data(&mut h, k, 0, Ecn::Ect0);
+    h.advance_to(h.env.now + SimDuration::from_millis(300));
+    assert!(h.take_sent().iter().all(|x| x.flags() == ACK));
+}
+
+/// A client (tcp_ecn 1) connected to PEER:80 with ECN and SACK; MSS 1448. Returns the host,
+/// the socket and our ISS.
+fn ecn_client() -> (Host, super::TcpSocketId, u32) {
+    let mut h = Host::new(Ipv4Addr::new(10, 0, 0, 1), ecn_cfg(1));
+    let s = h.connect(std::net::SocketAddrV4::new(PEER, 80));
+    let syn = h.take_sent().remove(0);
+    assert_eq!(syn.flags(), SYN | ECE | CWR);
+    let iss = syn.seg.seq.0;
+    let mut sa = seg(80, syn.seg.src_port, SYN | ACK | ECE, 5000, iss + 1, 65535);
+    sa.options = TcpOptions {
+        mss: Some(1448),
+        sack_permitted: true,
+        ..TcpOptions::default()
+    };
+    h.env.now = at_ms(10);
+    h.inject(PEER, sa, Payload::empty());
+    h.take_sent();
+    h.take_events();
+    assert!(h.tcp.info(s).unwrap().ecn);
+    (h, s, iss)
+}
+
+// RFC 3168 6.1.2 with Linux's CWR state: an ECN-Echo takes ssthresh from the controller
+// once per window of data and PRR brings cwnd down to it; the first new data segment
+// after the reduction carries CWR; further ECEs before the window is acknowledged do
+// nothing; past it, the window is ssthresh and the next ECE reduces again.
+// Retransmissions and pure ACKs are never ECN-capable.
+#[test]
+fn the_sender_reduces_once_per_window_of_data_and_sends_cwr() {
+    let (mut h, s, iss) = ecn_client();
+    let port = h.tcp.info(s).unwrap().local.port();
+    const MSS: u32 = 1448;
+    h.send(s, &pattern(0, 40 * MSS));
+    let out = h.take_sent();
+    assert_eq!(out.len(), 10);
+    assert!(out
+        .iter()
+        .all(|x| x.ecn == Ecn::Ect0 && x.flags() & (ECE | CWR) == 0));
+    let ack = |h: &mut Host, segs: u32, fl: u8| {
+        h.env.now += SimDuration::from_millis(1);
+        h.inject(
+            PEER,
+            seg(80, port, ACK | fl, 5001, iss + 1 + segs * MSS, 65535),
+            Payload::empty(),
+        );
+        h.take_sent()
+    };
+    // The first ECE: CWR state, ssthresh = half of 10 segments; PRR lets one segment
+    // out for the two delivered, and it carries CWR.
+    let out = ack(&mut h, 2, ECE);
+    let info = h.tcp.info(s).unwrap();
+    assert_eq!(info.ca_state, "cwr");
+    assert_eq!(info.ssthresh, 5 * MSS as u64);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].flags(), ACK | CWR);
+    assert_eq!(out[0].ecn, Ecn::Ect0);
+    assert_eq!(out[0].seg.seq.0, iss + 1 + 10 * MSS);
+    // More ECEs within the window: no second reduction, no second CWR.
+    let mut sent = Vec::new();
+    for segs in 3..=10 {
+        sent.extend(ack(&mut h, segs, ECE));
+        let info = h.tcp.info(s).unwrap();
+        assert_eq!((info.ca_state, info.ssthresh), ("cwr", 5 * MSS as u64));
+    }
+    assert!(sent.iter().all(|x| x.flags() == ACK && x.ecn == Ecn::Ect0));
+    // PRR: by the end of the window, in flight is down to ssthresh.
+    assert_eq!(h.tcp.info(s).unwrap().bytes_in_flight, 5 * MSS as u64);
+    // The ACK of the CWR segment (the first sent after the reduction) ends the episode.
+    let out = ack(&mut h, 11, 0);
+    let info = h.tcp.info(s).unwrap();
+    assert_eq!(info.ca_state, "open");
+    assert!(
+        info.cwnd >= 5 * MSS as u64 && info.cwnd < 6 * MSS as u64,
+        "{info:?}"
+    );
+    assert!(out.iter().all(|x| x.flags() & CWR == 0));
+    // A later ECE: a second reduction, and a second CWR.
+    let out = ack(&mut h, 12, ECE);
+    let info = h.tcp.info(s).unwrap();
+    assert_eq!(info.ca_state, "cwr");
+    assert!(info.ssthresh < 5 * MSS as u64 && info.ssthresh >= 2 * MSS as u64);
+    assert_eq!(out.iter().filter(|x| x.flags() & CWR != 0).count(), 1);
+    // No more ACKs: the tail loss probe sends new data (ECT(0)); the RTO's
+    // retransmissions are neither ECN-capable nor CWR.
+    let sent_end = out
+        .iter()
+        .map(|x| x.seg.seq.0 + x.len() as u32)
+        .max()
+        .unwrap();
+    h.advance_to(h.env.now + SimDuration::from_secs(3));
+    let later = h.take_sent();
+    let (rtx, new): (Vec<_>, Vec<_>) = later
+        .iter()
+        .partition(|x| x.seg.seq.0.wrapping_sub(sent_end) > 1 << 31);
+    assert!(!rtx.is_empty() && !new.is_empty());
+    assert!(rtx
+        .iter()
+        .all(|x| x.ecn == Ecn::NotEct && x.flags() & CWR == 0));
+    assert!(new.iter().all(|x| x.ecn == Ecn::Ect0));
+    assert_eq!(rtx[0].seg.seq.0, iss + 1 + 12 * MSS);
+}
+
+// Window probes are not ECN-capable either.
+#[test]
+fn zero_window_probes_are_not_ecn_capable() {
+    let (mut h, s, iss) = ecn_client();
+    let port = h.tcp.info(s).unwrap().local.port();
+    h.send(s, &pattern(0, 3000));
+    h.take_sent();
+    h.env.now = at_ms(20);
+    h.inject(
+        PEER,
+        seg(80, port, ACK, 5001, iss + 1 + 3000, 0),
+        Payload::empty(),
+    );
+    h.send(s, &pattern(3000, 1000));
+    h.advance_to(at_s(2));
+    let probes = h.take_sent();
+    assert!(!probes.is_empty());
+    assert!(probes.iter().all(|x| x.len() == 1 && x.ecn == Ecn::NotEct));
+}
+
+// End to end over a wire that marks instead of dropping: every mark comes back as ECE,
+// the sender reduces and sends CWR, and nothing is retransmitted.
+#[test]
+fn marks_on_the_wire_reduce_the_window_without_retransmissions() {
+    let mut p = Pair::new(ecn_cfg(1), ecn_cfg(2), SimDuration::from_millis(10));
+    let (c, s) = connected(&mut p);
+    p.log.clear();
+    p.mark = Some(Box::new(|i, x, n| i == 0 && x.len() > 0 && n % 25 == 0));
+    let total = 400 * 1448u64;
+    let mut written = 0u64;
+    for _ in 0..300 {
+        if written < total {
+            written += p.hosts[0].send(c, &pattern(written, (total - written) as u32)) as u64;
+        }
+        p.run_until(p.now + SimDuration::from_millis(10));
+        p.hosts[1].read_all(s);
+    }
+    let info = p.hosts[0].tcp.info(c).unwrap();
+    assert_eq!(info.bytes_acked, total);
+    assert_eq!(info.retransmits, 0);
+    let cwr = sent_by(&p, 0)
+        .iter()
+        .filter(|x| x.flags() & CWR != 0)
+        .count();
+    let ece = sent_by(&p, 1)
+        .iter()
+        .filter(|x| x.flags() & ECE != 0)
+        .count();
+    assert!(cwr >= 5, "{cwr} CWR segments");
+    assert!(ece >= cwr, "{ece} ECE ACKs");
+    assert!(info.ssthresh < 100 * 1448, "{info:?}");
+}
+
+// ---------------------------------------------------------------------------- DCTCP
+
+fn dctcp_cfg(tcp_ecn: u8) -> TcpConfig {
+    TcpConfig {
+        congestion_control: "dctcp".into(),
+        ..ecn_cfg(tcp_ecn)
+    }
+}
+
+// RFC 8257 / Linux TCP_CONG_NEEDS_ECN: DCTCP asks for ECN even with tcp_ecn = 0 and puts
+// ECT(0) on every segment, handshake and pure ACKs included. A plain host refuses an
+// ECN-capable SYN (RFC 3168 6.1.1), and DCTCP then runs as Reno without ECT.
+#[test]
+fn dctcp_forces_ecn_and_marks_every_segment_ect() {
+    let mut p = Pair::new(dctcp_cfg(0), dctcp_cfg(0), SimDuration::from_millis(10));
+    let (c, s) = connected(&mut p);
+    assert!(p.hosts[0].tcp.info(c).unwrap().ecn);
+    assert!(p.hosts[1].tcp.info(s).unwrap().ecn);
+    assert_eq!(sent_by(&p, 0)[0].flags(), SYN | ECE | CWR);
+    assert_eq!(sent_by(&p, 1)[0].flags(), SYN | ACK | ECE);
+    p.hosts[0].send(c, &pattern(0, 20 * 1448));
+    p.run_until(p.now + SimDuration::from_millis(200));
+    assert!(p.log.len() > 20);
+    assert!(p.log.iter().all(|(_, x, _)| x.ecn == Ecn::Ect0));
+
+    let mut p = Pair::new(dctcp_cfg(0), ecn_cfg(2), SimDuration::from_millis(10));
+    let (c, s) = connected(&mut p);
+    assert!(!p.hosts[0].tcp.info(c).unwrap().ecn);
+    assert!(!p.hosts[1].tcp.info(s).unwrap().ecn);
+    assert_eq!(
+        sent_by(&p, 0)[0].ecn,
+        Ecn::Ect0,
+        "DCTCP's SYN is ECN-capable"
+    );
+    assert_eq!(sent_by(&p, 1)[0].flags(), SYN | ACK);
+    p.log.clear();
+    p.hosts[0].send(c, &pattern(0, 5 * 1448));
+    p.run_until(p.now + SimDuration::from_millis(200));
+    assert!(p.log.iter().all(|(_, x, _)| x.ecn == Ecn::NotEct));
+}
+
+// RFC 8257 3.2, Linux dctcp_ece_ack_update: the DCTCP receiver's ECE follows the CE state
+// of the latest data segment. When the state changes, a delayed ACK for the data before
+// is sent first with the old state, and the new segment is ACKed at once.
+#[test]
+fn dctcp_receiver_acks_every_ce_state_change_at_once() {
+    let mut h = Host::new(Ipv4Addr::new(10, 0, 0, 1), dctcp_cfg(2));
+    let l = h.listen(80, 8);
+    h.inject_ecn(
+        PEER,
+        seg(40000, 80, SYN | ECE | CWR, 1000, 0, 65535),
+        Payload::empty(),
+        Ecn::Ect0,
+    );
+    let synack = h.take_sent().remove(0);
+    assert_eq!((synack.flags(), synack.ecn), (SYN | ACK | ECE, Ecn::Ect0));
+    let iss = synack.seg.seq.0;
+    h.inject(
+        PEER,
+        seg(40000, 80, ACK, 1001, iss + 1, 65535),
+        Payload::empty(),
+    );
+    let (s, _) = h.tcp.accept(&mut h.env, l).unwrap();
+    let data = |h: &mut Host, k: u32, ecn: Ecn| {
+        h.inject_ecn(
+            PEER,
+            seg(40000, 80, ACK, 1001 + k * 1000, iss + 1, 65535),
+            pattern(k as u64 * 1000, 1000),
+            ecn,
+        );
+        h.take_sent()
+            .iter()
+            .map(|x| (x.seg.ack.0 - 1001, x.flags() & ECE != 0, x.ecn))
+            .collect::<Vec<_>>()
+    };
+    // Out of quick-ACK mode: pairs of unmarked segments, each pair ACKed at once.
+    let mut k = 0;
+    for _ in 0..20 {
+        data(&mut h, k, Ecn::Ect0);
+        data(&mut h, k + 1, Ecn::Ect0);
+        k += 2;
+        h.advance_to(h.env.now + SimDuration::from_millis(1));
+    }
+    h.read_all(s);
+    h.advance_to(h.env.now + SimDuration::from_millis(100));
+    h.take_sent();
+    let ect = Ecn::Ect0;
+    // One segment: its ACK is delayed.
+    assert_eq!(data(&mut h, k, ect), vec![]);
+    // CE: the pending ACK first, without ECE, then this one at once with ECE.
+    let at = |n: u32| n * 1000;
+    assert_eq!(
+        data(&mut h, k + 1, Ecn::Ce),
+        vec![(at(k + 1), false, ect), (at(k + 2), true, ect)]
+    );
+    // CE again: no change, the usual every-second-segment ACK.
+    assert_eq!(data(&mut h, k + 2, Ecn::Ce), vec![]);
+    assert_eq!(data(&mut h, k + 3, Ecn::Ce), vec![(at(k + 4), true, ect)]);
+    // CE with a delayed ACK pending, then unmarked: the pending ACK with ECE, then this
+    // one without.
+    assert_eq!(data(&mut h, k + 4, Ecn::Ce), vec![]);
+    assert_eq!(
+        data(&mut h, k + 5, ect),
+        vec![(at(k + 5), true, ect), (at(k + 6), false, ect)]
+    );
+    // A change with nothing pending: just this ACK, at once.
+    assert_eq!(data(&mut h, k + 6, Ecn::Ce), vec![(at(k + 7), true, ect)]);
+}
+
+// Linux dctcp_ssthresh: the ECN reduction is cwnd (1 - alpha/2) in whole segments, with
+// alpha updated once per window of data (g = 1/16) before the reduction uses it.
+#[test]
+fn dctcp_sender_cuts_by_alpha_over_two() {
+    let mut h = Host::new(Ipv4Addr::new(10, 0, 0, 1), dctcp_cfg(0));
+    let s = h.connect(std::net::SocketAddrV4::new(PEER, 80));
+    let syn = h.take_sent().remove(0);
+    assert_eq!((syn.flags(), syn.ecn), (SYN | ECE | CWR, Ecn::Ect0));
+    let iss = syn.seg.seq.0;
+    let mut sa = seg(80, syn.seg.src_port, SYN | ACK | ECE, 5000, iss + 1, 65535);
+    sa.options = TcpOptions {
+        mss: Some(1448),
+        sack_permitted: true,
+        ..TcpOptions::default()
+    };
+    h.env.now = at_ms(10);
+    h.inject(PEER, sa, Payload::empty());
+    assert!(h.tcp.info(s).unwrap().ecn);
+    let port = syn.seg.src_port;
+    const MSS: u32 = 1448;
+    h.send(s, &pattern(0, 40 * MSS));
+    h.take_sent();
+    let ack = |h: &mut Host, segs: u32, fl: u8| {
+        h.env.now += SimDuration::from_millis(1);
+        h.inject(
+            PEER,
+            seg(80, port, ACK | fl, 5001, iss + 1 + segs * MSS, 65535),
+            Payload::empty(),
+        );
+        h.take_sent()
+    };
+    // The first ACK closes DCTCP's first window: no marks, alpha = 1 - 1/16. Slow start
+    // takes cwnd to 12 segments.
+    ack(&mut h, 2, 0);
+    assert_eq!(h.tcp.info(s).unwrap().cwnd, 12 * MSS as u64);
+    // ECE within the next window: ssthresh = 12 - floor(12 x 960 / 2048) = 7 segments
+    // (Reno would take 6).
+    ack(&mut h, 4, ECE);
+    let info = h.tcp.info(s).unwrap();
+    assert_eq!(info.ca_state, "cwr");
+    assert_eq!(info.ssthresh, 7 * MSS as u64);
 }

@@ -24,7 +24,8 @@ pub mod flags {
     pub const CWR: u8 = 0x80;
 }
 
-/// tcpdump-style flag letters (`"S."` for SYN-ACK, `"FP."` for FIN-PSH-ACK).
+/// tcpdump-style flag letters (`"S."` for SYN-ACK, `"FP."` for FIN-PSH-ACK, `"SEW"` for an
+/// ECN-setup SYN).
 pub fn flag_names(f: u8) -> String {
     let mut s = String::new();
     for (bit, c) in [
@@ -33,6 +34,8 @@ pub fn flag_names(f: u8) -> String {
         (flags::RST, 'R'),
         (flags::PSH, 'P'),
         (flags::ACK, '.'),
+        (flags::ECE, 'E'),
+        (flags::CWR, 'W'),
     ] {
         if f & bit != 0 {
             s.push(c);

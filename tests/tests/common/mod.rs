@@ -74,45 +74,52 @@ pub fn pcap_frames(pcap: &[u8]) -> Vec<(u64, Vec<u8>)> {
     frames
 }
 
-/// tshark reads the pcap without a malformed packet (skipped when tshark is missing,
-/// except in CI).
-pub fn tshark_no_malformed(pcap: &[u8]) {
-    if std::process::Command::new("tshark")
-        .arg("-v")
+/// Whether tshark is installed; without it the caller skips its cross-check, except under
+/// CI, where `.ci/run` installs it and its absence is an error.
+pub fn tshark_available() -> bool {
+    let ok = std::process::Command::new("tshark")
+        .arg("--version")
         .output()
-        .is_err()
-    {
+        .is_ok();
+    if !ok {
         assert!(
             std::env::var("CI").is_err(),
             "tshark must be installed in CI (.ci/run installs it)"
         );
-        eprintln!("tshark not installed: skipping");
+        eprintln!("tshark not installed: skipping the tshark cross-check");
+    }
+    ok
+}
+
+/// Frames of `pcap` matching a tshark display filter.
+pub fn tshark_count(pcap: &std::path::Path, filter: &str) -> usize {
+    let out = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .args(["-Y", filter, "-T", "fields", "-e", "frame.number"])
+        .output()
+        .expect("tshark runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// tshark reads the pcap without a malformed packet or an error-level expert note
+/// (skipped when tshark is missing, except in CI).
+pub fn tshark_no_malformed(pcap: &[u8]) {
+    if !tshark_available() {
         return;
     }
-    let path = std::env::temp_dir().join(format!("netdes-tshark-{}.pcap", std::process::id()));
+    // Tests run in parallel threads: one file per call.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path =
+        std::env::temp_dir().join(format!("netdes-tshark-{}-{call}.pcap", std::process::id()));
     std::fs::write(&path, pcap).unwrap();
-    let res = std::process::Command::new("tshark")
-        .arg("-r")
-        .arg(&path)
-        .args([
-            "-Y",
-            "_ws.malformed || _ws.expert.severity == error",
-            "-T",
-            "fields",
-            "-e",
-            "frame.number",
-        ])
-        .output()
-        .unwrap();
+    let bad = tshark_count(&path, "_ws.malformed || _ws.expert.severity == error");
     let _ = std::fs::remove_file(&path);
-    assert!(
-        res.status.success(),
-        "{}",
-        String::from_utf8_lossy(&res.stderr)
-    );
-    assert!(
-        res.stdout.is_empty(),
-        "malformed frames: {}",
-        String::from_utf8_lossy(&res.stdout)
-    );
+    assert_eq!(bad, 0, "malformed frames");
 }

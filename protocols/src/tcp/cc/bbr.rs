@@ -837,7 +837,9 @@ impl Bbr {
                 // Linux samples the newest segment acknowledged (`ca_rtt_us`); outside
                 // recovery no retransmission is outstanding, so the rate sample's
                 // segment is that one, and Karn-safe.
-                (CaState::Open | CaState::Disorder, Some(r)) if ack.rtt.is_some() => {
+                (CaState::Open | CaState::Disorder | CaState::Cwr, Some(r))
+                    if ack.rtt.is_some() =>
+                {
                     Some(r.rtt.min(ack.rtt.unwrap_or(r.rtt)))
                 }
                 _ => ack.rtt,
@@ -882,6 +884,7 @@ impl CongestionControl for Bbr {
                     now: ack.now,
                     seed: 0,
                     srtt: None,
+                    ecn: false,
                 },
             );
         }
@@ -951,8 +954,12 @@ impl CongestionControl for Bbr {
                     w.ssthresh = ssthresh;
                 }
             }
-            // Recovery is followed through the loss state of each ACK, as Linux does.
-            CcEvent::EnterRecovery | CcEvent::ExitRecovery => {}
+            // Recovery is followed through the loss state of each ACK, as Linux does;
+            // an ECN window reduction does not concern BBR v1.
+            CcEvent::EnterRecovery
+            | CcEvent::ExitRecovery
+            | CcEvent::EnterCwr
+            | CcEvent::ExitCwr => {}
         }
     }
 
@@ -1009,6 +1016,7 @@ mod tests {
                     now: SimTime::ZERO,
                     seed: 0,
                     srtt: None,
+                    ecn: false,
                 },
             );
             Driver {
@@ -1051,6 +1059,8 @@ mod tests {
                 cwnd_limited: true,
                 ca_state: self.ca,
                 rate,
+                ece: false,
+                delivered_ce: 0,
             };
             self.cc.on_ack(&mut self.w, &s);
             // What the connection does after a controller that sets the window.
@@ -1232,6 +1242,7 @@ mod tests {
                         now: SimTime::ZERO,
                         seed: (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
                         srtt: None,
+                        ecn: false,
                     },
                 );
                 cc.reset_probe_bw_mode();

@@ -583,7 +583,8 @@ impl CongestionControl for Cubic {
 
     fn on_event(&mut self, _w: &mut Window, ev: CcEvent) {
         match ev {
-            CcEvent::EnterRecovery => self.cwnd_cnt = 0,
+            // Linux tcp_init_cwnd_reduction clears snd_cwnd_cnt for either reduction.
+            CcEvent::EnterRecovery | CcEvent::EnterCwr => self.cwnd_cnt = 0,
             // Linux `cubictcp_state(TCP_CA_Loss)`: forget everything. The next HyStart round
             // starts at the first ACK that runs HyStart.
             CcEvent::Timeout => {
@@ -594,7 +595,7 @@ impl CongestionControl for Cubic {
                 self.tx_start_pending = false;
             }
             CcEvent::TxStart => self.tx_start_pending = self.epoch_start.is_some(),
-            CcEvent::ExitRecovery | CcEvent::IdleRestart => {}
+            CcEvent::ExitRecovery | CcEvent::ExitCwr | CcEvent::IdleRestart => {}
         }
     }
 }
@@ -633,6 +634,7 @@ mod tests {
                     now,
                     seed: 0,
                     srtt: None,
+                    ecn: false,
                 },
             );
             Path {
@@ -665,6 +667,8 @@ mod tests {
                     rtt,
                     is_app_limited: false,
                 }),
+                ece: false,
+                delivered_ce: 0,
             };
             self.cc.on_ack(&mut self.w, &sample);
         }

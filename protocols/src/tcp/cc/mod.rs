@@ -9,7 +9,18 @@
 //!   sample ([`RateSample`], Linux `tcp_rate.c`);
 //! - [`CongestionControl::ssthresh`] when a loss is detected (fast recovery or RTO);
 //! - [`CongestionControl::on_event`] when recovery starts or ends, after an RTO, and when
-//!   transmission starts again after an idle period.
+//!   transmission starts again after an idle period;
+//! - [`CongestionControl::on_ack_event`] on every ACK, in every state, before loss
+//!   detection reacts to it (Linux `in_ack_event`), with an [`AckEvent`]: where the
+//!   stream's edges are, what was delivered and how much of it by ACKs carrying ECE.
+//!
+//! ECN (RFC 3168, negotiated per the host's `tcp_ecn`): an ACK with ECE puts the
+//! connection in the CWR state once per window of data, as Linux does: the controller's
+//! `ssthresh` is the new target, PRR walks the window down to it, and
+//! [`CcEvent::EnterCwr`]/[`CcEvent::ExitCwr`] bracket the episode. A controller sees ECE
+//! in each [`AckSample`] and [`AckEvent`]; one whose [`CongestionControl::ecn_mode`] is
+//! [`EcnMode::Dctcp`] has ECN negotiated whatever `tcp_ecn` says and gets DCTCP's
+//! receiver echo (see [`EcnMode`]).
 //!
 //! Window-based controllers (Reno, CUBIC) grow the window in `on_ack` while the
 //! connection is not recovering; during fast recovery the connection applies Proportional
@@ -25,10 +36,12 @@
 
 mod bbr;
 mod cubic;
+mod dctcp;
 mod reno;
 
 pub use bbr::{Bbr, BbrMode};
 pub use cubic::{Cubic, HystartMode};
+pub use dctcp::Dctcp;
 pub use reno::{NewReno, Reno, RenoFamily};
 
 use sim_core::time::{SimDuration, SimTime};
@@ -57,6 +70,9 @@ pub enum CaState {
     Open,
     /// Duplicate ACKs or SACKs arrived, but nothing is deemed lost yet.
     Disorder,
+    /// The window is being reduced once after an ECN-Echo (RFC 3168), until an ACK covers
+    /// data sent after the reduction began.
+    Cwr,
     /// Fast recovery after a loss.
     Recovery,
     /// After a retransmission timeout.
@@ -68,6 +84,7 @@ impl CaState {
         match self {
             CaState::Open => "open",
             CaState::Disorder => "disorder",
+            CaState::Cwr => "cwr",
             CaState::Recovery => "recovery",
             CaState::Loss => "loss",
         }
@@ -124,6 +141,45 @@ pub struct AckSample {
     pub ca_state: CaState,
     /// Delivery-rate sample; `None` when this ACK delivered nothing measurable.
     pub rate: Option<RateSample>,
+    /// The ACK carried ECN-Echo (ECN was negotiated): the receiver saw congestion marks.
+    pub ece: bool,
+    /// The part of `delivered` that ACKs carrying ECE delivered (Linux `delivered_ce`, in
+    /// bytes).
+    pub delivered_ce: u64,
+}
+
+/// What every ACK reports, before loss detection and the window react to it (Linux's
+/// `in_ack_event`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AckEvent {
+    pub now: SimTime,
+    /// Stream positions, counted in bytes from the start of the connection (they never
+    /// wrap): the first byte not yet acknowledged, after this ACK, and the next byte to
+    /// be sent. Compare them with each other to delimit windows of data.
+    pub snd_una: u64,
+    pub snd_nxt: u64,
+    /// Bytes delivered so far, this ACK included, and the part of them delivered by ACKs
+    /// carrying ECE (Linux `delivered`, `delivered_ce`).
+    pub delivered: u64,
+    pub delivered_ce: u64,
+    /// This ACK carried ECN-Echo.
+    pub ece: bool,
+}
+
+/// How a controller uses ECN.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EcnMode {
+    /// As the host's `tcp_ecn` says; once negotiated, RFC 3168: the receiver echoes ECE
+    /// from the first CE mark until the sender's CWR, and the sender reduces its window
+    /// once per window of data.
+    #[default]
+    Classic,
+    /// DCTCP's (RFC 8257, Linux `TCP_CONG_NEEDS_ECN` with `dctcp_ece_ack_update`): ECN is
+    /// requested and accepted whatever `tcp_ecn` says, every segment carries ECT(0), and
+    /// the receiver echoes the CE state of each data segment, ACKing at once when that
+    /// state changes (first the data before the change with the old state). If the peer
+    /// does not agree to ECN the controller learns it from [`ConnStart::ecn`].
+    Dctcp,
 }
 
 /// What a controller learns when its connection is established.
@@ -136,6 +192,8 @@ pub struct ConnStart {
     pub seed: u64,
     /// The handshake's RTT sample, if there was one.
     pub srtt: Option<SimDuration>,
+    /// ECN was negotiated with the peer.
+    pub ecn: bool,
 }
 
 /// Something that happened to the connection.
@@ -152,6 +210,10 @@ pub enum CcEvent {
     IdleRestart,
     /// The first transmission with nothing in flight (Linux `CA_EVENT_TX_START`).
     TxStart,
+    /// An ECN-Echo started a window reduction (after ssthresh was taken): the CWR state.
+    EnterCwr,
+    /// The reduction ended, with the window at ssthresh (Linux `CA_EVENT_COMPLETE_CWR`).
+    ExitCwr,
 }
 
 /// A congestion controller. See the module documentation for when each method is called.
@@ -162,6 +224,10 @@ pub trait CongestionControl: std::fmt::Debug {
     fn init(&mut self, _w: &mut Window, _conn: &ConnStart) {}
     /// An ACK acknowledged new data.
     fn on_ack(&mut self, w: &mut Window, ack: &AckSample);
+    /// Every ACK, in every state, before loss detection and the window react to it
+    /// (Linux `in_ack_event`): for estimates made from each ACK, such as DCTCP's fraction
+    /// of ECE-marked bytes, which the reduction that may follow already uses.
+    fn on_ack_event(&mut self, _ev: &AckEvent) {}
     /// The slow-start threshold to use after a loss (fast recovery or RTO).
     fn ssthresh(&mut self, w: &Window, in_flight: u64) -> u64;
     fn on_event(&mut self, _w: &mut Window, _ev: CcEvent) {}
@@ -178,6 +244,10 @@ pub trait CongestionControl: std::fmt::Debug {
     /// NewReno and everything after it (RFC 6582) wait for the whole flight.
     fn partial_ack_ends_recovery(&self) -> bool {
         false
+    }
+    /// How this controller uses ECN (see [`EcnMode`]).
+    fn ecn_mode(&self) -> EcnMode {
+        EcnMode::Classic
     }
     /// How many congestion windows of data the send buffer grows to hold (Linux
     /// `sndbuf_expand`; 2 unless the controller needs more, as BBR's pacing gains do).
@@ -230,6 +300,7 @@ fn registry() -> &'static RwLock<BTreeMap<String, Factory>> {
         m.insert("newreno".into(), || Box::new(NewReno::default()));
         m.insert("bbr".into(), || Box::new(Bbr::default()));
         m.insert("cubic".into(), || Box::new(Cubic::default()));
+        m.insert("dctcp".into(), || Box::new(Dctcp::default()));
         RwLock::new(m)
     })
 }

@@ -9,15 +9,16 @@
 
 use super::{AckSample, CcEvent, CongestionControl, Window};
 
-/// Reno's and NewReno's shared window arithmetic.
+/// Reno's and NewReno's shared window arithmetic (Linux `tcp_reno_cong_avoid`), also
+/// DCTCP's.
 #[derive(Clone, Debug, Default)]
-struct RenoWindow {
+pub(super) struct RenoWindow {
     /// Bytes acknowledged toward the next one-MSS increase.
     acked_in_ca: u64,
 }
 
 impl RenoWindow {
-    fn on_ack(&mut self, w: &mut Window, ack: &AckSample) {
+    pub(super) fn on_ack(&mut self, w: &mut Window, ack: &AckSample) {
         if !ack.cwnd_limited {
             return;
         }
@@ -39,15 +40,18 @@ impl RenoWindow {
         }
     }
 
-    fn on_event(&mut self, ev: CcEvent) {
-        if matches!(ev, CcEvent::Timeout | CcEvent::EnterRecovery) {
+    pub(super) fn on_event(&mut self, ev: CcEvent) {
+        if matches!(
+            ev,
+            CcEvent::Timeout | CcEvent::EnterRecovery | CcEvent::EnterCwr
+        ) {
             self.acked_in_ca = 0;
         }
     }
 }
 
 /// Linux `tcp_reno_ssthresh`: half the window, at least two segments.
-fn half_window(w: &Window) -> u64 {
+pub(super) fn half_window(w: &Window) -> u64 {
     (w.cwnd / 2).max(2 * w.mss as u64)
 }
 
@@ -109,6 +113,8 @@ mod tests {
             cwnd_limited: true,
             ca_state: CaState::Open,
             rate: None,
+            ece: false,
+            delivered_ce: 0,
         }
     }
 
