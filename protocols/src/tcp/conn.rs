@@ -3179,7 +3179,7 @@ impl Conn {
                             }
                         }
                     }
-                    if self.ca == CaState::Open || self.ca == CaState::Disorder {
+                    if matches!(self.ca, CaState::Open | CaState::Disorder | CaState::Cwr) {
                         self.high_seq = self.snd_nxt;
                         self.prior_cwnd = self.win.cwnd;
                         self.ca = CaState::Loss;
