@@ -1549,8 +1549,8 @@ mod tests {
             (r#"{ "tcp_sack": "yes" }"#, "expected 0, 1, true or false"),
             (r#"{ "tcp_fin_timeout": "soon" }"#, "duration"),
             (
-                r#"{ "tcp_congestion_control": "vegas" }"#,
-                "unknown congestion control \"vegas\"",
+                r#"{ "tcp_congestion_control": "no-such-cc" }"#,
+                "unknown congestion control \"no-such-cc\"",
             ),
             (r#"{ "tcp_congestion_control": 1 }"#, "expected a name"),
             (

@@ -85,6 +85,8 @@ struct RateProbe {
     tx: TxSnapshot,
     sent_at: SimTime,
     end: u64,
+    /// The segment was retransmitted at some point, so its RTT is ambiguous (Karn).
+    ever_retrans: bool,
 }
 
 /// Linux `tcp_rate_skb_delivered`: keep the most recently sent of the delivered segments.
@@ -96,6 +98,7 @@ fn rate_probe(probe: &mut Option<RateProbe>, s: &Sent) {
             tx: s.tx,
             sent_at: s.sent_at,
             end: s.end,
+            ever_retrans: s.has(SENT_EVER_RETRANS),
         });
     }
 }
@@ -2019,6 +2022,10 @@ impl Conn {
             }
         }
 
+        // Linux ca_rtt_us: the newest segment delivered, unless it was retransmitted.
+        let newest_rtt = probe
+            .filter(|p| !p.ever_retrans)
+            .map(|p| ctx.now.saturating_since(p.sent_at));
         let rate = self.rate_sample(ctx.now, delivered, probe);
         let ece = self.ecn.ece(seg.flags);
         if ece {
@@ -2035,6 +2042,7 @@ impl Conn {
             delivered: self.delivered,
             delivered_ce: self.delivered_ce,
             ece,
+            rtt: newest_rtt,
         });
         let news = AckNews {
             una_advanced: ack > prior_una,
@@ -3171,7 +3179,7 @@ impl Conn {
                             }
                         }
                     }
-                    if self.ca == CaState::Open || self.ca == CaState::Disorder {
+                    if matches!(self.ca, CaState::Open | CaState::Disorder | CaState::Cwr) {
                         self.high_seq = self.snd_nxt;
                         self.prior_cwnd = self.win.cwnd;
                         self.ca = CaState::Loss;

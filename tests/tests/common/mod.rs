@@ -3,6 +3,8 @@
 // Each test binary compiles its own copy and uses only some of the helpers.
 #![allow(dead_code)]
 
+pub mod bottleneck;
+
 use scenarios::{run, Loaded, Outcome, RunOptions};
 
 /// Runs `l` with an output directory of its own (named after the process and `tag`),

@@ -194,6 +194,7 @@ mod tests {
             delivered,
             delivered_ce,
             ece: false,
+            rtt: None,
         }
     }
 

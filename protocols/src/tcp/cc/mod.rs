@@ -38,11 +38,13 @@ mod bbr;
 mod cubic;
 mod dctcp;
 mod reno;
+mod vegas;
 
 pub use bbr::{Bbr, BbrMode};
 pub use cubic::{Cubic, HystartMode};
 pub use dctcp::Dctcp;
 pub use reno::{NewReno, Reno, RenoFamily};
+pub use vegas::{Vegas, VegasParams};
 
 use sim_core::time::{SimDuration, SimTime};
 use std::collections::BTreeMap;
@@ -164,6 +166,10 @@ pub struct AckEvent {
     pub delivered_ce: u64,
     /// This ACK carried ECN-Echo.
     pub ece: bool,
+    /// The RTT of the most recently sent segment this ACK delivered, cumulatively or by
+    /// SACK, unless it was ever retransmitted (Linux `ca_rtt_us`, what `pkts_acked`
+    /// gets): less inflated by delayed ACKs than the Karn sample of the oldest one.
+    pub rtt: Option<SimDuration>,
 }
 
 /// How a controller uses ECN.
@@ -301,6 +307,7 @@ fn registry() -> &'static RwLock<BTreeMap<String, Factory>> {
         m.insert("bbr".into(), || Box::new(Bbr::default()));
         m.insert("cubic".into(), || Box::new(Cubic::default()));
         m.insert("dctcp".into(), || Box::new(Dctcp::default()));
+        m.insert("vegas".into(), || Box::new(Vegas::default()));
         RwLock::new(m)
     })
 }
