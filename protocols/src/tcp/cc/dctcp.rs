@@ -162,7 +162,6 @@ impl CongestionControl for Dctcp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tcp::cc::CaState;
     use sim_core::time::SimTime;
 
     const MSS: u64 = 1000;
@@ -199,22 +198,7 @@ mod tests {
     }
 
     fn ack(acked: u64) -> AckSample {
-        AckSample {
-            now: SimTime::ZERO,
-            acked,
-            lost: 0,
-            rtt: None,
-            min_rtt: None,
-            srtt: None,
-            prior_in_flight: 0,
-            in_flight: 0,
-            delivered: 0,
-            cwnd_limited: true,
-            ca_state: CaState::Open,
-            rate: None,
-            ece: false,
-            delivered_ce: 0,
-        }
+        crate::tcp::cc::open_ack(acked)
     }
 
     #[test]

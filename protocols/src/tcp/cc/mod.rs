@@ -330,3 +330,25 @@ pub fn names() -> Vec<String> {
     let r = registry().read().unwrap_or_else(|e| e.into_inner());
     r.keys().cloned().collect()
 }
+
+/// For controller unit tests: an ACK of `acked` bytes in the Open state, window-limited,
+/// with no RTT, rate or ECN information.
+#[cfg(test)]
+pub(crate) fn open_ack(acked: u64) -> AckSample {
+    AckSample {
+        now: SimTime::ZERO,
+        acked,
+        lost: 0,
+        rtt: None,
+        min_rtt: None,
+        srtt: None,
+        prior_in_flight: 0,
+        in_flight: 0,
+        delivered: 0,
+        cwnd_limited: true,
+        ca_state: CaState::Open,
+        rate: None,
+        ece: false,
+        delivered_ce: 0,
+    }
+}

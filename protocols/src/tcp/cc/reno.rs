@@ -96,26 +96,10 @@ impl<const PARTIAL_ACK_ENDS_RECOVERY: bool> CongestionControl
 mod tests {
     use super::*;
 
-    use crate::tcp::cc::{AckSample, CaState};
-    use sim_core::time::SimTime;
+    use crate::tcp::cc::AckSample;
 
     fn ack(acked: u64) -> AckSample {
-        AckSample {
-            now: SimTime::ZERO,
-            acked,
-            lost: 0,
-            rtt: None,
-            min_rtt: None,
-            srtt: None,
-            prior_in_flight: 0,
-            in_flight: 0,
-            delivered: 0,
-            cwnd_limited: true,
-            ca_state: CaState::Open,
-            rate: None,
-            ece: false,
-            delivered_ce: 0,
-        }
+        crate::tcp::cc::open_ack(acked)
     }
 
     // RB-TCP-37: slow start adds what is acknowledged; avoidance adds one MSS per window.

@@ -264,22 +264,7 @@ mod tests {
     }
 
     fn ack(acked: u64) -> AckSample {
-        AckSample {
-            now: SimTime::ZERO,
-            acked,
-            lost: 0,
-            rtt: None,
-            min_rtt: None,
-            srtt: None,
-            prior_in_flight: 0,
-            in_flight: 0,
-            delivered: 0,
-            cwnd_limited: true,
-            ca_state: CaState::Open,
-            rate: None,
-            ece: false,
-            delivered_ce: 0,
-        }
+        crate::tcp::cc::open_ack(acked)
     }
 
     /// One round trip: `n` ACKs of one segment each with RTT `rtt_us`, the window's
