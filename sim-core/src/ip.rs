@@ -792,23 +792,7 @@ impl IpNode {
             // address, to the prober's MAC and with target address 0.0.0.0, and learn
             // nothing from it.
             if for_us && arp.op == ArpOp::Request {
-                node_trace!(net, Category::Arp, self.node, "arp_reply",
-                    "iface" => port, "to" => arp.sender_ip);
-                net.transmit(
-                    self.node,
-                    port,
-                    Frame {
-                        src: ifc.mac,
-                        dst: arp.sender_mac,
-                        body: FrameBody::Arp(ArpPacket {
-                            op: ArpOp::Reply,
-                            sender_mac: ifc.mac,
-                            sender_ip: ifc.addr,
-                            target_mac: arp.sender_mac,
-                            target_ip: Ipv4Addr::UNSPECIFIED,
-                        }),
-                    },
-                );
+                self.send_arp_reply(net, port, &arp, Ipv4Addr::UNSPECIFIED);
             }
             return;
         }
@@ -853,24 +837,31 @@ impl IpNode {
             }
         }
         if for_us && arp.op == ArpOp::Request {
-            node_trace!(net, Category::Arp, self.node, "arp_reply",
-                "iface" => port, "to" => arp.sender_ip);
-            net.transmit(
-                self.node,
-                port,
-                Frame {
-                    src: ifc.mac,
-                    dst: arp.sender_mac,
-                    body: FrameBody::Arp(ArpPacket {
-                        op: ArpOp::Reply,
-                        sender_mac: ifc.mac,
-                        sender_ip: ifc.addr,
-                        target_mac: arp.sender_mac,
-                        target_ip: arp.sender_ip,
-                    }),
-                },
-            );
+            self.send_arp_reply(net, port, &arp, arp.sender_ip);
         }
+    }
+
+    /// Answers the ARP request `arp` received on `port`, addressed to its sender's MAC;
+    /// `target_ip` is the requester's address, or 0.0.0.0 for a probe (RFC 5227).
+    fn send_arp_reply(&self, net: &mut Net, port: u16, arp: &ArpPacket, target_ip: Ipv4Addr) {
+        let ifc = &self.ifaces[port as usize];
+        node_trace!(net, Category::Arp, self.node, "arp_reply",
+            "iface" => port, "to" => arp.sender_ip);
+        net.transmit(
+            self.node,
+            port,
+            Frame {
+                src: ifc.mac,
+                dst: arp.sender_mac,
+                body: FrameBody::Arp(ArpPacket {
+                    op: ArpOp::Reply,
+                    sender_mac: ifc.mac,
+                    sender_ip: ifc.addr,
+                    target_mac: arp.sender_mac,
+                    target_ip,
+                }),
+            },
+        );
     }
 
     /// Reports `arp` if another node claims an address watched on `port`.
