@@ -1142,20 +1142,6 @@ fn killed_process_closes_with_fin_or_rst() {
     let _ = c;
 }
 
-// Memory of an idle established connection: the budget is 2 KiB (Linux ~3.3 KB).
-// An idle connection owns no heap buffers (empty queues hold no allocation), so its cost
-// is the connection struct, its box, the congestion controller and the index entries.
-#[test]
-fn idle_connection_fits_in_two_kib() {
-    let conn = std::mem::size_of::<super::conn::Conn>();
-    let cc = std::mem::size_of::<super::cc::NewReno>();
-    // A BTreeMap entry for the 4-tuple index and a BTreeSet entry for the port, rounded up.
-    let index = 2 * 32;
-    let total = conn + cc + index;
-    eprintln!("idle connection: {conn} + {cc} + {index} = {total} bytes");
-    assert!(total <= 2048, "{total} bytes");
-}
-
 // RB-TCP-35 (receiver side): silly window avoidance. Without window scaling a receiver
 // whose application does not read offers whole multiples of the MSS and then exactly
 // zero, never a sliver of a few hundred bytes.
