@@ -79,6 +79,8 @@ pub enum ResolverOut {
         bytes: Vec<u8>,
         /// The name asked (for traces).
         name: String,
+        /// The UDP payload size its OPT record advertises (`None`: no OPT record).
+        edns: Option<u16>,
     },
     /// An event worth a trace record: (event, name, server or client address).
     Note {
@@ -380,6 +382,7 @@ impl Resolver {
             transport: t.transport,
             bytes,
             name: t.cur.to_ascii(),
+            edns: q.edns.as_ref().map(|e| e.max_payload()),
         });
     }
 

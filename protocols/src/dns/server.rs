@@ -367,15 +367,17 @@ impl DnsResolverApp {
                     transport,
                     bytes,
                     name,
+                    edns,
                 } => {
-                    os.trace_dns(
-                        "upstream_query",
-                        &[
-                            ("name", TraceValue::String(name)),
-                            ("server", server.into()),
-                            ("transport", TraceValue::Str(transport.name())),
-                        ],
-                    );
+                    let mut fields = vec![
+                        ("name", TraceValue::String(name)),
+                        ("server", server.into()),
+                        ("transport", TraceValue::Str(transport.name())),
+                    ];
+                    if let Some(size) = edns {
+                        fields.push(("edns", u64::from(size).into()));
+                    }
+                    os.trace_dns("upstream_query", &fields);
                     let to = SocketAddrV4::new(server, DNS_PORT);
                     self.close_upstream_tcp(os, task);
                     match transport {

@@ -119,6 +119,8 @@ pub enum StubOut {
         transport: Transport,
         bytes: Vec<u8>,
         attempt: u32,
+        /// The UDP payload size its OPT record advertises (`None`: no OPT record).
+        edns: Option<u16>,
     },
     /// A server did not answer in time.
     TimedOut {
@@ -269,6 +271,7 @@ impl StubResolver {
         if self.cfg.edns0 {
             q.edns = Some(edns::opt(edns::GLIBC_PAYLOAD));
         }
+        let advertised = q.edns.as_ref().map(|e| e.max_payload());
         let Some(bytes) = wire::encode(&q) else {
             let (key, started) = (l.key, l.started);
             self.lookups.remove(i);
@@ -287,6 +290,7 @@ impl StubResolver {
             transport: l.transport,
             bytes,
             attempt: l.round + 1,
+            edns: advertised,
         });
     }
 
