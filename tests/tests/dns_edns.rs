@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::frames::{arrive, dns_over_tcp, udp, Hop, G1, M100, MS, TCP_ACK, UDP_HEADERS};
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use protocols::dns::edns;
@@ -17,9 +18,6 @@ use scenarios::{load_str, run, Outcome, RunOptions};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-const MS: u64 = 1_000_000;
-const M100: u64 = 100_000_000;
-const G1: u64 = 1_000_000_000;
 const S: u64 = 1_000_000_000;
 
 /// The addresses of "many": 55 A records, a 917-byte answer (928 with an OPT record).
@@ -140,51 +138,12 @@ fn reply_len(zones: &[Zone], support: Option<u16>, query: &Message, t: Transport
     auth_reply(zones, support, query, t).unwrap().bytes.len()
 }
 
-/// A link: (delay ns, bits per second).
-type Hop = (u64, u64);
-
 const CLIENT_RESOLVER: [Hop; 2] = [(MS, M100), (MS, G1)];
 const RESOLVER_CLIENT: [Hop; 2] = [(MS, G1), (MS, M100)];
 const RESOLVER_NS1: [Hop; 2] = [(MS, G1), (5 * MS, G1)];
 const NS1_RESOLVER: [Hop; 2] = [(5 * MS, G1), (MS, G1)];
 const RESOLVER_OLD: [Hop; 2] = [(MS, G1), (10 * MS, G1)];
 const OLD_RESOLVER: [Hop; 2] = [(10 * MS, G1), (MS, G1)];
-
-/// When `frames` (bytes each, from the Ethernet header on), sent back to back at `t`, reach
-/// the end of `path`: each link sends them in turn (padded to 60 bytes), each node
-/// forwards a frame once it has all of it.
-fn arrive(path: &[Hop], t: u64, frames: &[usize]) -> u64 {
-    let mut at = vec![t; frames.len()];
-    for &(delay, bps) in path {
-        let mut free = 0;
-        for (a, &bytes) in at.iter_mut().zip(frames) {
-            let start = (*a).max(free);
-            free = start + ((bytes.max(60) as u64) * 8 * G1).div_ceil(bps);
-            *a = free + delay;
-        }
-    }
-    at[frames.len() - 1]
-}
-
-/// A DNS message of `dns` bytes over UDP.
-fn udp(path: &[Hop], t: u64, dns: usize) -> u64 {
-    arrive(path, t, &[14 + 20 + 8 + dns])
-}
-
-/// A TCP segment without data, with the timestamp option: a 32-byte TCP header.
-const ACK: usize = 14 + 20 + 32;
-
-/// DNS over TCP from a fresh connection at `t`: SYN and SYN-ACK with Linux's options (MSS,
-/// SACK permitted, timestamps, window scale: 40-byte TCP headers), then the ACK and the
-/// length-prefixed query back to back; the server ACKs at once (Linux's quick-ACK mode at
-/// the start of a connection) and sends the length-prefixed answer right behind. Segments
-/// after the handshake carry the timestamp option. Returns when the answer is in.
-fn tcp(there: &[Hop], back: &[Hop], t: u64, query: usize, answer: usize) -> u64 {
-    let syn = arrive(there, t, &[14 + 20 + 40]);
-    let syn_ack = arrive(back, syn, &[14 + 20 + 40]);
-    let request = arrive(there, syn_ack, &[ACK, ACK + 2 + query]);
-    arrive(back, request, &[ACK, ACK + 2 + answer])
-}
 
 /// One trace record.
 struct Ev {
@@ -349,16 +308,16 @@ fn a_917_byte_answer_comes_over_udp_with_edns_and_over_tcp_twice_without() {
     let _ = std::fs::remove_dir_all(&dir);
     let at_resolver = udp(&CLIENT_RESOLVER, t0, plain);
     let tc_in = udp(&NS1_RESOLVER, udp(&RESOLVER_NS1, at_resolver, plain), tc);
-    let from_ns1 = tcp(&RESOLVER_NS1, &NS1_RESOLVER, tc_in, plain, full);
+    let from_ns1 = dns_over_tcp(&RESOLVER_NS1, tc_in, plain, full);
     // The resolver ACKs ns1's answer and closes the connection (FIN) as it reads it, then
     // answers the client: that answer waits for both segments on its first link.
     let at_router = arrive(
         &RESOLVER_CLIENT[..1],
         from_ns1,
-        &[ACK, ACK, 14 + 20 + 8 + tc],
+        &[TCP_ACK, TCP_ACK, UDP_HEADERS + tc],
     );
     let tc_out = udp(&RESOLVER_CLIENT[1..], at_router, tc);
-    let expected_plain = tcp(&CLIENT_RESOLVER, &RESOLVER_CLIENT, tc_out, plain, full) - t0;
+    let expected_plain = dns_over_tcp(&CLIENT_RESOLVER, tc_out, plain, full) - t0;
     let (latency, result) = lookup(&evs, name);
     report("no EDNS: TC and TCP on both hops", expected_plain, latency);
     assert_eq!((latency, result.as_str()), (expected_plain, "ok"));
@@ -390,7 +349,7 @@ fn a_917_byte_answer_comes_over_udp_with_edns_and_over_tcp_twice_without() {
         full_opt,
     );
     let tc_out = udp(&RESOLVER_CLIENT, from_ns1, tc);
-    let expected = tcp(&CLIENT_RESOLVER, &RESOLVER_CLIENT, tc_out, plain, full) - t0;
+    let expected = dns_over_tcp(&CLIENT_RESOLVER, tc_out, plain, full) - t0;
     let (latency, result) = lookup(&evs, name);
     report("EDNS upstream only", expected, latency);
     assert_eq!((latency, result.as_str()), (expected, "ok"));
