@@ -928,8 +928,18 @@ fn stub_config(o: Option<&DnsOptionsDecl>) -> protocols::dns::StubConfig {
             timeout_s: o.timeout.unwrap_or(d.timeout_s),
             attempts: o.attempts.unwrap_or(d.attempts),
             rotate: o.rotate,
+            edns0: o.edns0,
         },
     }
+}
+
+/// A DNS server's EDNS UDP payload size as declared (`edns_size` is validated to fit 16
+/// bits by `load`), or `None` without EDNS.
+fn edns_payload(edns: bool, size: Option<u32>) -> Option<u16> {
+    let size = size.map_or(protocols::dns::edns::DEFAULT_PAYLOAD, |n| {
+        u16::try_from(n).unwrap_or(u16::MAX)
+    });
+    edns.then_some(size)
 }
 
 /// listen() backlog of the TCP server apps unless given (iperf3 and many servers use 128).
@@ -1322,7 +1332,12 @@ fn app_slot(
                 Box::new(move || Box::new(syn_flood::SynFlood::new(cfg.clone())) as Box<dyn App>),
             )
         }
-        AppDecl::DnsServer { zones, .. } => {
+        AppDecl::DnsServer {
+            zones,
+            edns,
+            edns_size,
+            ..
+        } => {
             let keys: Vec<String> = zones.iter().map(|z| crate::load::zone_key(z)).collect();
             let cfg = protocols::dns::server::DnsAuthConfig {
                 name,
@@ -1332,6 +1347,7 @@ fn app_slot(
                     .filter(|(k, _)| keys.contains(k))
                     .map(|(_, z)| z.clone())
                     .collect(),
+                edns: edns_payload(edns, edns_size),
             };
             (
                 SimTime::ZERO,
@@ -1346,6 +1362,8 @@ fn app_slot(
             timeout,
             attempts,
             cache_size,
+            edns,
+            edns_size,
             ..
         } => {
             let d = protocols::dns::resolver::ResolverConfig::default();
@@ -1357,6 +1375,7 @@ fn app_slot(
                     attempts: attempts.unwrap_or(d.attempts),
                     cache_size: cache_size.map_or(d.cache_size, |c| c as usize),
                     max_upstream: d.max_upstream,
+                    edns: edns_payload(edns, edns_size),
                 },
             };
             (

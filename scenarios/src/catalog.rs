@@ -175,6 +175,8 @@ pub fn catalog() -> Catalog {
             p("on", "node", REQ, "host or router"),
             p("zones", "list of zone names", REQ, "zones (keys of the scenario's `zones`) it serves"),
             p("name", "string", "dns-server-<index>", "app name"),
+            p("edns", "bool", "true", "EDNS (RFC 6891); false: FORMERR to queries with an OPT record"),
+            p("edns_size", "integer", "1232", "largest UDP answer with EDNS, in bytes"),
         ]),
         kind("DnsResolver", "Recursive DNS resolver with a TTL and negative cache (docs/dns.md).", &[
             p("on", "node", REQ, "host or router"),
@@ -183,6 +185,8 @@ pub fn catalog() -> Catalog {
             p("timeout", "Duration", "2s", "wait for an upstream answer"),
             p("attempts", "integer", "2", "rounds over a zone's servers before SERVFAIL"),
             p("cache_size", "integer", "10000", "cache entries kept at most"),
+            p("edns", "bool", "true", "EDNS (RFC 6891) upstream and to clients; false: none"),
+            p("edns_size", "integer", "1232", "EDNS UDP payload size advertised upstream and allowed to clients"),
         ]),
         kind("DhcpServer", "DHCP server (RFC 2131) with address pools (docs/dhcp.md).", &[
             p("on", "node", REQ, "host or router"),

@@ -584,7 +584,10 @@ fn validate_dns(l: &Loaded, l3: &dyn Fn(&str) -> bool) -> Result<(), ScenarioErr
     }
     for (i, a) in s.apps.iter().enumerate() {
         match a {
-            AppDecl::DnsServer { zones, .. } => {
+            AppDecl::DnsServer {
+                zones, edns_size, ..
+            } => {
+                check_edns_size(l, i, *edns_size)?;
                 if zones.is_empty() {
                     return Err(l.error_at(
                         &format!("apps[{i}].zones"),
@@ -612,8 +615,10 @@ fn validate_dns(l: &Loaded, l3: &dyn Fn(&str) -> bool) -> Result<(), ScenarioErr
                 root_hints,
                 timeout,
                 attempts,
+                edns_size,
                 ..
             } => {
+                check_edns_size(l, i, *edns_size)?;
                 if root_hints.is_empty() {
                     return Err(l.error_at(
                         &format!("apps[{i}].root_hints"),
@@ -640,6 +645,17 @@ fn validate_dns(l: &Loaded, l3: &dyn Fn(&str) -> bool) -> Result<(), ScenarioErr
         }
     }
     Ok(())
+}
+
+/// The EDNS UDP payload size of app `i` (a DNS server or resolver): 512 to 65535 bytes.
+fn check_edns_size(l: &Loaded, i: usize, size: Option<u32>) -> Result<(), ScenarioError> {
+    match size {
+        Some(n) if !(512..=65535).contains(&n) => Err(l.error_at(
+            &format!("apps[{i}].edns_size"),
+            format!("EDNS payload size {n} out of range: expected 512 to 65535 (bytes)"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The name every DHCP host's client app has.
@@ -1022,6 +1038,10 @@ mod tests {
             (
                 r#"apps[1]=DnsResolver(on: "r", root_hints: ["c"])"#,
                 "gets its address from DHCP",
+            ),
+            (
+                r#"apps[1]=DnsResolver(on: "srv", root_hints: ["r"], edns_size: 70000)"#,
+                "EDNS payload size 70000 out of range",
             ),
         ];
         for (set, want) in cases {

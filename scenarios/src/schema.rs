@@ -152,7 +152,7 @@ pub struct L3Decl {
     pub dhcp: bool,
 }
 
-/// resolv.conf `options` (glibc defaults: timeout 5 s, 2 attempts, no rotate).
+/// resolv.conf `options` (glibc defaults: timeout 5 s, 2 attempts, no rotate, no edns0).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "DnsOptions")]
 pub struct DnsOptionsDecl {
@@ -165,6 +165,9 @@ pub struct DnsOptionsDecl {
     /// Start each lookup at the next server (`options rotate`).
     #[serde(default)]
     pub rotate: bool,
+    /// Queries carry an EDNS OPT record advertising 1200 bytes (`options edns0`).
+    #[serde(default)]
+    pub edns0: bool,
 }
 
 /// A DNS zone: its records and TTLs.
@@ -558,6 +561,13 @@ pub enum AppDecl {
         zones: Vec<String>,
         #[serde(default)]
         name: Option<String>,
+        /// EDNS (RFC 6891); `false`: a server without EDNS, which answers queries with an
+        /// OPT record FORMERR.
+        #[serde(default = "yes")]
+        edns: bool,
+        /// The largest UDP answer it sends with EDNS, in bytes (default 1232).
+        #[serde(default)]
+        edns_size: Option<u32>,
     },
     /// Recursive DNS resolver; `root_hints`: the root servers (nodes or addresses).
     DnsResolver {
@@ -574,6 +584,14 @@ pub enum AppDecl {
         /// Cache entries kept at most (default 10000).
         #[serde(default)]
         cache_size: Option<u32>,
+        /// EDNS (RFC 6891) upstream and to clients; `false`: none (plain queries, FORMERR
+        /// to clients' OPT records).
+        #[serde(default = "yes")]
+        edns: bool,
+        /// The UDP payload size it advertises upstream and answers clients within, in
+        /// bytes (default 1232).
+        #[serde(default)]
+        edns_size: Option<u32>,
     },
     /// DHCP server (RFC 2131) on a host or router with static addresses.
     DhcpServer(DhcpServerDecl),

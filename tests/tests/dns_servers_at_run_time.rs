@@ -113,6 +113,7 @@ fn lookups_use_the_servers_the_host_has_when_they_start() {
             let cfg = DnsAuthConfig {
                 name: "auth".into(),
                 zones: vec![zone.clone()],
+                edns: Some(protocols::dns::edns::DEFAULT_PAYLOAD),
             };
             Box::new(move || Box::new(DnsAuthServer::new(cfg.clone())) as Box<dyn App>)
         };

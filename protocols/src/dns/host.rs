@@ -143,16 +143,18 @@ impl HostResolver {
                     transport,
                     bytes,
                     attempt,
+                    edns,
                 } => {
-                    os.trace_dns(
-                        "stub_query",
-                        &[
-                            ("name", TraceValue::String(self.name_of(key))),
-                            ("server", server.into()),
-                            ("transport", TraceValue::Str(transport.name())),
-                            ("attempt", (attempt as u64).into()),
-                        ],
-                    );
+                    let mut fields = vec![
+                        ("name", TraceValue::String(self.name_of(key))),
+                        ("server", server.into()),
+                        ("transport", TraceValue::Str(transport.name())),
+                        ("attempt", (attempt as u64).into()),
+                    ];
+                    if let Some(size) = edns {
+                        fields.push(("edns", u64::from(size).into()));
+                    }
+                    os.trace_dns("stub_query", &fields);
                     self.send(os, key, server, transport, &bytes);
                 }
                 StubOut::TimedOut {

@@ -2,6 +2,8 @@
 //! resolver, with real messages encoded and decoded by hickory-proto.
 //!
 //! - [`wire`]: encoding and decoding, the 512-byte UDP limit and TC, TCP framing.
+//! - [`edns`]: EDNS(0) (RFC 6891): OPT records, the UDP size a responder may use, FORMERR
+//!   and BADVERS, the memory of servers without EDNS.
 //! - [`zone`]: zone data and the authoritative answer (answers, referrals with glue,
 //!   NXDOMAIN/NODATA with the SOA).
 //! - [`cache`]: the resolver's TTL cache with negative entries (RFC 2308).
@@ -15,6 +17,7 @@
 //! their tests inject messages and times and check what comes out.
 
 pub mod cache;
+pub mod edns;
 pub mod host;
 pub mod resolver;
 pub mod server;
@@ -51,7 +54,7 @@ impl stub::StubCounters {
 
 impl resolver::ResolverCounters {
     /// The counters with their report names.
-    pub fn fields(&self) -> [(&'static str, u64); 13] {
+    pub fn fields(&self) -> [(&'static str, u64); 16] {
         [
             ("resolver_queries", self.queries),
             ("resolver_tcp_queries", self.tcp_queries),
@@ -66,6 +69,9 @@ impl resolver::ResolverCounters {
             ("resolver_truncated_out", self.truncated_out),
             ("resolver_tcp_retries", self.tcp_retries),
             ("resolver_malformed", self.malformed),
+            ("resolver_edns_queries", self.edns_queries),
+            ("resolver_edns_rejected", self.edns_rejected),
+            ("resolver_edns_fallbacks", self.edns_fallbacks),
         ]
     }
 }
@@ -82,10 +88,14 @@ pub struct AuthCounters {
     pub refused: u64,
     pub truncated: u64,
     pub malformed: u64,
+    /// Queries with an OPT record.
+    pub edns_queries: u64,
+    /// Queries answered FORMERR or BADVERS because of their OPT record.
+    pub edns_rejected: u64,
 }
 
 impl AuthCounters {
-    pub fn fields(&self) -> [(&'static str, u64); 9] {
+    pub fn fields(&self) -> [(&'static str, u64); 11] {
         [
             ("auth_queries", self.queries),
             ("auth_tcp_queries", self.tcp_queries),
@@ -96,6 +106,8 @@ impl AuthCounters {
             ("auth_refused", self.refused),
             ("auth_truncated", self.truncated),
             ("auth_malformed", self.malformed),
+            ("auth_edns_queries", self.edns_queries),
+            ("auth_edns_rejected", self.edns_rejected),
         ]
     }
 }

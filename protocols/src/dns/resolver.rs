@@ -8,13 +8,20 @@
 //! `attempts` rounds, then the client gets SERVFAIL. Identical questions in progress share
 //! one resolution. Answers to clients over UDP are limited to 512 bytes (TC set beyond).
 //!
+//! EDNS (RFC 6891, [`super::edns`]): with `edns` set, upstream queries carry an OPT record
+//! advertising that many bytes; a server that answers FORMERR without an OPT record is
+//! asked again at once without one, and remembered as such for 15 minutes (as Unbound
+//! does). Clients' OPT records raise the limit of their UDP answers to min(theirs, ours); a
+//! resolver without `edns` answers them FORMERR.
+//!
 //! A state machine without sockets or timers (like [`super::stub`]): its host app
 //! (`dns::server`) connects it to UDP, TCP and a timer.
 
 use super::cache::{Cache, Cached};
+use super::edns::{self, Negotiated, NoEdnsServers};
 use super::stub::Transport;
 use super::wire::{self, MalformedDns};
-use hickory_proto::op::{Message, MessageType, ResponseCode};
+use hickory_proto::op::{Edns, Message, MessageType, ResponseCode};
 use hickory_proto::rr::rdata::{CNAME, NS};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use sim_core::rng::SimRng;
@@ -33,6 +40,9 @@ pub struct ResolverConfig {
     pub cache_size: usize,
     /// Upstream queries one resolution may make at most (referral loops end here).
     pub max_upstream: u32,
+    /// EDNS: the UDP payload size advertised upstream and allowed in answers to clients
+    /// that advertise one; `None`: no EDNS at all.
+    pub edns: Option<u16>,
 }
 
 impl Default for ResolverConfig {
@@ -43,6 +53,7 @@ impl Default for ResolverConfig {
             attempts: 2,
             cache_size: 10_000,
             max_upstream: 32,
+            edns: Some(edns::DEFAULT_PAYLOAD),
         }
     }
 }
@@ -68,6 +79,8 @@ pub enum ResolverOut {
         bytes: Vec<u8>,
         /// The name asked (for traces).
         name: String,
+        /// The UDP payload size its OPT record advertises (`None`: no OPT record).
+        edns: Option<u16>,
     },
     /// An event worth a trace record: (event, name, server or client address).
     Note {
@@ -101,12 +114,21 @@ pub struct ResolverCounters {
     /// Upstream questions asked again over TCP.
     pub tcp_retries: u64,
     pub malformed: u64,
+    /// Client queries with an OPT record.
+    pub edns_queries: u64,
+    /// Client queries answered FORMERR or BADVERS because of their OPT record.
+    pub edns_rejected: u64,
+    /// Upstream queries asked again without an OPT record after a FORMERR.
+    pub edns_fallbacks: u64,
 }
 
 #[derive(Clone, Debug)]
 struct Waiter {
     client: Client,
     query: Message,
+    /// How long a UDP answer may be, and the OPT record it carries (EDNS negotiation).
+    udp_limit: usize,
+    opt: Option<Edns>,
 }
 
 #[derive(Clone, Debug)]
@@ -126,6 +148,8 @@ struct Task {
     round: u32,
     transport: Transport,
     id: u16,
+    /// The query in flight carries an OPT record.
+    edns: bool,
     deadline: SimTime,
     sent: u32,
 }
@@ -144,6 +168,7 @@ pub struct Resolver {
     tasks: Vec<Task>,
     next_key: u64,
     rng: SimRng,
+    no_edns: NoEdnsServers,
     pub counters: ResolverCounters,
 }
 
@@ -159,6 +184,7 @@ impl Resolver {
             tasks: Vec::new(),
             next_key: 1,
             rng,
+            no_edns: NoEdnsServers::default(),
             counters: ResolverCounters::default(),
         }
     }
@@ -187,9 +213,28 @@ impl Resolver {
         if matches!(client, Client::Tcp(_)) {
             self.counters.tcp_queries += 1;
         }
+        if q.edns.is_some() {
+            self.counters.edns_queries += 1;
+        }
+        let (udp_limit, opt) = match edns::negotiate(self.cfg.edns, &q) {
+            Negotiated::Answer { udp_limit, opt } => (udp_limit, opt),
+            rejected => {
+                self.counters.edns_rejected += 1;
+                let reply = edns::rejection(&q, &rejected).and_then(|r| wire::encode(&r));
+                if let Some(bytes) = reply {
+                    out.push(ResolverOut::Reply { client, bytes });
+                }
+                return Ok(());
+            }
+        };
         let (qname, qtype) = wire::question(&q);
         let (qname, qtype) = (qname.clone(), qtype);
-        let waiter = Waiter { client, query: q };
+        let waiter = Waiter {
+            client,
+            query: q,
+            udp_limit,
+            opt,
+        };
         if let Some(t) = self
             .tasks
             .iter_mut()
@@ -213,6 +258,7 @@ impl Resolver {
             round: 0,
             transport: Transport::Udp,
             id: 0,
+            edns: false,
             deadline: now,
             sent: 0,
         });
@@ -318,7 +364,13 @@ impl Resolver {
         t.sent += 1;
         t.deadline = now + self.cfg.timeout;
         let server = t.servers[t.idx % t.servers.len()];
-        let q = wire::query(id, &t.cur, t.qtype, false);
+        let mut q = wire::query(id, &t.cur, t.qtype, false);
+        q.edns = self
+            .cfg
+            .edns
+            .filter(|_| !self.no_edns.lacks_edns(now, server))
+            .map(edns::opt);
+        t.edns = q.edns.is_some();
         let Some(bytes) = wire::encode(&q) else {
             self.finish(now, i, servfail(), out);
             return;
@@ -330,6 +382,7 @@ impl Resolver {
             transport: t.transport,
             bytes,
             name: t.cur.to_ascii(),
+            edns: q.edns.as_ref().map(|e| e.max_payload()),
         });
     }
 
@@ -421,6 +474,18 @@ impl Resolver {
             return;
         }
         let server = t.servers[t.idx % t.servers.len()];
+        if t.edns && edns::says_no_edns(&m) {
+            // RFC 6891 6.2.2: ask again without the OPT record, and remember the server.
+            self.counters.edns_fallbacks += 1;
+            self.no_edns.learn(now, server);
+            out.push(ResolverOut::Note {
+                event: "edns_fallback",
+                name: t.cur.to_ascii(),
+                addr: Some(server),
+            });
+            self.send(now, i, out);
+            return;
+        }
         if m.metadata.truncation && t.transport == Transport::Udp {
             self.counters.truncated_in += 1;
             self.counters.tcp_retries += 1;
@@ -578,8 +643,9 @@ impl Resolver {
             r.metadata.recursion_available = true;
             r.answers = o.answers.clone();
             r.authorities = o.authority.clone();
+            r.edns = w.opt;
             let bytes = match w.client {
-                Client::Udp(_) => wire::encode_udp(&r).map(|(b, truncated)| {
+                Client::Udp(_) => wire::encode_udp(&r, w.udp_limit).map(|(b, truncated)| {
                     if truncated {
                         self.counters.truncated_out += 1;
                     }
@@ -612,8 +678,9 @@ fn servfail() -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::wire::{decode, encode, encode_udp, fqdn, query};
-    use crate::dns::zone::{answer, Zone, ZoneData, ZoneRecord, ZoneSpec};
+    use crate::dns::server::auth_reply;
+    use crate::dns::wire::{decode, encode, fqdn, query, response_to};
+    use crate::dns::zone::{Zone, ZoneData, ZoneRecord, ZoneSpec};
     use hickory_proto::rr::rdata::A;
     use sim_core::rng::RngFactory;
 
@@ -689,9 +756,14 @@ mod tests {
     }
 
     fn resolver() -> Resolver {
+        resolver_with_edns(Some(edns::DEFAULT_PAYLOAD))
+    }
+
+    fn resolver_with_edns(edns: Option<u16>) -> Resolver {
         Resolver::new(
             ResolverConfig {
                 root_hints: vec![ROOT],
+                edns,
                 ..ResolverConfig::default()
             },
             RngFactory::new(1).stream("ids"),
@@ -705,10 +777,15 @@ mod tests {
     /// The network: delivers the resolver's upstream queries to the zones at once (servers
     /// in `silent` drop them) until nothing is left to send; returns the servers asked, in
     /// order, and the replies to clients.
+    /// Servers answer as `DnsAuthServer` does (`auth_reply`), with EDNS unless in
+    /// `no_edns`.
     struct Net {
         servers: Vec<(Ipv4Addr, Vec<Zone>)>,
         silent: Vec<Ipv4Addr>,
+        no_edns: Vec<Ipv4Addr>,
         asked: Vec<(Ipv4Addr, Transport)>,
+        /// The payload size each query in `asked` advertised (None: no OPT record).
+        asked_edns: Vec<Option<u16>>,
         replies: Vec<(Client, Message)>,
     }
 
@@ -717,7 +794,9 @@ mod tests {
             Net {
                 servers: hierarchy(),
                 silent: Vec::new(),
+                no_edns: Vec::new(),
                 asked: Vec::new(),
+                asked_edns: Vec::new(),
                 replies: Vec::new(),
             }
         }
@@ -737,20 +816,23 @@ mod tests {
                             bytes,
                             ..
                         } => {
+                            let q = decode(&bytes).unwrap();
                             self.asked.push((server, transport));
+                            self.asked_edns
+                                .push(q.edns.as_ref().map(|e| e.max_payload()));
                             if self.silent.contains(&server) {
                                 continue;
                             }
                             let zones = &self.servers.iter().find(|(a, _)| *a == server).unwrap().1;
-                            let (resp, _) = answer(zones, &decode(&bytes).unwrap());
+                            let support = Some(edns::DEFAULT_PAYLOAD)
+                                .filter(|_| !self.no_edns.contains(&server));
+                            let b = auth_reply(zones, support, &q, transport).unwrap().bytes;
                             match transport {
                                 Transport::Udp => {
-                                    let (b, _) = encode_udp(&resp).unwrap();
                                     let from = SocketAddrV4::new(server, 53);
                                     r.on_udp_response(now, from, &b, &mut next).unwrap();
                                 }
                                 Transport::Tcp => {
-                                    let b = encode(&resp).unwrap();
                                     r.on_tcp_response(now, task, &b, &mut next).unwrap();
                                 }
                             }
@@ -763,11 +845,27 @@ mod tests {
         }
 
         fn ask(&mut self, r: &mut Resolver, now: SimTime, client: Client, name: &str, id: u16) {
+            self.ask_edns(r, now, client, name, id, None);
+        }
+
+        /// Asks with an OPT record advertising `edns` bytes, if given.
+        fn ask_edns(
+            &mut self,
+            r: &mut Resolver,
+            now: SimTime,
+            client: Client,
+            name: &str,
+            id: u16,
+            edns: Option<u16>,
+        ) {
             self.asked.clear();
+            self.asked_edns.clear();
             self.replies.clear();
-            let q = encode(&query(id, &fqdn(name).unwrap(), RecordType::A, true)).unwrap();
+            let mut q = query(id, &fqdn(name).unwrap(), RecordType::A, true);
+            q.edns = edns.map(edns::opt);
             let mut out = Vec::new();
-            r.on_query(now, client, &q, &mut out).unwrap();
+            r.on_query(now, client, &encode(&q).unwrap(), &mut out)
+                .unwrap();
             self.run(r, now, out);
         }
 
@@ -922,8 +1020,8 @@ mod tests {
 
     #[test]
     fn truncated_upstream_answers_are_asked_again_over_tcp() {
-        // RB-DNS-02
-        let mut r = resolver();
+        // RB-DNS-02, without EDNS: 512 bytes on every hop.
+        let mut r = resolver_with_edns(None);
         let mut net = Net::new();
         net.ask(
             &mut r,
@@ -950,6 +1048,194 @@ mod tests {
         assert_eq!(net.replies[0].0, Client::Tcp(5));
         assert_eq!(addrs(&net.replies[0].1).len(), 40);
         assert_eq!(r.counters.tcp_queries, 1);
+    }
+
+    /// 80 addresses: 1,328 bytes with an OPT record, more than 1232.
+    fn huge() -> Vec<ZoneRecord> {
+        (0..80)
+            .map(|i| rec("huge", 60, ZoneData::A(Ipv4Addr::new(10, 4, 0, i))))
+            .collect()
+    }
+
+    #[test]
+    fn with_edns_upstream_answers_up_to_1232_bytes_come_over_udp_and_clients_get_what_they_advertise(
+    ) {
+        // RFC 6891 6.2.3-6.2.5: the resolver advertises 1232 bytes; the campus server answers
+        // the 40 addresses of "big" (669 bytes) in one UDP message.
+        let mut r = resolver();
+        let mut net = Net::new();
+        net.ask(
+            &mut r,
+            secs(0.0),
+            Client::Udp(CLIENT),
+            "big.campus.example",
+            1,
+        );
+        assert_eq!(
+            net.asked,
+            vec![
+                (ROOT, Transport::Udp),
+                (TLD, Transport::Udp),
+                (AUTH, Transport::Udp)
+            ]
+        );
+        assert_eq!(net.asked_edns, vec![Some(1232); 3]);
+        assert_eq!((r.counters.truncated_in, r.counters.tcp_retries), (0, 0));
+        // A client without EDNS gets 512 bytes at most: TC, and no OPT record.
+        let m = &net.replies[0].1;
+        assert!(m.metadata.truncation && m.answers.is_empty() && m.edns.is_none());
+        // A client advertising 1200 bytes (glibc's edns0) gets all 40 over UDP, with the
+        // resolver's OPT record; from the cache.
+        net.ask_edns(
+            &mut r,
+            secs(1.0),
+            Client::Udp(CLIENT),
+            "big.campus.example",
+            2,
+            Some(edns::GLIBC_PAYLOAD),
+        );
+        assert!(net.asked.is_empty());
+        let m = &net.replies[0].1;
+        assert!(!m.metadata.truncation);
+        assert_eq!(addrs(m).len(), 40);
+        assert_eq!(m.edns.as_ref().map(|e| e.max_payload()), Some(1232));
+        assert_eq!((r.counters.edns_queries, r.counters.truncated_out), (1, 1));
+        // Beyond 1232 bytes the campus server truncates even with EDNS: TCP, with the OPT.
+        net.servers = hierarchy_with(huge());
+        net.ask_edns(
+            &mut r,
+            secs(2.0),
+            Client::Udp(CLIENT),
+            "huge.campus.example",
+            3,
+            Some(edns::GLIBC_PAYLOAD),
+        );
+        assert_eq!(
+            net.asked,
+            vec![(AUTH, Transport::Udp), (AUTH, Transport::Tcp)]
+        );
+        assert_eq!(net.asked_edns, vec![Some(1232); 2]);
+        // ... and 1,328 bytes are more than the client's 1200: TC for it too.
+        assert!(net.replies[0].1.metadata.truncation);
+        assert_eq!((r.counters.truncated_in, r.counters.truncated_out), (1, 2));
+    }
+
+    #[test]
+    fn a_server_without_edns_is_asked_again_without_opt_and_remembered_for_900_s() {
+        // RFC 6891 6.2.2 and 7: FORMERR without an OPT record from the campus servers.
+        let mut r = resolver();
+        let mut net = Net::new();
+        net.no_edns = vec![AUTH, AUTH2];
+        net.ask(
+            &mut r,
+            secs(0.0),
+            Client::Udp(CLIENT),
+            "www.campus.example",
+            1,
+        );
+        assert_eq!(net.servers_asked(), vec![ROOT, TLD, AUTH, AUTH]);
+        assert_eq!(
+            net.asked_edns,
+            vec![Some(1232), Some(1232), Some(1232), None]
+        );
+        assert_eq!(addrs(&net.replies[0].1), vec![Ipv4Addr::new(10, 1, 0, 80)]);
+        assert_eq!(r.counters.edns_fallbacks, 1);
+        // www (TTL 60 s) expires; 61 s later the campus server is asked without OPT at once.
+        net.ask(
+            &mut r,
+            secs(61.0),
+            Client::Udp(CLIENT),
+            "www.campus.example",
+            2,
+        );
+        assert_eq!(net.asked_edns, vec![None]);
+        assert_eq!(r.counters.edns_fallbacks, 1);
+        // 900 s after it was found out, the resolver tries EDNS again (and falls back again).
+        net.ask(
+            &mut r,
+            SimTime::from_nanos(899_999_999_999),
+            Client::Udp(CLIENT),
+            "www.campus.example",
+            3,
+        );
+        assert_eq!(net.asked_edns, vec![None]);
+        net.ask(
+            &mut r,
+            secs(960.0),
+            Client::Udp(CLIENT),
+            "www.campus.example",
+            4,
+        );
+        assert_eq!(net.asked_edns, vec![Some(1232), None]);
+        assert_eq!(r.counters.edns_fallbacks, 2);
+        // 4 + 1 + 1 + 2 queries.
+        assert_eq!(r.counters.upstream_queries, 8);
+    }
+
+    #[test]
+    fn formerr_with_an_opt_record_is_a_failure_not_a_missing_edns() {
+        let mut r = resolver();
+        let mut out = Vec::new();
+        let q = encode(&query(
+            1,
+            &fqdn("www.campus.example").unwrap(),
+            RecordType::A,
+            true,
+        ));
+        r.on_query(secs(0.0), Client::Udp(CLIENT), &q.unwrap(), &mut out)
+            .unwrap();
+        let sent = out
+            .iter()
+            .find_map(|o| match o {
+                ResolverOut::Send { bytes, .. } => Some(decode(bytes).unwrap()),
+                _ => None,
+            })
+            .unwrap();
+        let mut formerr = response_to(&sent, ResponseCode::FormErr);
+        formerr.edns = Some(edns::opt(1232));
+        out.clear();
+        let from = SocketAddrV4::new(ROOT, 53);
+        r.on_udp_response(secs(0.1), from, &encode(&formerr).unwrap(), &mut out)
+            .unwrap();
+        // The next (and only) root server, in the next round: with EDNS still.
+        let again = out
+            .iter()
+            .find_map(|o| match o {
+                ResolverOut::Send { bytes, .. } => Some(decode(bytes).unwrap()),
+                _ => None,
+            })
+            .unwrap();
+        assert!(again.edns.is_some());
+        assert_eq!(r.counters.edns_fallbacks, 0);
+    }
+
+    #[test]
+    fn a_resolver_without_edns_answers_opt_queries_formerr_without_opt() {
+        let mut r = resolver_with_edns(None);
+        let mut net = Net::new();
+        net.ask_edns(
+            &mut r,
+            secs(0.0),
+            Client::Udp(CLIENT),
+            "www.campus.example",
+            7,
+            Some(1200),
+        );
+        assert!(net.asked.is_empty());
+        let m = &net.replies[0].1;
+        assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+        assert_eq!(m.metadata.id, 7);
+        assert!(m.edns.is_none());
+        assert_eq!((r.counters.edns_queries, r.counters.edns_rejected), (1, 1));
+        // Its upstream queries carry no OPT record.
+        net.ask(
+            &mut r,
+            secs(0.0),
+            Client::Udp(CLIENT),
+            "www.campus.example",
+            8,
+        );
+        assert_eq!(net.asked_edns, vec![None; 3]);
     }
 
     #[test]

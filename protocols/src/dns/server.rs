@@ -1,8 +1,10 @@
 //! DNS servers as apps on UDP and TCP port 53: [`DnsAuthServer`] answers from its zones
 //! (RFC 1034 4.3.2, no recursion); [`DnsResolverApp`] runs a recursive [`Resolver`] for
-//! its clients. Both answer UDP within 512 bytes (TC beyond) and TCP in full, and count
-//! and drop malformed messages.
+//! its clients. Both answer UDP within 512 bytes, or within the size EDNS negotiated (TC
+//! beyond), and TCP in full, and count and drop malformed messages. [`auth_reply`] is the
+//! authoritative server's answer without the app around it.
 
+use super::edns::{self, Negotiated};
 use super::resolver::{Client, Resolver, ResolverConfig, ResolverOut};
 use super::stub::Transport;
 use super::tcp_channel::TcpChannel;
@@ -123,6 +125,73 @@ fn payload_bytes(p: &Payload) -> Vec<u8> {
 pub struct DnsAuthConfig {
     pub name: String,
     pub zones: Vec<Zone>,
+    /// EDNS: the largest UDP response it sends to a requester that advertises more;
+    /// `None`: no EDNS (queries with an OPT record get FORMERR).
+    pub edns: Option<u16>,
+}
+
+/// What an authoritative server made of a query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthReplyKind {
+    /// Answered from the zones.
+    Zone(AuthOutcome),
+    /// FORMERR: an OPT record and no EDNS here (RFC 6891 7).
+    FormErr,
+    /// BADVERS: an EDNS version above 0 (RFC 6891 6.1.3).
+    BadVers,
+}
+
+impl AuthReplyKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthReplyKind::Zone(o) => o.name(),
+            AuthReplyKind::FormErr => "formerr",
+            AuthReplyKind::BadVers => "badvers",
+        }
+    }
+}
+
+/// An authoritative server's reply, encoded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuthReply {
+    pub bytes: Vec<u8>,
+    pub kind: AuthReplyKind,
+    /// Truncated to fit UDP (TC set).
+    pub truncated: bool,
+}
+
+/// The reply of an authoritative server serving `zones`, with EDNS support `edns`, to the
+/// query `q` that came over `transport`; `None` if hickory cannot encode it.
+pub fn auth_reply(
+    zones: &[Zone],
+    edns: Option<u16>,
+    q: &hickory_proto::op::Message,
+    transport: Transport,
+) -> Option<AuthReply> {
+    let negotiated = edns::negotiate(edns, q);
+    let (resp, kind, udp_limit) = match negotiated {
+        Negotiated::Answer { udp_limit, opt } => {
+            let (mut resp, outcome) = zone::answer(zones, q);
+            resp.edns = opt;
+            (resp, AuthReplyKind::Zone(outcome), udp_limit)
+        }
+        ref rejected => {
+            let kind = match rejected {
+                Negotiated::BadVers(_) => AuthReplyKind::BadVers,
+                _ => AuthReplyKind::FormErr,
+            };
+            (edns::rejection(q, rejected)?, kind, wire::UDP_LIMIT)
+        }
+    };
+    let (bytes, truncated) = match transport {
+        Transport::Udp => wire::encode_udp(&resp, udp_limit)?,
+        Transport::Tcp => (wire::encode(&resp)?, false),
+    };
+    Some(AuthReply {
+        bytes,
+        kind,
+        truncated,
+    })
 }
 
 /// An authoritative-only name server (like NSD): see the module documentation.
@@ -160,43 +229,43 @@ impl DnsAuthServer {
             }
         };
         self.counters.queries += 1;
-        if matches!(req, Request::Tcp(..)) {
+        let transport = match req {
+            Request::Udp(..) => Transport::Udp,
+            Request::Tcp(..) => Transport::Tcp,
+        };
+        if transport == Transport::Tcp {
             self.counters.tcp_queries += 1;
         }
-        let (resp, outcome) = zone::answer(&self.cfg.zones, &q);
-        match outcome {
-            AuthOutcome::Answer => self.counters.answers += 1,
-            AuthOutcome::Referral => self.counters.referrals += 1,
-            AuthOutcome::NxDomain => self.counters.nxdomain += 1,
-            AuthOutcome::NoData => self.counters.nodata += 1,
-            AuthOutcome::Refused => self.counters.refused += 1,
+        if q.edns.is_some() {
+            self.counters.edns_queries += 1;
+        }
+        let Some(reply) = auth_reply(&self.cfg.zones, self.cfg.edns, &q, transport) else {
+            return;
+        };
+        match reply.kind {
+            AuthReplyKind::Zone(AuthOutcome::Answer) => self.counters.answers += 1,
+            AuthReplyKind::Zone(AuthOutcome::Referral) => self.counters.referrals += 1,
+            AuthReplyKind::Zone(AuthOutcome::NxDomain) => self.counters.nxdomain += 1,
+            AuthReplyKind::Zone(AuthOutcome::NoData) => self.counters.nodata += 1,
+            AuthReplyKind::Zone(AuthOutcome::Refused) => self.counters.refused += 1,
+            AuthReplyKind::FormErr | AuthReplyKind::BadVers => self.counters.edns_rejected += 1,
+        }
+        if reply.truncated {
+            self.counters.truncated += 1;
         }
         let (qname, qtype) = wire::question(&q);
         let mut fields = vec![
             ("name", TraceValue::String(qname.to_ascii())),
             ("qtype", TraceValue::String(qtype.to_string())),
-            ("outcome", TraceValue::Str(outcome.name())),
+            ("outcome", TraceValue::Str(reply.kind.name())),
+            ("truncated", reply.truncated.into()),
+            ("transport", TraceValue::Str(transport.name())),
         ];
-        let out = match &req {
-            Request::Udp(..) => wire::encode_udp(&resp),
-            Request::Tcp(..) => wire::encode(&resp).map(|b| (b, false)),
-        };
-        let Some((bytes, truncated)) = out else {
-            return;
-        };
-        if truncated {
-            self.counters.truncated += 1;
+        if let Some(e) = &q.edns {
+            fields.push(("edns", u64::from(e.max_payload()).into()));
         }
-        fields.push(("truncated", truncated.into()));
-        fields.push((
-            "transport",
-            TraceValue::Str(match req {
-                Request::Udp(..) => "udp",
-                Request::Tcp(..) => "tcp",
-            }),
-        ));
         os.trace_dns("auth_answer", &fields);
-        self.port.reply(os, &req, &bytes);
+        self.port.reply(os, &req, &reply.bytes);
     }
 }
 
@@ -238,6 +307,12 @@ impl App for DnsAuthServer {
             c.truncated,
             c.malformed
         ));
+        if c.edns_queries > 0 {
+            lines.push(format!(
+                "EDNS: {} queries with an OPT record, {} rejected (FORMERR or BADVERS)",
+                c.edns_queries, c.edns_rejected
+            ));
+        }
         lines
     }
 }
@@ -259,7 +334,7 @@ pub struct DnsResolverApp {
     /// Upstream TCP connections, keyed by resolution.
     upstream_tcp: Vec<TcpChannel>,
     timer: Option<(SimTime, TimerHandle)>,
-    summary: Option<String>,
+    summary: Vec<String>,
 }
 
 impl DnsResolverApp {
@@ -271,7 +346,7 @@ impl DnsResolverApp {
             upstream: None,
             upstream_tcp: Vec::new(),
             timer: None,
-            summary: None,
+            summary: Vec::new(),
         }
     }
 
@@ -292,15 +367,17 @@ impl DnsResolverApp {
                     transport,
                     bytes,
                     name,
+                    edns,
                 } => {
-                    os.trace_dns(
-                        "upstream_query",
-                        &[
-                            ("name", TraceValue::String(name)),
-                            ("server", server.into()),
-                            ("transport", TraceValue::Str(transport.name())),
-                        ],
-                    );
+                    let mut fields = vec![
+                        ("name", TraceValue::String(name)),
+                        ("server", server.into()),
+                        ("transport", TraceValue::Str(transport.name())),
+                    ];
+                    if let Some(size) = edns {
+                        fields.push(("edns", u64::from(size).into()));
+                    }
+                    os.trace_dns("upstream_query", &fields);
                     let to = SocketAddrV4::new(server, DNS_PORT);
                     self.close_upstream_tcp(os, task);
                     match transport {
@@ -452,7 +529,7 @@ impl App for DnsResolverApp {
                 os.dns_count(k, v);
             }
             let c = r.counters;
-            self.summary = Some(format!(
+            self.summary = vec![format!(
                 "{} queries ({} over TCP): {} from cache ({} negative), {} upstream queries, {} timeouts, {} referrals, {} NXDOMAIN, {} SERVFAIL, {} truncated answers in, {} out, {} TCP retries, {} malformed; {} cache entries",
                 c.queries,
                 c.tcp_queries,
@@ -468,12 +545,90 @@ impl App for DnsResolverApp {
                 c.tcp_retries,
                 c.malformed,
                 r.cache.len()
-            ));
+            )];
+            if c.edns_queries + c.edns_fallbacks > 0 {
+                self.summary.push(format!(
+                    "EDNS: {} client queries with an OPT record, {} rejected; {} upstream fallbacks to plain DNS",
+                    c.edns_queries, c.edns_rejected, c.edns_fallbacks
+                ));
+            }
         }
     }
     fn report(&self) -> Vec<String> {
         let mut lines = self.port.lines.clone();
-        lines.extend(self.summary.clone());
+        lines.extend(self.summary.iter().cloned());
         lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::wire::{decode, fqdn, query};
+    use crate::dns::zone::{ZoneData, ZoneRecord, ZoneSpec};
+    use hickory_proto::op::{Message, ResponseCode};
+    use hickory_proto::rr::RecordType;
+    use std::net::Ipv4Addr;
+
+    /// "many.example" has 55 addresses: 921 bytes with an OPT record.
+    fn zones() -> Vec<Zone> {
+        let records = (0..55)
+            .map(|i| ZoneRecord {
+                name: "many".into(),
+                ttl: 60,
+                data: ZoneData::A(Ipv4Addr::new(10, 5, 0, i)),
+            })
+            .collect();
+        vec![Zone::new(&ZoneSpec {
+            origin: "example".into(),
+            serial: 1,
+            soa_ttl: 60,
+            negative_ttl: 60,
+            records,
+        })
+        .unwrap()]
+    }
+
+    fn ask(server: Option<u16>, client: Option<u16>, transport: Transport) -> (AuthReply, Message) {
+        let mut q = query(5, &fqdn("many.example").unwrap(), RecordType::A, false);
+        q.edns = client.map(edns::opt);
+        let r = auth_reply(&zones(), server, &q, transport).unwrap();
+        let m = decode(&r.bytes).unwrap();
+        (r, m)
+    }
+
+    #[test]
+    fn a_900_byte_answer_is_truncated_without_edns_and_whole_with_it() {
+        // Without an OPT record: 512 bytes, TC, no records (RFC 1035 4.2.1).
+        let (r, m) = ask(Some(1232), None, Transport::Udp);
+        assert!(r.truncated && m.metadata.truncation && m.answers.is_empty());
+        assert!(m.edns.is_none());
+        // Advertising 1200 bytes: all 55 in one datagram, with the server's OPT record.
+        let (r, m) = ask(Some(1232), Some(1200), Transport::Udp);
+        assert_eq!((r.truncated, r.bytes.len()), (false, 921));
+        assert_eq!(m.answers.len(), 55);
+        assert_eq!(m.edns.as_ref().map(|e| e.max_payload()), Some(1232));
+        assert_eq!(r.kind, AuthReplyKind::Zone(AuthOutcome::Answer));
+        // The smaller of the two sizes counts: a server that sends 900 bytes at most
+        // truncates, keeping its OPT record in the truncated answer (RFC 6891 7).
+        let (r, m) = ask(Some(900), Some(4096), Transport::Udp);
+        assert!(r.truncated && m.answers.is_empty());
+        assert_eq!(m.edns.as_ref().map(|e| e.max_payload()), Some(900));
+        // Over TCP everything goes.
+        let (r, m) = ask(Some(1232), None, Transport::Tcp);
+        assert!(!r.truncated);
+        assert_eq!(m.answers.len(), 55);
+    }
+
+    #[test]
+    fn a_server_without_edns_answers_formerr_and_plain_queries_as_before() {
+        let (r, m) = ask(None, Some(1232), Transport::Udp);
+        assert_eq!(r.kind, AuthReplyKind::FormErr);
+        assert_eq!(m.metadata.response_code, ResponseCode::FormErr);
+        assert!(m.edns.is_none() && m.answers.is_empty());
+        assert_eq!(m.metadata.id, 5);
+        let (r, _) = ask(None, None, Transport::Udp);
+        assert!(r.truncated);
+        assert_eq!(r.kind, AuthReplyKind::Zone(AuthOutcome::Answer));
     }
 }

@@ -4,13 +4,16 @@
 //! first server and `(timeout << i) / n` for server `i` of `n` (glibc's `send_dg`), then
 //! failure (RB-DNS-03). A response with TC set is asked again over TCP of the same server
 //! (RB-DNS-02). SERVFAIL, NOTIMP and REFUSED move on to the next server; NXDOMAIN and
-//! answers are final. Responses from the wrong address, with the wrong id or question are
+//! answers are final. With `options edns0` queries carry an OPT record advertising 1200
+//! bytes (RFC 6891), and a FORMERR (a server without EDNS) moves on to the next server too:
+//! glibc's `send_dg` does not fall back to plain queries. Responses from the wrong address, with the wrong id or question are
 //! ignored as glibc does; undecodable ones are counted and dropped.
 //!
 //! A state machine without sockets or timers: inputs are calls with the current time, and
 //! outputs are [`StubOut`]s (send this message, this lookup is over). The host
 //! (`dns::host`) connects it to UDP, TCP and a timer.
 
+use super::edns;
 use super::wire::{self, fqdn, MalformedDns};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::{A, CNAME};
@@ -18,7 +21,8 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use sim_core::time::{SimDuration, SimTime};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-/// resolv.conf `options`: glibc's defaults are `timeout:5 attempts:2`, no `rotate`.
+/// resolv.conf `options`: glibc's defaults are `timeout:5 attempts:2`, no `rotate`, no
+/// `edns0`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StubConfig {
     /// Seconds (glibc RES_TIMEOUT, `options timeout:n`).
@@ -26,6 +30,8 @@ pub struct StubConfig {
     /// Rounds over the server list (RES_DFLRETRY, `options attempts:n`).
     pub attempts: u32,
     pub rotate: bool,
+    /// `options edns0` (RES_USE_EDNS0): queries carry an OPT record advertising 1200 bytes.
+    pub edns0: bool,
 }
 
 impl Default for StubConfig {
@@ -34,6 +40,7 @@ impl Default for StubConfig {
             timeout_s: 5,
             attempts: 2,
             rotate: false,
+            edns0: false,
         }
     }
 }
@@ -112,6 +119,8 @@ pub enum StubOut {
         transport: Transport,
         bytes: Vec<u8>,
         attempt: u32,
+        /// The UDP payload size its OPT record advertises (`None`: no OPT record).
+        edns: Option<u16>,
     },
     /// A server did not answer in time.
     TimedOut {
@@ -258,7 +267,11 @@ impl StubResolver {
         let l = &self.lookups[i];
         let n = l.servers.len();
         let wait = self.attempt_timeout(l.server_index(), n);
-        let q = wire::query(l.id, &l.name, RecordType::A, true);
+        let mut q = wire::query(l.id, &l.name, RecordType::A, true);
+        if self.cfg.edns0 {
+            q.edns = Some(edns::opt(edns::GLIBC_PAYLOAD));
+        }
+        let advertised = q.edns.as_ref().map(|e| e.max_payload());
         let Some(bytes) = wire::encode(&q) else {
             let (key, started) = (l.key, l.started);
             self.lookups.remove(i);
@@ -277,6 +290,7 @@ impl StubResolver {
             transport: l.transport,
             bytes,
             attempt: l.round + 1,
+            edns: advertised,
         });
     }
 
@@ -707,6 +721,85 @@ mod tests {
         out.clear();
         s.on_tcp_error(secs(1), 2, &mut out);
         assert_eq!(sends(&out), vec![(S2, Transport::Udp)]);
+    }
+
+    fn sent_queries(out: &[StubOut]) -> Vec<Message> {
+        out.iter()
+            .filter_map(|o| match o {
+                StubOut::Send { bytes, .. } => Some(wire::decode(bytes).unwrap()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn with_edns0_queries_advertise_1200_bytes_over_udp_and_tcp() {
+        let mut s = StubResolver::new(StubConfig {
+            edns0: true,
+            ..StubConfig::default()
+        });
+        let mut out = Vec::new();
+        s.start(SimTime::ZERO, 1, "big.example", &[S1], 4, &mut out);
+        let q = &sent_queries(&out)[0];
+        assert_eq!(q.edns.as_ref().map(|e| e.max_payload()), Some(1200));
+        // TC (the answer was over 1200 bytes): the TCP query carries the OPT record too.
+        let n = fqdn("big.example").unwrap();
+        let mut tc = response_to(q, ResponseCode::NoError);
+        tc.metadata.truncation = true;
+        out.clear();
+        s.on_udp(
+            secs(1),
+            1,
+            SocketAddrV4::new(S1, 53),
+            &encode(&tc).unwrap(),
+            &mut out,
+        )
+        .unwrap();
+        let again = &sent_queries(&out)[0];
+        assert_eq!(sends(&out), vec![(S1, Transport::Tcp)]);
+        assert_eq!(again.edns.as_ref().map(|e| e.max_payload()), Some(1200));
+        assert_eq!(wire::question(again), (&n, RecordType::A));
+        // Without the option, no OPT record (glibc's default).
+        let mut plain = StubResolver::new(StubConfig::default());
+        out.clear();
+        plain.start(SimTime::ZERO, 1, "big.example", &[S1], 4, &mut out);
+        assert!(sent_queries(&out)[0].edns.is_none());
+    }
+
+    #[test]
+    fn with_edns0_a_formerr_moves_on_to_the_next_server_without_falling_back() {
+        // glibc's send_dg: FORMERR to an EDNS query ends that server's try (RES_F_EDNS0ERR);
+        // the query is never sent again without the OPT record.
+        let mut s = StubResolver::new(StubConfig {
+            edns0: true,
+            ..StubConfig::default()
+        });
+        let mut out = Vec::new();
+        s.start(SimTime::ZERO, 1, "www.example", &[S1, S2], 6, &mut out);
+        let formerr = answer(6, "www.example", None, ResponseCode::FormErr);
+        let mut t = 0;
+        let mut order = sends(&out);
+        while s.pending() > 0 {
+            t += 1;
+            let server = order.last().unwrap().0;
+            out.clear();
+            s.on_udp(
+                secs(t),
+                1,
+                SocketAddrV4::new(server, 53),
+                &formerr,
+                &mut out,
+            )
+            .unwrap();
+            assert!(sent_queries(&out).iter().all(|q| q.edns.is_some()));
+            order.extend(sends(&out));
+        }
+        let servers: Vec<Ipv4Addr> = order.iter().map(|(a, _)| *a).collect();
+        assert_eq!(servers, vec![S1, S2, S1, S2]);
+        let (result, latency) = done(&out).unwrap();
+        assert_eq!(result, Err(LookupError::ServFail));
+        assert_eq!(result.unwrap_err().eai(), "EAI_AGAIN");
+        assert_eq!(latency, SimDuration::from_secs(4));
     }
 
     #[test]

@@ -74,12 +74,13 @@ pub fn encode(m: &Message) -> Option<Vec<u8>> {
     m.to_vec().ok()
 }
 
-/// Encodes a response for UDP: if it is longer than 512 bytes, the records are dropped and
-/// TC is set (RFC 1035 4.2.1, RFC 2181 9), so the client asks again over TCP. Returns the
-/// bytes and whether it was truncated.
-pub fn encode_udp(m: &Message) -> Option<(Vec<u8>, bool)> {
+/// Encodes a response for UDP: if it is longer than `limit` bytes ([`UDP_LIMIT`], or what
+/// EDNS negotiated, see [`super::edns::negotiate`]), the records are dropped and TC is set
+/// (RFC 1035 4.2.1, RFC 2181 9, RFC 6891 7: the OPT record stays), so the client asks
+/// again over TCP. Returns the bytes and whether it was truncated.
+pub fn encode_udp(m: &Message, limit: usize) -> Option<(Vec<u8>, bool)> {
     let full = encode(m)?;
-    if full.len() <= UDP_LIMIT {
+    if full.len() <= limit {
         return Some((full, false));
     }
     let mut t = m.truncate();
@@ -165,7 +166,7 @@ mod tests {
             ));
         }
         assert!(encode(&r).unwrap().len() > UDP_LIMIT);
-        let (bytes, truncated) = encode_udp(&r).unwrap();
+        let (bytes, truncated) = encode_udp(&r, UDP_LIMIT).unwrap();
         assert!(truncated);
         assert!(bytes.len() <= UDP_LIMIT);
         let t = decode(&bytes).unwrap();
@@ -173,8 +174,13 @@ mod tests {
         assert_eq!(t.metadata.id, 7);
         assert!(t.answers.is_empty());
         // A small answer goes as it is.
-        let (_, truncated) = encode_udp(&response_to(&q, ResponseCode::NXDomain)).unwrap();
+        let (_, truncated) =
+            encode_udp(&response_to(&q, ResponseCode::NXDomain), UDP_LIMIT).unwrap();
         assert!(!truncated);
+        // With a larger limit (EDNS) the whole answer goes.
+        let (bytes, truncated) = encode_udp(&r, 1232).unwrap();
+        assert!(!truncated);
+        assert_eq!(decode(&bytes).unwrap().answers.len(), 40);
     }
 
     #[test]
