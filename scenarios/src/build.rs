@@ -537,7 +537,11 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
         Routing::Static => (EcmpMode::PerFlow, None),
     };
     let auto = matches!(s.routing, Routing::Auto { .. });
-    let auto_tables = if auto {
+    let fabric = crate::fabric::fat_tree(s);
+    let auto_tables = if let (true, Some(t)) = (auto, fabric) {
+        // The same routes to every host, in closed form (see `sim_core::fattree`).
+        t.auto_routes()
+    } else if auto {
         topology::auto_routes(
             &topo_nodes,
             &plan,
@@ -755,8 +759,8 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
             NodeId(index(&k.a) as u32),
             NodeId(index(&k.b) as u32),
             k.mtu,
-            channel(l, i, k, "a_to_b", k.a_to_b.as_ref())?,
-            channel(l, i, k, "b_to_a", k.b_to_a.as_ref())?,
+            channel(l, i, k, "a_to_b", k.a_to_b.as_deref())?,
+            channel(l, i, k, "b_to_a", k.b_to_a.as_deref())?,
         );
         link_names.push(name);
     }
