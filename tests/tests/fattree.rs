@@ -193,3 +193,17 @@ fn the_fat_tree_example_crosses_the_tiers_in_order() {
         assert!(rx_frames(&o, &format!("dc-core{c}")) > 600, "core {c}");
     }
 }
+
+/// The 101,306-host example that the `scale` bench runs stays valid: at k = 8 (128 hosts)
+/// its rumor reaches most hosts and no gossip message is lost.
+#[test]
+fn the_large_example_runs_at_a_small_k() {
+    let p =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/examples/large/fat-tree-k74.ron");
+    let l = load_file(&p, &["groups[0].k=8".to_string()]).unwrap_or_else(|e| panic!("{e}"));
+    let o = run(&l, &RunOptions::default()).unwrap();
+    let g = &o.summary.gossip[0];
+    assert_eq!(g.members, 128);
+    assert_eq!(g.messages.received, g.messages.sent);
+    assert!(g.rumors[0].informed >= 110, "{:?}", g.rumors[0]);
+}
