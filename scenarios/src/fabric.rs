@@ -195,6 +195,14 @@ mod tests {
         let up = edge.routes.lookup("10.3.0.1".parse().unwrap()).unwrap();
         assert_eq!(up.prefix.to_string(), "10.3.0.0/16");
         assert_eq!(up.next_hops.len(), 2);
+        // Written back as RON, the fabric is one declaration that loads to the same.
+        let text = s.to_ron();
+        assert!(
+            text.contains("FatTree(") && !text.contains("dc-core0"),
+            "{text}"
+        );
+        let back = crate::Loaded::from_scenario("back.ron", s).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(&back.scenario, s);
     }
 
     #[test]
