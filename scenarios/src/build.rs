@@ -507,10 +507,11 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
     let topo_nodes: Vec<TopoNode> = names
         .iter()
         .zip(&kinds)
-        .map(|(n, k)| TopoNode {
+        .enumerate()
+        .map(|(i, (n, k))| TopoNode {
             name: n.to_string(),
             kind: *k,
-            dynamic_address: is_dhcp_host(s, n),
+            dynamic_address: is_dhcp_host(s, i),
         })
         .collect();
     let topo_links: Vec<TopoLink> = s
@@ -536,7 +537,11 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
         Routing::Static => (EcmpMode::PerFlow, None),
     };
     let auto = matches!(s.routing, Routing::Auto { .. });
-    let auto_tables = if auto {
+    let fabric = crate::fabric::fat_tree(s);
+    let auto_tables = if let (true, Some(t)) = (auto, fabric) {
+        // The same routes to every host, in closed form (see `sim_core::fattree`).
+        t.auto_routes()
+    } else if auto {
         topology::auto_routes(
             &topo_nodes,
             &plan,
@@ -549,10 +554,9 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
 
     let node_addr = |n: &str| -> Option<std::net::Ipv4Addr> {
         n.parse().ok().or_else(|| {
-            names
-                .iter()
-                .position(|x| *x == n)
-                .and_then(|i| plan.ifaces[i].iter().flatten().next().map(|(a, _)| *a))
+            by_name
+                .get(n)
+                .and_then(|&i| plan.ifaces[i].iter().flatten().next().map(|(a, _)| *a))
         })
     };
     let dns = DnsBuild {
@@ -564,6 +568,7 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
     };
     let dhcp = dhcp_apps(l, &plan, &kinds)?;
     let mut world = World::new(seed);
+    world.reserve(names.len(), s.links.len());
     // Flows first so apps can refer to them.
     let mut flow_ids = Vec::new();
     for (i, a) in s.apps.iter().enumerate() {
@@ -672,17 +677,17 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
                     };
                     let route = Route {
                         prefix: prefix(r.to),
-                        next_hops: vec![NextHop {
+                        next_hops: std::sync::Arc::new([NextHop {
                             iface: iface as u16,
                             gateway: Some(r.via),
-                        }],
+                        }]),
                         origin: RouteOrigin::Static,
                     };
                     static_routes[ni].push(route.clone());
                     ip.routes.insert(route);
                 }
                 let mine: Vec<usize> = apps_of[ni].iter().map(|&(i, _)| i).collect();
-                let dhcp_host = is_dhcp_host(s, name);
+                let dhcp_host = is_dhcp_host(s, ni);
                 let mut slots: Vec<AppSlot> = apps_of[ni]
                     .iter()
                     .filter_map(|&(i, member)| match (gossip_of_app[i], member) {
@@ -754,8 +759,8 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
             NodeId(index(&k.a) as u32),
             NodeId(index(&k.b) as u32),
             k.mtu,
-            channel(l, i, k, "a_to_b", k.a_to_b.as_ref())?,
-            channel(l, i, k, "b_to_a", k.b_to_a.as_ref())?,
+            channel(l, i, k, "a_to_b", k.a_to_b.as_deref())?,
+            channel(l, i, k, "b_to_a", k.b_to_a.as_deref())?,
         );
         link_names.push(name);
     }
@@ -837,18 +842,16 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
 /// nodes' first addresses.
 struct DnsBuild {
     zones: Vec<(String, protocols::dns::zone::Zone)>,
-    addrs: Vec<(String, Option<std::net::Ipv4Addr>)>,
+    addrs: std::collections::BTreeMap<String, Option<std::net::Ipv4Addr>>,
 }
 
 impl DnsBuild {
     /// A node's first address, or a dotted address.
     fn addr(&self, node_or_addr: &str) -> Option<std::net::Ipv4Addr> {
-        node_or_addr.parse().ok().or_else(|| {
-            self.addrs
-                .iter()
-                .find(|(n, _)| n == node_or_addr)
-                .and_then(|(_, a)| *a)
-        })
+        node_or_addr
+            .parse()
+            .ok()
+            .or_else(|| self.addrs.get(node_or_addr).copied().flatten())
     }
 }
 
@@ -952,11 +955,9 @@ enum DhcpApp {
     Relay(dhcp_apps::DhcpRelayConfig),
 }
 
-fn is_dhcp_host(s: &Scenario, node: &str) -> bool {
-    s.nodes
-        .0
-        .iter()
-        .any(|(n, d)| n == node && matches!(d, NodeDecl::Host(h) if h.dhcp))
+/// Is node `i` (in file order) a host with `dhcp`?
+fn is_dhcp_host(s: &Scenario, i: usize) -> bool {
+    matches!(s.nodes.0.get(i), Some((_, NodeDecl::Host(h))) if h.dhcp)
 }
 
 /// Default lease time of a DHCP server (dnsmasq's; ISC dhcpd uses 12 h).

@@ -2,7 +2,7 @@
 //! the group every member shares (addresses, parameters, rumors, the log), and its
 //! `gossip` section of the summary.
 
-use crate::groups::host_names;
+use crate::groups::group_hosts;
 use crate::load::{Loaded, ScenarioError};
 use crate::schema::{GossipDecl, GossipModeDecl, LoseInterestDecl, NodeDecl, Scenario};
 use protocols::apps::gossip::{GossipApp, GossipGroup, Membership};
@@ -40,8 +40,8 @@ pub struct GossipRun {
 /// The member names of `g`, in order: a group's hosts in index order, a node as itself.
 pub fn members(s: &Scenario, g: &GossipDecl) -> Vec<String> {
     g.on.iter()
-        .flat_map(|name| match s.groups.iter().find(|x| x.name == *name) {
-            Some(group) => host_names(group).collect::<Vec<_>>(),
+        .flat_map(|name| match s.groups.iter().find(|x| x.name() == name) {
+            Some(group) => group_hosts(group),
             None => vec![name.clone()],
         })
         .collect()
@@ -84,11 +84,11 @@ pub(crate) fn validate(
     let at = |f: &str| format!("apps[{i}].{f}");
     let mut seen: BTreeSet<String> = BTreeSet::new();
     for (k, name) in g.on.iter().enumerate() {
-        let names: Vec<String> = match s.groups.iter().find(|x| x.name == *name) {
-            Some(group) => host_names(group).collect(),
+        let names: Vec<String> = match s.groups.iter().find(|x| x.name() == name) {
+            Some(group) => group_hosts(group),
             None => match nodes.get(name.as_str()) {
                 None => {
-                    let groups: Vec<&str> = s.groups.iter().map(|x| x.name.as_str()).collect();
+                    let groups: Vec<&str> = s.groups.iter().map(|x| x.name()).collect();
                     return Err(l.error_at(
                         &at(&format!("on[{k}]")),
                         format!(

@@ -22,7 +22,7 @@
 //! /24s like any link.
 
 use crate::load::{error_at, ScenarioError};
-use crate::schema::{HostGroupDecl, L3Decl, NodeDecl, Scenario, SwitchDecl};
+use crate::schema::{GroupDecl, HostGroupDecl, L3Decl, NodeDecl, Scenario, SwitchDecl};
 use crate::units::Ipv4Net;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -95,6 +95,14 @@ pub fn host_names(g: &HostGroupDecl) -> impl Iterator<Item = String> + '_ {
     (0..g.count).map(move |i| pattern.replacen("{}", &i.to_string(), 1))
 }
 
+/// The names of any group's hosts, in index order.
+pub fn group_hosts(g: &GroupDecl) -> Vec<String> {
+    match g {
+        GroupDecl::HostGroup(d) => host_names(d).collect(),
+        GroupDecl::FatTree(d) => crate::fabric::host_names(d),
+    }
+}
+
 /// Adds every group's nodes and links to `s` (`file` and `source` locate errors).
 pub(crate) fn expand(file: &str, source: &str, s: &mut Scenario) -> Result<(), ScenarioError> {
     // Without groups nothing is generated, and the record stays equal to a scenario's
@@ -108,21 +116,28 @@ pub(crate) fn expand(file: &str, source: &str, s: &mut Scenario) -> Result<(), S
     let mut taken: BTreeSet<String> = s.nodes.0.iter().map(|(n, _)| n.clone()).collect();
     let mut group_names: BTreeSet<String> = BTreeSet::new();
     let groups = s.groups.clone();
-    for (g, decl) in groups.iter().enumerate() {
+    for (g, group) in groups.iter().enumerate() {
         let at = format!("groups[{g}]");
-        let name = &decl.name;
+        let name = group.name();
         if name.is_empty() || name.contains(char::is_whitespace) {
             return Err(err(
                 format!("{at}.name"),
                 format!("invalid group name \"{name}\": expected a non-empty name without spaces"),
             ));
         }
-        if taken.contains(name) || !group_names.insert(name.clone()) {
+        if taken.contains(name) || !group_names.insert(name.to_string()) {
             return Err(err(
                 format!("{at}.name"),
                 format!("the name \"{name}\" is already used by a node or another group"),
             ));
         }
+        let decl = match group {
+            GroupDecl::HostGroup(d) => d,
+            GroupDecl::FatTree(d) => {
+                crate::fabric::expand(file, source, s, g, d, &mut taken)?;
+                continue;
+            }
+        };
         if decl.count == 0 || decl.count > MAX_GROUP_HOSTS {
             return Err(err(
                 format!("{at}.count"),

@@ -65,6 +65,8 @@
 //! - [`dumbbell`]: generates the classic N-flow dumbbell experiment as a scenario.
 //! - [`groups`]: host groups (many hosts on switched LANs from one declaration), expanded
 //!   into nodes and links at load time.
+//! - [`fabric`]: k-ary fat-trees (`FatTree` groups), expanded into nodes and links at load
+//!   time and routed in closed form.
 //! - [`gossip`]: the `Gossip` app's members, validation, shared group and summary.
 //!
 //! Architecture invariant: all knowledge of the file format stops here; sim-core and
@@ -74,6 +76,7 @@ pub mod api;
 pub mod build;
 pub mod catalog;
 pub mod dumbbell;
+pub mod fabric;
 pub mod gossip;
 pub mod groups;
 pub mod load;

@@ -25,9 +25,9 @@ pub struct Scenario {
     #[serde(default)]
     pub nodes: NamedMap<NodeDecl>,
     /// Many hosts at once: each group adds its hosts, switches, routers and links to
-    /// `nodes` and `links` when the file is loaded (see `groups`).
+    /// `nodes` and `links` when the file is loaded (see the `groups` and `fabric` modules).
     #[serde(default)]
-    pub groups: Vec<HostGroupDecl>,
+    pub groups: Vec<GroupDecl>,
     #[serde(default)]
     pub links: Vec<LinkDecl>,
     #[serde(default)]
@@ -322,10 +322,11 @@ pub struct LinkDecl {
     pub reorder: Option<ReorderDecl>,
     #[serde(default)]
     pub corrupt: Option<Probability>,
+    /// Boxed, like `b_to_a`: rarely given, and a generated fabric has 300,000 links.
     #[serde(default)]
-    pub a_to_b: Option<DirectionDecl>,
+    pub a_to_b: Option<Box<DirectionDecl>>,
     #[serde(default)]
-    pub b_to_a: Option<DirectionDecl>,
+    pub b_to_a: Option<Box<DirectionDecl>>,
     /// The subnet of this link's segment.
     #[serde(default)]
     pub subnet: Option<Ipv4Net>,
@@ -933,6 +934,47 @@ pub struct RumorDecl {
     /// Value bytes (default 16).
     #[serde(default)]
     pub size: Option<u32>,
+}
+
+/// A declaration of many hosts and the network that joins them.
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+pub enum GroupDecl {
+    HostGroup(HostGroupDecl),
+    FatTree(FatTreeDecl),
+}
+
+impl GroupDecl {
+    /// The group's name; apps name it to mean all its hosts.
+    pub fn name(&self) -> &str {
+        match self {
+            GroupDecl::HostGroup(d) => &d.name,
+            GroupDecl::FatTree(d) => &d.name,
+        }
+    }
+}
+
+/// `FatTree(...)`: a k-ary fat-tree data center network (Al-Fares et al. 2008): k pods of
+/// k/2 edge and k/2 aggregation routers, (k/2)^2 core routers, k/2 hosts per edge router.
+/// It is the whole network of its scenario.
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(deny_unknown_fields, rename = "FatTree")]
+pub struct FatTreeDecl {
+    /// Names the fabric; its nodes are named after it, apps name it to mean all its hosts.
+    pub name: String,
+    /// The arity: an even number from 2 to 128 (k = 74 gives 101,306 hosts).
+    pub k: u32,
+    /// Every host's link to its edge router.
+    #[serde(default)]
+    pub host_link: LinkTemplate,
+    /// Every edge router's link to each aggregation router of its pod.
+    #[serde(default)]
+    pub agg_link: LinkTemplate,
+    /// Every aggregation router's link to each core router of its column.
+    #[serde(default)]
+    pub core_link: LinkTemplate,
+    /// Kernel knobs of the hosts.
+    #[serde(default)]
+    pub sysctl: NamedMap<SysctlValue>,
 }
 
 /// `HostGroup(...)`: `count` hosts on one switched LAN, or on `lans` LANs each behind a

@@ -398,7 +398,7 @@ impl IpNode {
     pub fn set_route(&mut self, prefix: Prefix, iface: u16, gateway: Option<Ipv4Addr>) {
         self.routes.insert(Route {
             prefix,
-            next_hops: vec![crate::route::NextHop { iface, gateway }],
+            next_hops: std::sync::Arc::new([crate::route::NextHop { iface, gateway }]),
             origin: RouteOrigin::Dynamic,
         });
     }
@@ -1130,10 +1130,10 @@ impl IpNode {
 fn connected_route(prefix: Prefix, iface: u16) -> Route {
     Route {
         prefix,
-        next_hops: vec![crate::route::NextHop {
+        next_hops: std::sync::Arc::new([crate::route::NextHop {
             iface,
             gateway: None,
-        }],
+        }]),
         origin: RouteOrigin::Connected,
     }
 }

@@ -1,6 +1,7 @@
 //! placeholder
 pub mod aqm;
 pub mod capture;
+pub mod fattree;
 pub mod ip;
 pub mod link;
 pub mod metrics;

@@ -171,6 +171,9 @@ pub enum Fate {
     },
 }
 
+/// Queue slots reserved when a channel first queues a frame (it grows from there).
+const QUEUE_INITIAL_CAPACITY: usize = 16;
+
 /// One direction of a link.
 pub struct Channel {
     pub config: ChannelConfig,
@@ -201,7 +204,9 @@ impl Channel {
         Channel {
             config,
             stats: ChannelStats::default(),
-            queue: VecDeque::with_capacity(64),
+            // Room for a burst is made when the first frame queues (`offer`): most links
+            // of a big network never queue anything.
+            queue: VecDeque::new(),
             queued_bytes: 0,
             in_service: None,
             up: true,
@@ -212,7 +217,7 @@ impl Channel {
             aqm_rng,
             red: RedState::default(),
             codel: CoDelState::default(),
-            aqm_dropped: Vec::with_capacity(16),
+            aqm_dropped: Vec::new(),
             serialization_cache: (u32::MAX, 0, SimDuration::ZERO),
         }
     }
@@ -307,6 +312,9 @@ impl Channel {
             self.stats.queue_drops += 1;
             return Offer::DroppedQueueFull;
         }
+        if self.queue.capacity() == 0 {
+            self.queue.reserve(QUEUE_INITIAL_CAPACITY);
+        }
         self.queue.push_back(Queued {
             pkt,
             len: wire_len,
@@ -359,6 +367,9 @@ impl Channel {
             Aqm::CoDel(cfg) => {
                 let r = codel.dequeue(cfg, now, pop, |q: Queued| {
                     stats.aqm_drops += 1;
+                    if aqm_dropped.capacity() == 0 {
+                        aqm_dropped.reserve(16);
+                    }
                     aqm_dropped.push(q.pkt);
                 });
                 if let Some((_, true)) = r {

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 /// An IPv4 prefix (network address with host bits cleared, and length).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -82,8 +83,9 @@ impl RouteOrigin {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Route {
     pub prefix: Prefix,
-    /// Equal-cost next hops, in a fixed order.
-    pub next_hops: Vec<NextHop>,
+    /// Equal-cost next hops, in a fixed order. Shared: the routes of a big network use
+    /// few distinct sets (an ECMP group), so routes with the same set may share one.
+    pub next_hops: Arc<[NextHop]>,
     pub origin: RouteOrigin,
 }
 
@@ -271,10 +273,10 @@ mod tests {
     fn r(net: &str, len: u8, iface: u16) -> Route {
         Route {
             prefix: Prefix::new(net.parse().unwrap(), len),
-            next_hops: vec![NextHop {
+            next_hops: Arc::new([NextHop {
                 iface,
                 gateway: None,
-            }],
+            }]),
             origin: RouteOrigin::Static,
         }
     }
@@ -325,7 +327,8 @@ mod tests {
                     iface: i,
                     gateway: None,
                 })
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
             origin: RouteOrigin::Auto,
         };
         let mut counts = [0; 4];

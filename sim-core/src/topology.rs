@@ -19,6 +19,7 @@ use petgraph::graph::{NodeIndex, UnGraph};
 use petgraph::unionfind::UnionFind;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeKind {
@@ -297,6 +298,34 @@ pub fn plan_addresses(
     })
 }
 
+/// Interned next-hop sets: routes with the same equal-cost next hops share one allocation
+/// (in a network of many LANs, every route of a gateway goes out of the same uplink).
+#[derive(Default)]
+pub struct EcmpGroups {
+    groups: BTreeMap<Vec<NextHop>, Arc<[NextHop]>>,
+}
+
+impl EcmpGroups {
+    /// The shared set of these next hops (in the order given).
+    pub fn intern(&mut self, hops: &[NextHop]) -> Arc<[NextHop]> {
+        if let Some(g) = self.groups.get(hops) {
+            return g.clone();
+        }
+        let g: Arc<[NextHop]> = hops.into();
+        self.groups.insert(hops.to_vec(), g.clone());
+        g
+    }
+
+    /// Distinct sets interned so far.
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+}
+
 /// Shortest-path routes for every node (None for switches), with all equal-cost next hops.
 /// `link_up` and `node_up` exclude failed parts (used when rerouting after a fault).
 pub fn auto_routes(
@@ -362,6 +391,8 @@ pub fn auto_routes(
                 .collect()
         })
         .collect();
+    let mut groups = EcmpGroups::default();
+    let mut scratch: Vec<NextHop> = Vec::new();
     let mut dist: Vec<u32> = vec![u32::MAX; n];
     let mut hops: Vec<BTreeSet<NextHop>> = vec![BTreeSet::new(); n];
     let mut touched: Vec<usize> = Vec::new();
@@ -413,7 +444,11 @@ pub fn auto_routes(
             if let Some(t) = tables[i].as_mut() {
                 t.push(Route {
                     prefix: seg.prefix,
-                    next_hops: hops[i].iter().copied().collect(),
+                    next_hops: {
+                        scratch.clear();
+                        scratch.extend(hops[i].iter().copied());
+                        groups.intern(&scratch)
+                    },
                     origin: RouteOrigin::Auto,
                 });
             }
@@ -440,10 +475,10 @@ pub fn auto_routes(
         if let (Some(gw), Some(t)) = (gw, tables[i].as_mut()) {
             t.push(Route {
                 prefix: Prefix::new(Ipv4Addr::UNSPECIFIED, 0),
-                next_hops: vec![NextHop {
+                next_hops: groups.intern(&[NextHop {
                     iface: port,
                     gateway: Some(gw),
-                }],
+                }]),
                 origin: RouteOrigin::Auto,
             });
         }

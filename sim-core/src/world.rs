@@ -218,10 +218,8 @@ impl<'a> NodeCx<'a> {
     /// Resolves a node name to its first address (for apps addressing peers by name).
     pub fn resolve_name(&self, name: &str) -> Option<Ipv4Addr> {
         self.net
-            .names
-            .iter()
-            .position(|n| n == name)
-            .and_then(|i| self.net.node_addrs[i])
+            .node_index(name)
+            .and_then(|i| self.net.node_addrs[i as usize])
     }
     /// Is `cat` being recorded? (Lets callers skip building costly fields.)
     pub fn tracing(&self, cat: Category) -> bool {
@@ -306,6 +304,8 @@ pub struct Net {
     pub(crate) packets: PacketStore,
     pub(crate) ports: Vec<Vec<PortBinding>>,
     pub(crate) names: Vec<String>,
+    /// Node ids by name, for lookups by name in O(log n) (only ever used by key).
+    pub(crate) ids_by_name: std::collections::BTreeMap<String, u32>,
     pub(crate) node_addrs: Vec<Option<Ipv4Addr>>,
     pub(crate) epochs: Vec<u32>,
     pub(crate) up: Vec<bool>,
@@ -325,6 +325,10 @@ impl Net {
     }
     pub fn node_name(&self, n: NodeId) -> &str {
         &self.names[n.0 as usize]
+    }
+    /// The node named `name` (the first one added, if several share it).
+    pub fn node_index(&self, name: &str) -> Option<u32> {
+        self.ids_by_name.get(name).copied()
     }
     pub fn node_is_up(&self, n: NodeId) -> bool {
         self.up[n.0 as usize]
@@ -563,6 +567,7 @@ impl World {
                 packets: PacketStore::default(),
                 ports: Vec::new(),
                 names: Vec::new(),
+                ids_by_name: std::collections::BTreeMap::new(),
                 node_addrs: Vec::new(),
                 epochs: Vec::new(),
                 up: Vec::new(),
@@ -581,6 +586,22 @@ impl World {
             route_builder: None,
             events: 0,
         }
+    }
+
+    /// Makes room for `nodes` more nodes and `links` more links, so that a builder that
+    /// knows the size of the network never copies the growing tables (nor holds two of
+    /// them at once).
+    pub fn reserve(&mut self, nodes: usize, links: usize) {
+        self.nodes.reserve_exact(nodes);
+        let n = &mut self.net;
+        n.names.reserve_exact(nodes);
+        n.node_addrs.reserve_exact(nodes);
+        n.ports.reserve_exact(nodes);
+        n.epochs.reserve_exact(nodes);
+        n.up.reserve_exact(nodes);
+        n.counters.reserve_exact(nodes);
+        n.node_capture.reserve_exact(nodes);
+        n.links.reserve_exact(links);
     }
 
     /// Adds a node; its ports are bound as links are added (port i = the i-th link added
@@ -603,6 +624,7 @@ impl World {
         };
         self.nodes.push(state);
         self.net.names.push(name.to_string());
+        self.net.ids_by_name.entry(name.to_string()).or_insert(id.0);
         self.net.node_addrs.push(addr);
         self.net.ports.push(Vec::new());
         self.net.epochs.push(0);
@@ -679,11 +701,7 @@ impl World {
         self.nodes.len()
     }
     pub fn node_id(&self, name: &str) -> Option<NodeId> {
-        self.net
-            .names
-            .iter()
-            .position(|n| n == name)
-            .map(|i| NodeId(i as u32))
+        self.net.node_index(name).map(NodeId)
     }
     pub fn node_name(&self, n: NodeId) -> &str {
         self.net.node_name(n)
