@@ -66,6 +66,7 @@ fn controller_summary(name: &str) -> &'static str {
         "newreno" => "NewReno (RFC 6582): Reno with partial-ACK recovery (the default).",
         "cubic" => "CUBIC (RFC 9438) with HyStart, as Linux's tcp_cubic.",
         "bbr" => "BBR v1, as Linux's tcp_bbr: model-based, paced.",
+        "bbr3" => "BBRv3 (draft-ietf-ccwg-bbr): model-based, paced, loss- and ECN-aware.",
         _ => "Registered by the program (protocols::tcp::cc::register).",
     }
 }
