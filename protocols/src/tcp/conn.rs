@@ -1305,7 +1305,11 @@ impl Conn {
         let Some(rate) = self.pacing_rate(ctx.cfg) else {
             return;
         };
-        let bytes = len + 40 + if self.ts_ok { 12 } else { 0 };
+        let bytes = if self.cc.paces_payload() {
+            len
+        } else {
+            len + 40 + if self.ts_ok { 12 } else { 0 }
+        };
         let ns = (bytes as u128 * 1_000_000_000 / rate as u128) as u64;
         self.pacing_next = self.pacing_next.max(ctx.now) + SimDuration::from_nanos(ns);
     }

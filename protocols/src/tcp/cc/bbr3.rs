@@ -1444,6 +1444,11 @@ impl CongestionControl for Bbr3 {
         (self.pacing_rate > 0).then_some(self.pacing_rate)
     }
 
+    /// The draft paces in the units of its bandwidth samples: payload bytes.
+    fn paces_payload(&self) -> bool {
+        true
+    }
+
     fn ecn_mode(&self) -> EcnMode {
         self.ecn_mode
     }

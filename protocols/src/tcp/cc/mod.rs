@@ -298,6 +298,13 @@ pub trait CongestionControl: std::fmt::Debug {
     fn pacing_rate(&self) -> Option<u64> {
         None
     }
+    /// Whether the pacing rate counts payload bytes only, the unit of the delivery-rate
+    /// samples (BBRv3: draft-ietf-ccwg-bbr paces each packet's size at a rate derived
+    /// from those samples). Otherwise each segment's TCP/IP headers count too, as
+    /// Linux's fq charges a packet's length without TSO.
+    fn paces_payload(&self) -> bool {
+        false
+    }
     /// Reno (RFC 5681): without SACK, the first ACK of new data ends fast recovery.
     /// NewReno and everything after it (RFC 6582) wait for the whole flight.
     fn partial_ack_ends_recovery(&self) -> bool {
