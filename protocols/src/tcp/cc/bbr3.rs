@@ -883,10 +883,11 @@ impl Bbr3 {
         }
     }
 
-    /// Linux `bbr_handle_queue_too_high_in_startup`, the draft's loss exit.
+    /// The draft's loss exit from Startup (Linux `bbr_handle_queue_too_high_in_startup`):
+    /// the pipe is full, and in flight should stay at max(BDP, the latest delivered).
     fn handle_queue_too_high_in_startup(&mut self) {
         self.full_bw_reached = true;
-        let bdp = self.inflight(self.max_bw(), UNIT);
+        let bdp = self.bdp_multiple(self.bw, UNIT);
         self.inflight_longterm = bdp.max(self.inflight_latest);
     }
 
@@ -1715,8 +1716,8 @@ mod tests {
                 "{events} events, {lost_per_mille}/1000 lost"
             );
             if exits {
-                let want = d.cc.inflight(bw, UNIT).max(bdp(bw));
-                assert_eq!(d.cc.inflight_longterm(), Some(want));
+                // max(BDP, the most delivered in a round's sample): here both the BDP.
+                assert_eq!(d.cc.inflight_longterm(), Some(bdp(bw)));
             } else {
                 assert_eq!(d.cc.inflight_longterm(), None);
             }
