@@ -14,7 +14,8 @@
 //!   max(latest delivery, 0.7 x themselves) once per round trip with loss (and inflight
 //!   by 1 - alpha/3 with ECN marks), only while not probing, and reset when a probe starts.
 //!
-//! `bw` = min(`max_bw`, `bw_shortterm`) paces the flow at `pacing_gain` x `bw` x 99%,
+//! `bw` = min(`max_bw`, `bw_shortterm`) paces the flow at `pacing_gain` x `bw` x 99%
+//! (payload bytes, the unit of the bandwidth samples: [`CongestionControl::paces_payload`]),
 //! and cwnd is `cwnd_gain` x `bw` x `min_rtt` plus the ACK-aggregation estimate, capped by
 //! the model. The states and their (pacing, cwnd) gains:
 //!
@@ -47,11 +48,10 @@
 //! congestion): when ECN was negotiated, BBRv3 keeps alpha, the EWMA (gain 1/16,
 //! starting at one) of the fraction of data delivered by ECE-carrying ACKs per round; a
 //! round with ECE cuts `inflight_shortterm` by alpha/3 (outside probing); a sample with
-//! more than 50% of
-//! its data marked counts as "too high" like excess loss; after a cycle with marks and no
-//! loss it probes again at once. Marks are exact with DCTCP-style (L4S) echo
-//! ([`Bbr3::with_ecn_mode`]); with RFC 3168 echo every ACK carries ECE from a mark until
-//! the sender's CWR arrives, so marks count for about a round.
+//! more than 50% of its data marked counts as "too high" like excess loss; after a cycle
+//! with marks and no loss it probes again at once. Marks are exact with DCTCP-style (L4S)
+//! echo ([`Bbr3::with_ecn_mode`]); with RFC 3168 echo every ACK carries ECE from a mark
+//! until the sender's CWR arrives, so marks count for about a round.
 //!
 //! Differences from the draft, mostly because of what the connection offers:
 //! - As in Linux, rounds (and loss rounds) start only on ACKs with a valid delivery-rate
@@ -1886,6 +1886,9 @@ mod tests {
         // of the 599 KB before it, so the crossing is 0.48 KB / 0.98 into this segment.
         d.lose(MSS, 600_000, 12_500);
         assert_eq!(d.cc.state(), Bbr3State::ProbeBwDown);
+        // DOWN starts with fresh congestion signals (draft ResetCongestionSignals).
+        assert!(!d.cc.is_loss_in_round && !d.cc.loss_in_cycle);
+        assert_eq!((d.cc.bw_latest, d.cc.inflight_latest), (0, 0));
         assert_eq!(d.cc.inflight_longterm(), Some(599_000 + 480_000 / 980));
         assert!(d.cc.prev_probe_too_high);
         // Once per probe.
