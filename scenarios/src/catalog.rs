@@ -66,6 +66,11 @@ fn controller_summary(name: &str) -> &'static str {
         "newreno" => "NewReno (RFC 6582): Reno with partial-ACK recovery (the default).",
         "cubic" => "CUBIC (RFC 9438) with HyStart, as Linux's tcp_cubic.",
         "bbr" => "BBR v1, as Linux's tcp_bbr: model-based, paced.",
+        "bbr3" => "BBRv3 (draft-ietf-ccwg-bbr): model-based, paced, loss- and ECN-aware.",
+        "dctcp" => {
+            "DCTCP (RFC 8257): cuts in proportion to ECN marks; needs ECN and a marking queue."
+        }
+        "vegas" => "Vegas, as Linux's tcp_vegas: keeps 2 to 4 segments queued by delay.",
         _ => "Registered by the program (protocols::tcp::cc::register).",
     }
 }
@@ -487,6 +492,11 @@ mod tests {
         assert_eq!(cc, protocols::tcp::cc::names());
         for name in ["reno", "newreno", "cubic", "bbr"] {
             assert!(cc.iter().any(|c| c == name), "{name}");
+        }
+        // Every built-in controller has a summary of its own; only a program's get the
+        // generic line (this test registers none).
+        for k in &c.congestion_controllers {
+            assert!(!k.summary.starts_with("Registered by"), "{}", k.name);
         }
         let text = c.human("all");
         assert!(text.contains("  CoDel: Controlled Delay"), "{text}");

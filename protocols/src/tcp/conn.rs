@@ -15,8 +15,8 @@
 
 use super::buffer::{RecvBuffer, SendBuffer};
 use super::cc::{
-    AckEvent, AckSample, CaState, CcEvent, CongestionControl, ConnStart, EcnMode, RateSample,
-    Window,
+    AckEvent, AckSample, CaState, CcEvent, CongestionControl, ConnStart, EcnMode, FlightSample,
+    LostSegment, RateSample, Window,
 };
 use super::config::{Errno, SockOpts, TcpConfig};
 use super::ecn::EcnState;
@@ -76,6 +76,12 @@ struct TxSnapshot {
     delivered_time: SimTime,
     first_tx_time: SimTime,
     app_limited: bool,
+    /// Bytes in flight just after the segment left, itself included (`tx.in_flight`),
+    /// and the connection's lost and ECE-delivered totals then (`tx.lost`,
+    /// `tx.delivered_ce`): for [`FlightSample`] and [`LostSegment`].
+    in_flight: u64,
+    lost: u64,
+    delivered_ce: u64,
 }
 
 /// The most recently sent segment among those an ACK delivered (Linux `rate_sample`
@@ -123,6 +129,7 @@ struct AckNews {
     prior_in_flight: u64,
     rtt: Option<SimDuration>,
     rate: Option<RateSample>,
+    flight: Option<FlightSample>,
     /// `lost_total` before this ACK.
     lost_before: u64,
     /// The ACK carried ECN-Echo.
@@ -270,6 +277,8 @@ pub(crate) struct Conn {
     app_limited: u64,
     /// Bytes ever marked lost (for the controller's per-ACK loss count).
     lost_total: u64,
+    /// The controller's state as last traced (`tcp_cc_state`).
+    cc_phase: Option<&'static str>,
     /// ECN flags, and the bytes delivered by ACKs carrying ECE (Linux `delivered_ce`).
     ecn: EcnState,
     delivered_ce: u64,
@@ -419,6 +428,7 @@ impl Conn {
             first_tx_time: SimTime::ZERO,
             app_limited: 0,
             lost_total: 0,
+            cc_phase: None,
             ecn: EcnState::default(),
             delivered_ce: 0,
             rack: Rack::default(),
@@ -1207,6 +1217,7 @@ impl Conn {
             }
             if self.snd_una == self.snd_nxt && self.has_something_to_send() {
                 self.cc.on_event(&mut self.win, CcEvent::TxStart);
+                self.trace_cc_phase(ctx);
             }
             if self.ca != CaState::Open && self.retransmit_next_lost(ctx) {
                 sent_any = true;
@@ -1266,6 +1277,9 @@ impl Conn {
             delivered_time: self.delivered_time,
             first_tx_time: self.first_tx_time,
             app_limited: self.app_limited != 0,
+            in_flight: self.in_flight(),
+            lost: self.lost_total,
+            delivered_ce: self.delivered_ce,
         }
     }
 
@@ -1291,7 +1305,11 @@ impl Conn {
         let Some(rate) = self.pacing_rate(ctx.cfg) else {
             return;
         };
-        let bytes = len + 40 + if self.ts_ok { 12 } else { 0 };
+        let bytes = if self.cc.paces_payload() {
+            len
+        } else {
+            len + 40 + if self.ts_ok { 12 } else { 0 }
+        };
         let ns = (bytes as u128 * 1_000_000_000 / rate as u128) as u64;
         self.pacing_next = self.pacing_next.max(ctx.now) + SimDuration::from_nanos(ns);
     }
@@ -2031,6 +2049,17 @@ impl Conn {
         if ece {
             self.delivered_ce += delivered;
         }
+        // Linux tcp_rate_skb_delivered's tx_in_flight and lost, taken before this ACK's
+        // loss detection.
+        let flight = probe.map(|p| FlightSample {
+            tx_in_flight: p.tx.in_flight,
+            lost: self.lost_total - p.tx.lost,
+            delivered: self.delivered - p.tx.delivered,
+            delivered_ce: self.delivered_ce - p.tx.delivered_ce,
+            prior_delivered: p.tx.delivered,
+            is_app_limited: p.tx.app_limited,
+            rtt: (!p.ever_retrans).then(|| ctx.now.saturating_since(p.sent_at)),
+        });
         // Linux accepts CWR on any acceptable ACK, pure ones too.
         if self.ecn.accept_cwr(seg.flags, !payload.is_empty()) {
             self.ack.now = true;
@@ -2051,6 +2080,7 @@ impl Conn {
             prior_in_flight,
             rtt,
             rate,
+            flight,
             lost_before,
             ece,
         };
@@ -2130,7 +2160,7 @@ impl Conn {
             if ctx.cfg.rack() {
                 reorder_timer = self.rack_mark_lost(ctx);
             } else if news.newly_sacked {
-                self.mark_lost_from_sacks();
+                self.mark_lost_from_sacks(ctx.now);
             }
         }
         match self.ca {
@@ -2168,16 +2198,20 @@ impl Conn {
             CaState::Recovery => {
                 if news.una_advanced && !self.sack_ok {
                     // NewReno partial ACK (RFC 6582): the next hole is lost too.
+                    let mut newly_lost = None;
                     if let Some(s) = self.rtx.front_mut() {
                         if !s.has(SENT_LOST) {
                             s.flags |= SENT_LOST;
                             s.flags &= !SENT_RETRANS;
                             self.lost_bytes += s.len();
-                            self.lost_total += s.len();
+                            newly_lost = Some(*s);
                         } else if s.has(SENT_RETRANS) {
                             s.flags &= !SENT_RETRANS;
                             self.retrans_bytes -= s.len();
                         }
+                    }
+                    if let Some(s) = newly_lost {
+                        self.note_lost(ctx.now, &s);
                     }
                 }
                 if !full_control {
@@ -2248,7 +2282,7 @@ impl Conn {
                 seg.flags |= SENT_LOST;
                 self.lost_bytes += s.len();
             }
-            self.lost_total += s.len();
+            self.note_lost(ctx.now, &s);
         }
         longest
     }
@@ -2411,11 +2445,13 @@ impl Conn {
             rate: news.rate,
             ece: news.ece,
             delivered_ce: self.delivered_ce,
+            flight: news.flight,
         };
         self.cc.on_ack(&mut self.win, &sample);
         if full_control {
             self.win.cwnd = self.win.cwnd.max(self.win.mss as u64);
         }
+        self.trace_cc_phase(ctx);
         // Linux tcp_new_space: acknowledged data freed room, and the window is not full
         // (tcp_should_expand_sndbuf), whatever the loss-recovery state.
         if news.una_advanced && self.in_flight() < self.win.cwnd {
@@ -2460,7 +2496,7 @@ impl Conn {
 
     /// RFC 6675 IsLost: a segment with DupThresh segments (or (DupThresh-1)*MSS + 1
     /// bytes) SACKed above it is lost.
-    fn mark_lost_from_sacks(&mut self) {
+    fn mark_lost_from_sacks(&mut self, now: SimTime) {
         let mss = self.win.mss as u64;
         let mut sacked_above_segs = 0u32;
         let mut sacked_above_bytes = 0u64;
@@ -2475,7 +2511,7 @@ impl Conn {
             if lost && !s.has(SENT_LOST) && !s.has(SENT_RETRANS) {
                 self.rtx[i].flags |= SENT_LOST;
                 self.lost_bytes += s.len();
-                self.lost_total += s.len();
+                self.note_lost(now, &s);
             }
         }
     }
@@ -2501,7 +2537,8 @@ impl Conn {
                 if !s.has(SENT_LOST) {
                     s.flags |= SENT_LOST;
                     self.lost_bytes += s.len();
-                    self.lost_total += s.len();
+                    let s = *s;
+                    self.note_lost(ctx.now, &s);
                 }
             }
         }
@@ -2548,6 +2585,41 @@ impl Conn {
                 ("delivered", (self.bytes_acked + self.sacked_bytes).into()),
                 ("snd_wnd", self.snd_wnd.into()),
             ]);
+        }
+    }
+
+    /// Counts `s` as newly marked lost and tells the controller (Linux
+    /// `tcp_mark_skb_lost` with `skb_marked_lost`).
+    fn note_lost(&mut self, now: SimTime, s: &Sent) {
+        self.lost_total += s.len();
+        self.cc.on_segment_lost(&LostSegment {
+            now,
+            len: s.len(),
+            tx_in_flight: s.tx.in_flight,
+            lost: self.lost_total - s.tx.lost,
+            is_app_limited: s.tx.app_limited,
+            delivered: self.delivered,
+        });
+    }
+
+    /// Traces the controller's state when it changed (`tcp_cc_state`).
+    fn trace_cc_phase(&mut self, ctx: &mut Ctx<'_>) {
+        let phase = self.cc.phase();
+        if phase == self.cc_phase {
+            return;
+        }
+        self.cc_phase = phase;
+        if let (Some(state), true) = (phase, ctx.env.tracing()) {
+            let pacing = self.cc.pacing_rate().unwrap_or(0);
+            ctx.env.trace(
+                "tcp_cc_state",
+                &[
+                    ("conn", self.conn_label()),
+                    ("state", TraceValue::Str(state)),
+                    ("cwnd", self.win.cwnd.into()),
+                    ("pacing_rate", pacing.into()),
+                ],
+            );
         }
     }
 
@@ -3058,13 +3130,14 @@ impl Conn {
                 self.win.ssthresh = self.cc.ssthresh(&self.win, in_flight);
             }
             self.cc.on_event(&mut self.win, CcEvent::Timeout);
+            self.trace_cc_phase(ctx);
         }
         self.win.cwnd = self.win.mss as u64;
         // Linux tcp_timeout_mark_lost: with RACK, segments sent within the last RACK RTT
         // (other than the first) are not presumed lost yet.
         let rack = ctx.cfg.rack() && self.sack_ok;
-        let recent =
-            |s: &Sent, first: bool| rack && !first && s.sent_at + self.rack.rtt() > ctx.now;
+        let (rack_rtt, now) = (self.rack.rtt(), ctx.now);
+        let recent = |s: &Sent, first: bool| rack && !first && s.sent_at + rack_rtt > now;
         let mut first = true;
         for i in 0..self.rtx.len() {
             let s = self.rtx[i];
@@ -3084,7 +3157,7 @@ impl Conn {
             if !seg.has(SENT_LOST) {
                 seg.flags |= SENT_LOST;
                 self.lost_bytes += s.len();
-                self.lost_total += s.len();
+                self.note_lost(ctx.now, &s);
             }
         }
         self.reno_dupacks = 0;
@@ -3165,7 +3238,8 @@ impl Conn {
                 if mss < self.win.mss {
                     self.win.mss = mss;
                     // Linux tcp_simple_retransmit: too-big segments are lost; resend now.
-                    for s in self.rtx.iter_mut() {
+                    for i in 0..self.rtx.len() {
+                        let s = &mut self.rtx[i];
                         let data = s.len() - s.has(SENT_FIN) as u64;
                         if data > mss as u64 && !s.has(SENT_SACKED) {
                             if s.has(SENT_RETRANS) {
@@ -3175,7 +3249,8 @@ impl Conn {
                             if !s.has(SENT_LOST) {
                                 s.flags |= SENT_LOST;
                                 self.lost_bytes += s.len();
-                                self.lost_total += s.len();
+                                let s = *s;
+                                self.note_lost(ctx.now, &s);
                             }
                         }
                     }

@@ -1061,6 +1061,7 @@ mod tests {
                 rate,
                 ece: false,
                 delivered_ce: 0,
+                flight: None,
             };
             self.cc.on_ack(&mut self.w, &s);
             // What the connection does after a controller that sets the window.

@@ -669,6 +669,7 @@ mod tests {
                 }),
                 ece: false,
                 delivered_ce: 0,
+                flight: None,
             };
             self.cc.on_ack(&mut self.w, &sample);
         }

@@ -14,6 +14,13 @@
 //!   detection reacts to it (Linux `in_ack_event`), with an [`AckEvent`]: where the
 //!   stream's edges are, what was delivered and how much of it by ACKs carrying ECE.
 //!
+//! Controllers that judge the loss or ECN rate of each flight (BBRv3) also get, in
+//! [`AckSample::flight`], the state of the newest segment an ACK delivered as it was when
+//! sent ([`FlightSample`], Linux `rate_sample.tx_in_flight` and `lost`), and hear of each
+//! segment marked lost through [`CongestionControl::on_segment_lost`] (Linux
+//! `skb_marked_lost`). A controller with a state machine names its current state with
+//! [`CongestionControl::phase`]; the connection traces each change (`tcp_cc_state`).
+//!
 //! ECN (RFC 3168, negotiated per the host's `tcp_ecn`): an ACK with ECE puts the
 //! connection in the CWR state once per window of data, as Linux does: the controller's
 //! `ssthresh` is the new target, PRR walks the window down to it, and
@@ -35,12 +42,14 @@
 //! built-in ones. All quantities are bytes, times are simulated.
 
 mod bbr;
+mod bbr3;
 mod cubic;
 mod dctcp;
 mod reno;
 mod vegas;
 
 pub use bbr::{Bbr, BbrMode};
+pub use bbr3::{Bbr3, Bbr3State};
 pub use cubic::{Cubic, HystartMode};
 pub use dctcp::Dctcp;
 pub use reno::{NewReno, Reno, RenoFamily};
@@ -119,6 +128,47 @@ impl RateSample {
     }
 }
 
+/// The newest segment an ACK delivered, as it was when it was (last) sent, and what
+/// happened between then and this ACK (Linux `rate_sample` fields `tx_in_flight`,
+/// `lost`, `delivered`, `delivered_ce`; draft-ietf-ccwg-bbr's RS.tx_in_flight and
+/// RS.lost): the loss and ECN-mark rates of the flight it belonged to. Present whenever
+/// the ACK delivered a segment, even when no delivery-rate sample could be made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlightSample {
+    /// Bytes in flight just after it was sent, itself included.
+    pub tx_in_flight: u64,
+    /// Bytes marked lost after it was sent, up to this ACK's loss detection (excluded).
+    pub lost: u64,
+    /// Bytes delivered after it was sent, this ACK included (Linux `rs->delivered`).
+    pub delivered: u64,
+    /// The part of `delivered` that ACKs carrying ECE delivered.
+    pub delivered_ce: u64,
+    /// The connection's delivered count when it was sent.
+    pub prior_delivered: u64,
+    /// It was sent while the sender was application-limited.
+    pub is_app_limited: bool,
+    /// Its RTT, unless it was ever retransmitted (then ambiguous).
+    pub rtt: Option<SimDuration>,
+}
+
+/// A segment the connection just marked lost, as it was when it was (last) sent (Linux
+/// `skb_marked_lost` reading the segment's `tx` state; draft-ietf-ccwg-bbr
+/// HandleLostPacket).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LostSegment {
+    pub now: SimTime,
+    /// Its length in bytes.
+    pub len: u64,
+    /// Bytes in flight just after it was sent, itself included.
+    pub tx_in_flight: u64,
+    /// Bytes marked lost since it was sent, itself included.
+    pub lost: u64,
+    /// It was sent while the sender was application-limited.
+    pub is_app_limited: bool,
+    /// Everything the connection has delivered so far, the ACK being processed included.
+    pub delivered: u64,
+}
+
 /// One ACK's news, as a controller needs it.
 #[derive(Clone, Copy, Debug)]
 pub struct AckSample {
@@ -148,6 +198,8 @@ pub struct AckSample {
     /// The part of `delivered` that ACKs carrying ECE delivered (Linux `delivered_ce`, in
     /// bytes).
     pub delivered_ce: u64,
+    /// The newest segment this ACK delivered, as sent; `None` when it delivered none.
+    pub flight: Option<FlightSample>,
 }
 
 /// What every ACK reports, before loss detection and the window react to it (Linux's
@@ -246,6 +298,13 @@ pub trait CongestionControl: std::fmt::Debug {
     fn pacing_rate(&self) -> Option<u64> {
         None
     }
+    /// Whether the pacing rate counts payload bytes only, the unit of the delivery-rate
+    /// samples (BBRv3: draft-ietf-ccwg-bbr paces each packet's size at a rate derived
+    /// from those samples). Otherwise each segment's TCP/IP headers count too, as
+    /// Linux's fq charges a packet's length without TSO.
+    fn paces_payload(&self) -> bool {
+        false
+    }
     /// Reno (RFC 5681): without SACK, the first ACK of new data ends fast recovery.
     /// NewReno and everything after it (RFC 6582) wait for the whole flight.
     fn partial_ack_ends_recovery(&self) -> bool {
@@ -259,6 +318,14 @@ pub trait CongestionControl: std::fmt::Debug {
     /// `sndbuf_expand`; 2 unless the controller needs more, as BBR's pacing gains do).
     fn sndbuf_windows(&self) -> u64 {
         2
+    }
+    /// The connection marked a segment lost (fast recovery, RACK, an RTO), before the
+    /// ACK or timer that found it reaches the controller (Linux `skb_marked_lost`).
+    fn on_segment_lost(&mut self, _seg: &LostSegment) {}
+    /// The controller's state-machine state, if it has one worth tracing (BBRv3's
+    /// `probe_bw_up`, ...): the connection traces each change as `tcp_cc_state`.
+    fn phase(&self) -> Option<&'static str> {
+        None
     }
 }
 
@@ -305,6 +372,7 @@ fn registry() -> &'static RwLock<BTreeMap<String, Factory>> {
         m.insert("reno".into(), || Box::new(Reno::default()));
         m.insert("newreno".into(), || Box::new(NewReno::default()));
         m.insert("bbr".into(), || Box::new(Bbr::default()));
+        m.insert("bbr3".into(), || Box::new(Bbr3::default()));
         m.insert("cubic".into(), || Box::new(Cubic::default()));
         m.insert("dctcp".into(), || Box::new(Dctcp::default()));
         m.insert("vegas".into(), || Box::new(Vegas::default()));
@@ -350,5 +418,6 @@ pub(crate) fn open_ack(acked: u64) -> AckSample {
         rate: None,
         ece: false,
         delivered_ce: 0,
+        flight: None,
     }
 }
