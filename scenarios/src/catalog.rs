@@ -63,8 +63,8 @@ fn kind(name: &str, summary: &'static str, params: &[Param]) -> Kind {
 fn controller_summary(name: &str) -> &'static str {
     match name {
         "reno" => "Reno (RFC 5681): slow start, AIMD congestion avoidance, fast recovery.",
-        "newreno" => "NewReno (RFC 6582): Reno with partial-ACK recovery (the default).",
-        "cubic" => "CUBIC (RFC 9438) with HyStart, as Linux's tcp_cubic.",
+        "newreno" => "NewReno (RFC 6582): Reno with partial-ACK recovery.",
+        "cubic" => "CUBIC (RFC 9438) with HyStart, as Linux's tcp_cubic (the default).",
         "bbr" => "BBR v1, as Linux's tcp_bbr: model-based, paced.",
         "bbr3" => "BBRv3 (draft-ietf-ccwg-bbr): model-based, paced, loss- and ECN-aware.",
         "dctcp" => {
@@ -497,6 +497,16 @@ mod tests {
         // generic line (this test registers none).
         for k in &c.congestion_controllers {
             assert!(!k.summary.starts_with("Registered by"), "{}", k.name);
+        }
+        // The summary that says "(the default)" is the default's.
+        let default = protocols::tcp::TcpConfig::default().congestion_control;
+        for k in &c.congestion_controllers {
+            assert_eq!(
+                k.summary.contains("(the default)"),
+                k.name == default,
+                "{}",
+                k.name
+            );
         }
         let text = c.human("all");
         assert!(text.contains("  CoDel: Controlled Delay"), "{text}");

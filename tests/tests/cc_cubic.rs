@@ -1,7 +1,7 @@
 //! CUBIC end to end: one bulk flow through a drop-tail bottleneck, its window read back from
 //! `tcp-series.csv`. Each loss cuts the window to 0.7 of what it was, and the regrowth is
 //! the cubic curve: concave up to W_max, flat around K = cbrt((W_max - cwnd) / C) seconds
-//! after the cut, convex beyond.
+//! after the cut, convex beyond. Also that CUBIC is the default controller.
 
 mod common;
 
@@ -186,4 +186,31 @@ fn cubic_window_after_losses() {
         assert!(e.end() > k + 1.0);
     }
     assert!(plateaus >= 2, "{plateaus} epochs passed W_max");
+}
+
+/// CUBIC is the default, as Linux's `net.ipv4.tcp_congestion_control`: the same path
+/// with no controller named anywhere runs event for event as with "cubic", and not as
+/// with "newreno". In these 2 s the difference shows in slow start: HyStart leaves it
+/// before the 100-packet queue overflows, NewReno overshoots and loses packets.
+#[test]
+fn a_host_that_names_no_controller_runs_cubic() {
+    let run = |sysctl: &str| {
+        let src = SCENARIO
+            .replace("DURATION", "2s")
+            .replace(r#"sysctl: { "tcp_congestion_control": "cubic" }"#, sysctl)
+            .replace("record: (tcp_series: true),", "");
+        let l = load_str("default-cc.ron", &src, &[]).expect("loads");
+        let o = scenarios::run(&l, &scenarios::RunOptions::default()).expect("runs");
+        let drops: u64 = o.summary.links.iter().map(|l| l.queue_drops).sum();
+        (o.summary.trace_digest, drops)
+    };
+    let default = run("");
+    assert_eq!(default.1, 0);
+    assert_eq!(
+        default,
+        run(r#"sysctl: { "tcp_congestion_control": "cubic" }"#)
+    );
+    let newreno = run(r#"sysctl: { "tcp_congestion_control": "newreno" }"#);
+    assert!(newreno.1 > 0, "{newreno:?}");
+    assert_ne!(default.0, newreno.0);
 }

@@ -38,12 +38,12 @@ fn series(csv: &str) -> Vec<(String, String, u64, u64)> {
         .collect()
 }
 
-/// Runs the example with its outputs in a directory of its own.
-fn run_example(tag: &str) -> (Outcome, PathBuf) {
+/// Runs the example with its outputs in a directory of its own, with `sets` overrides.
+fn run_example(tag: &str, sets: &[String]) -> (Outcome, PathBuf) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/examples/tcp-ecn.ron");
     let dir = std::env::temp_dir().join(format!("netdes-tcp-ecn-{tag}-{}", std::process::id()));
     let o = run(
-        &load_file(&path, &[]).unwrap(),
+        &load_file(&path, sets).unwrap(),
         &RunOptions {
             out_dir: Some(dir.clone()),
             ..Default::default()
@@ -71,7 +71,10 @@ fn cwr_entries(rows: &[(String, String, u64, u64)], node: &str) -> Vec<(u64, u64
 
 #[test]
 fn ecn_marks_replace_drops_and_the_sender_halves_its_window_at_each() {
-    let (o, dir) = run_example("series");
+    // The ECN sender runs NewReno, whose reduction is exactly half (the default, CUBIC,
+    // takes 0.7).
+    let newreno = r#"nodes["a1"].sysctl["tcp_congestion_control"]="newreno""#.to_string();
+    let (o, dir) = run_example("series", &[newreno]);
     let csv = std::fs::read_to_string(dir.join("tcp-series.csv")).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     // With ECN: CoDel marks and never drops; nothing is retransmitted.
@@ -105,7 +108,7 @@ fn ecn_marks_replace_drops_and_the_sender_halves_its_window_at_each() {
 
 #[test]
 fn tshark_decodes_the_ecn_negotiation_ect_ce_ece_and_cwr() {
-    let (o, dir) = run_example("pcap");
+    let (o, dir) = run_example("pcap", &[]);
     let pcap = dir.join("link-r1-b1.pcap");
     let csv = std::fs::read_to_string(dir.join("tcp-series.csv")).unwrap();
     if !tshark_available() {

@@ -105,7 +105,7 @@ impl Default for TcpConfig {
             sack: true,
             timestamps: true,
             window_scaling: true,
-            congestion_control: "newreno".to_string(),
+            congestion_control: "cubic".to_string(),
             slow_start_after_idle: true,
             pacing: false,
             quickack: false,

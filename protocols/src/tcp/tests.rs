@@ -28,7 +28,12 @@ fn pattern(offset: u64, len: u32) -> Payload {
 /// Client host with a connection established to PEER:80 (peer ISN 5000, MSS 1460, no
 /// options unless `opts`). Returns (host, socket, our ISS).
 fn established_client(opts: TcpOptions) -> (Host, super::TcpSocketId, u32) {
-    let mut h = host();
+    established_client_with(TcpConfig::default(), opts)
+}
+
+/// As [`established_client`], on a host configured with `cfg`.
+fn established_client_with(cfg: TcpConfig, opts: TcpOptions) -> (Host, super::TcpSocketId, u32) {
+    let mut h = Host::new(Ipv4Addr::new(10, 0, 0, 1), cfg);
     let s = h.connect(std::net::SocketAddrV4::new(PEER, 80));
     let syn = h.take_sent().remove(0);
     let iss = syn.seg.seq.0;
@@ -1049,10 +1054,17 @@ fn nagle_holds_small_writes_while_data_is_unacknowledged() {
 // RB-TCP-33 (no SACK): NewReno retransmits the next hole on a partial ACK
 #[test]
 fn newreno_partial_ack_retransmits_the_next_hole() {
-    let (mut h, s, iss) = established_client(TcpOptions {
-        mss: Some(1000),
-        ..TcpOptions::default()
-    });
+    let newreno = TcpConfig {
+        congestion_control: "newreno".into(),
+        ..TcpConfig::default()
+    };
+    let (mut h, s, iss) = established_client_with(
+        newreno,
+        TcpOptions {
+            mss: Some(1000),
+            ..TcpOptions::default()
+        },
+    );
     let port = h_port(&h, s);
     h.send(s, &pattern(0, 10_000));
     let out = h.take_sent();
@@ -1782,10 +1794,14 @@ fn the_receiver_echoes_ece_from_a_ce_mark_until_cwr() {
     assert!(h.take_sent().iter().all(|x| x.flags() == ACK));
 }
 
-/// A client (tcp_ecn 1) connected to PEER:80 with ECN and SACK; MSS 1448. Returns the host,
-/// the socket and our ISS.
-fn ecn_client() -> (Host, super::TcpSocketId, u32) {
-    let mut h = Host::new(Ipv4Addr::new(10, 0, 0, 1), ecn_cfg(1));
+/// A client (tcp_ecn 1, controller `cc`) connected to PEER:80 with ECN and SACK; MSS 1448.
+/// Returns the host, the socket and our ISS.
+fn ecn_client(cc: &str) -> (Host, super::TcpSocketId, u32) {
+    let cfg = TcpConfig {
+        congestion_control: cc.into(),
+        ..ecn_cfg(1)
+    };
+    let mut h = Host::new(Ipv4Addr::new(10, 0, 0, 1), cfg);
     let s = h.connect(std::net::SocketAddrV4::new(PEER, 80));
     let syn = h.take_sent().remove(0);
     assert_eq!(syn.flags(), SYN | ECE | CWR);
@@ -1811,7 +1827,8 @@ fn ecn_client() -> (Host, super::TcpSocketId, u32) {
 // Retransmissions and pure ACKs are never ECN-capable.
 #[test]
 fn the_sender_reduces_once_per_window_of_data_and_sends_cwr() {
-    let (mut h, s, iss) = ecn_client();
+    // NewReno: the expected ssthresh values are its halving (CUBIC's beta is 0.7).
+    let (mut h, s, iss) = ecn_client("newreno");
     let port = h.tcp.info(s).unwrap().local.port();
     const MSS: u32 = 1448;
     h.send(s, &pattern(0, 40 * MSS));
@@ -1887,7 +1904,7 @@ fn the_sender_reduces_once_per_window_of_data_and_sends_cwr() {
 // Window probes are not ECN-capable either.
 #[test]
 fn zero_window_probes_are_not_ecn_capable() {
-    let (mut h, s, iss) = ecn_client();
+    let (mut h, s, iss) = ecn_client(&TcpConfig::default().congestion_control);
     let port = h.tcp.info(s).unwrap().local.port();
     h.send(s, &pattern(0, 3000));
     h.take_sent();
