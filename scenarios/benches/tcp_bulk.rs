@@ -1,6 +1,7 @@
 //! Wall time to simulate one bulk TCP flow: 100 Mb/s for 60 simulated seconds through a
-//! router with a 250-packet drop-tail bottleneck queue (NewReno, Linux defaults, SACK and
-//! timestamps on), so the flow runs the classic sawtooth with fast recoveries.
+//! router with a 250-packet drop-tail bottleneck queue (NewReno, named on the sender since
+//! the default is CUBIC; otherwise Linux defaults, SACK and timestamps on), so the flow
+//! runs the classic sawtooth with fast recoveries.
 //!
 //! `cargo bench -p scenarios --bench tcp_bulk [-- RUNS]` prints, for the median of RUNS
 //! runs (default 5): wall seconds, data segments sent, nanoseconds of wall time per data
@@ -12,7 +13,11 @@ use scenarios::{load_str, run, RunOptions};
 const SCENARIO: &str = r#"Scenario(
     name: "tcp-bulk-100mbps-60s",
     duration: "60s",
-    nodes: { "a": Host(), "r": Router(), "b": Host() },
+    nodes: {
+        "a": Host(sysctl: { "tcp_congestion_control": "newreno" }),
+        "r": Router(),
+        "b": Host(),
+    },
     links: [
         Link(a: "a", b: "r", rate: "1Gbps", delay: "1ms"),
         Link(a: "r", b: "b", rate: "100Mbps", delay: "10ms",
