@@ -1254,10 +1254,13 @@ impl Conn {
         }
     }
 
-    /// Linux `tcp_rate_skb_sent`: the delivery state a segment carries when it leaves.
+    /// Linux `tcp_rate_skb_sent`: the delivery state a segment carries when it leaves,
+    /// taken before the segment counts as outstanding.
     fn tx_snapshot(&mut self, ctx: &Ctx<'_>) -> TxSnapshot {
-        if self.snd_nxt == self.snd_una || self.in_flight() == 0 {
-            // A new flight: intervals start now.
+        if self.snd_nxt == self.snd_una {
+            // Nothing outstanding (Linux checks `packets_out`, not the in-flight
+            // estimate, which an RTO or loss marking can zero spuriously): a new flight,
+            // whose intervals start now.
             self.first_tx_time = ctx.now;
             self.delivered_time = ctx.now;
         }
@@ -1385,11 +1388,11 @@ impl Conn {
         }
         let ecn = self.ecn_codepoint(len > 0);
         let end = start + len + with_fin as u64;
+        let tx = self.tx_snapshot(ctx);
         self.snd_nxt = end;
         if len < mss {
             self.snd_sml = end;
         }
-        let tx = self.tx_snapshot(ctx);
         self.rtx.push_back(Sent {
             start,
             end,

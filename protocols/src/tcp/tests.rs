@@ -1561,6 +1561,67 @@ fn rack_detects_a_lost_retransmission_without_an_rto() {
     assert_eq!(got.iter().map(|g| g.len()).sum::<usize>(), written);
 }
 
+thread_local! {
+    /// Rate samples seen by the `rate-recorder` controller on this test's thread.
+    static RATE_SAMPLES: std::cell::RefCell<Vec<super::cc::RateSample>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A fixed window of ten segments that records every delivery-rate sample.
+#[derive(Debug)]
+struct RateRecorder;
+
+impl super::cc::CongestionControl for RateRecorder {
+    fn name(&self) -> &'static str {
+        "rate-recorder"
+    }
+    fn on_ack(&mut self, _w: &mut super::cc::Window, ack: &super::cc::AckSample) {
+        if let Some(r) = ack.rate {
+            RATE_SAMPLES.with(|v| v.borrow_mut().push(r));
+        }
+    }
+    fn ssthresh(&mut self, w: &super::cc::Window, _in_flight: u64) -> u64 {
+        w.cwnd
+    }
+}
+
+// Linux tcp_rate_skb_sent: the first segment sent with nothing outstanding starts a new
+// flight, so the delivery-rate samples of a flight sent after an idle period (or the
+// first flight) measure from its first transmission, not from the last delivery before
+// the idle period: one RTT (20 ms) here, not the idle time.
+#[test]
+fn a_flight_after_idle_is_sampled_from_its_first_send() {
+    super::cc::register("rate-recorder", || Box::new(RateRecorder));
+    let cfg = TcpConfig {
+        congestion_control: "rate-recorder".into(),
+        ..TcpConfig::default()
+    };
+    let mut p = Pair::new(
+        cfg.clone(),
+        TcpConfig::default(),
+        SimDuration::from_millis(10),
+    );
+    let (c, _s) = connected(&mut p);
+    for idle in [0, 1000] {
+        p.run_until(p.now + SimDuration::from_millis(idle));
+        RATE_SAMPLES.with(|v| v.borrow_mut().clear());
+        p.hosts[0].send(c, &pattern(0, 4 * 1448));
+        p.run_until(p.now + SimDuration::from_millis(100));
+        let samples = RATE_SAMPLES.with(|v| v.borrow().clone());
+        assert!(!samples.is_empty(), "idle {idle} ms");
+        let first = samples[0];
+        assert_eq!(
+            first.interval,
+            SimDuration::from_millis(20),
+            "idle {idle} ms"
+        );
+        assert!(
+            [1448, 2 * 1448].contains(&first.delivered),
+            "idle {idle} ms: {first:?}"
+        );
+    }
+}
+
 // Without RACK (tcp_recovery = 0) the same lost retransmission waits for the RTO.
 #[test]
 fn without_rack_a_lost_retransmission_waits_for_the_rto() {
