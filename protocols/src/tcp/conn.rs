@@ -1408,7 +1408,11 @@ impl Conn {
         true
     }
 
-    /// Retransmits the first segment marked lost and not yet retransmitted.
+    /// Retransmits the first segment marked lost and not yet retransmitted (Linux
+    /// `tcp_xmit_retransmit_queue`). Resending the oldest outstanding segment restarts the
+    /// RTO, unless RACK's reordering timer holds the timer slot: the RTO then measures
+    /// from this retransmission, so a head that needs several retransmissions, each found
+    /// lost by RACK a round trip later, does not time out while the repair progresses.
     fn retransmit_next_lost(&mut self, ctx: &mut Ctx<'_>) -> bool {
         let Some(i) = self
             .rtx
@@ -1418,6 +1422,9 @@ impl Conn {
             return false;
         };
         self.retransmit_index(ctx, i);
+        if i == 0 && self.xmit_timer != XmitTimer::ReorderTimeout {
+            self.arm_xmit_timer(ctx, XmitTimer::Rto, self.rto);
+        }
         true
     }
 

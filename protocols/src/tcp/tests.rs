@@ -1561,6 +1561,51 @@ fn rack_detects_a_lost_retransmission_without_an_rto() {
     assert_eq!(got.iter().map(|g| g.len()).sum::<usize>(), written);
 }
 
+// Linux tcp_xmit_retransmit_queue: retransmitting the oldest outstanding segment restarts
+// the RTO. Here the first segment and its first 14 retransmissions are lost; RACK finds
+// each retransmission lost one RTT (20 ms) later, when data sent after it is SACKed, so
+// the repair runs for 300 ms, past the RTO of about 220 ms counted from the first
+// transmission, without a timeout. (Buffers of 4 MB keep new data flowing behind the
+// hole, which RACK needs.)
+#[test]
+fn retransmitting_the_head_restarts_the_rto() {
+    let cfg = TcpConfig {
+        rmem: [4096, 1 << 22, 1 << 22],
+        wmem: [4096, 1 << 22, 1 << 22],
+        ..TcpConfig::default()
+    };
+    let mut p = Pair::new(cfg.clone(), cfg, SimDuration::from_millis(10));
+    let (c, s) = connected(&mut p);
+    let mut drops = 0;
+    p.drop = Some(Box::new(move |i, x, _| {
+        let head = matches!(x.payload, Payload::Pattern { offset: 0, .. });
+        if i == 0 && head && drops < 15 {
+            drops += 1;
+            return true;
+        }
+        false
+    }));
+    let t0 = p.now;
+    let total = 400 * 1448u64;
+    let mut written = 0u64;
+    while p.now < t0 + SimDuration::from_secs(1) {
+        if written < total {
+            written += p.hosts[0].send(c, &pattern(written, (total - written) as u32)) as u64;
+        }
+        p.run_until(p.now + SimDuration::from_millis(1));
+    }
+    let info = p.hosts[0].tcp.info(c).unwrap();
+    assert!(info.rto > SimDuration::from_millis(200), "{info:?}");
+    let want: Vec<SimTime> = (0..16)
+        .map(|k| t0 + SimDuration::from_millis(20 * k))
+        .collect();
+    assert_eq!(sends_of(&p, 0), want);
+    assert_eq!(info.rto_timeouts, 0);
+    assert_eq!(p.hosts[0].tcp.counters().lost_retransmits, 14);
+    let (got, _) = p.hosts[1].read_all(s);
+    assert_eq!(got.iter().map(|g| g.len() as u64).sum::<u64>(), written);
+}
+
 thread_local! {
     /// Rate samples seen by the `rate-recorder` controller on this test's thread.
     static RATE_SAMPLES: std::cell::RefCell<Vec<super::cc::RateSample>> =
