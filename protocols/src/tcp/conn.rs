@@ -546,6 +546,29 @@ impl Conn {
         ((now.as_nanos() / 1_000_000) as u32).wrapping_add(self.ts_off)
     }
 
+    /// The RTT the echoed timestamp of `seg` gives (RFC 7323 RTTM, Linux
+    /// `tcp_rtt_tsopt_us`), for ACKs of retransmitted data, where Karn's rule forbids
+    /// timing the segment itself.
+    fn ts_rtt(&self, now: SimTime, seg: &TcpRepr) -> Option<SimDuration> {
+        let (_, ecr) = seg.options.timestamps.filter(|_| self.ts_ok)?;
+        if ecr == 0 {
+            return None;
+        }
+        let ms = self.ts_val(now).wrapping_sub(ecr);
+        (ms < 1 << 30).then(|| SimDuration::from_millis(ms as u64))
+    }
+
+    /// The handshake's RTT sample: the SYN (or SYN-ACK) timed if it was sent once, else
+    /// from the echoed timestamp, as Linux's `tcp_ack_update_rtt` does for a SYN-ACK or
+    /// final ACK that acknowledges a retransmitted SYN (or SYN-ACK).
+    fn handshake_rtt(&self, ctx: &Ctx<'_>, seg: &TcpRepr) -> Option<SimDuration> {
+        if self.retransmits == 0 {
+            Some(ctx.now.saturating_since(self.last_send))
+        } else {
+            self.ts_rtt(ctx.now, seg)
+        }
+    }
+
     fn set_timer(&mut self, ctx: &mut Ctx<'_>, kind: TimerKind, after: SimDuration) {
         if kind == TimerKind::Retransmit {
             self.xmit_timer = XmitTimer::Rto;
@@ -1701,8 +1724,8 @@ impl Conn {
         self.snd_wl1 = seg.seq;
         self.snd_wl2 = seg.ack;
         self.clear_timer(TimerKind::Retransmit);
-        if self.retransmits == 0 {
-            self.rtt_sample(ctx, ctx.now.saturating_since(self.last_send));
+        if let Some(r) = self.handshake_rtt(ctx, seg) {
+            self.rtt_sample(ctx, r);
         }
         self.retransmits = 0;
         self.retrans_stamp = None;
@@ -1751,8 +1774,8 @@ impl Conn {
             self.ecn.on_synack(seg.flags);
             self.snd_una = 1;
             self.snd_wl2 = seg.ack;
-            if self.retransmits == 0 {
-                self.rtt_sample(ctx, ctx.now.saturating_since(self.last_send));
+            if let Some(r) = self.handshake_rtt(ctx, seg) {
+                self.rtt_sample(ctx, r);
             }
             self.retransmits = 0;
             self.retrans_stamp = None;
@@ -1996,13 +2019,8 @@ impl Conn {
             // Karn's rule, with timestamps as the tiebreaker (RB-TCP-32, RB-TCP-38).
             if let Some(t) = seq_rtt.filter(|_| !ever_retrans) {
                 rtt = Some(ctx.now.saturating_since(t));
-            } else if let (true, Some((_, ecr))) = (self.ts_ok, seg.options.timestamps) {
-                if ecr != 0 {
-                    let ms = self.ts_val(ctx.now).wrapping_sub(ecr);
-                    if ms < 1 << 30 {
-                        rtt = Some(SimDuration::from_millis(ms as u64));
-                    }
-                }
+            } else {
+                rtt = self.ts_rtt(ctx.now, seg);
             }
             if let Some(r) = rtt {
                 self.rtt_sample(ctx, r);

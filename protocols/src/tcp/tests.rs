@@ -159,6 +159,49 @@ fn unanswered_syn_retries_at_linux_times_then_etimedout_at_127s() {
     assert_eq!(h.tcp.state(s).unwrap(), TcpState::Closed);
 }
 
+// Karn's rule with timestamps as the tiebreaker, in the handshake (Linux
+// tcp_ack_update_rtt): a SYN-ACK for a retransmitted SYN cannot be timed from the SYN,
+// but its echoed timestamp gives the RTT of the retransmission it answers.
+#[test]
+fn a_synack_after_a_syn_retransmission_is_timed_by_its_timestamp() {
+    let mut h = host();
+    let s = h.connect(std::net::SocketAddrV4::new(PEER, 80));
+    h.advance_to(at_ms(1000));
+    let syns = h.take_sent();
+    assert_eq!(syns.len(), 2);
+    let (retransmitted_val, _) = syns[1].seg.options.timestamps.unwrap();
+    h.advance_to(at_ms(1100));
+    let mut sa = seg(
+        80,
+        syns[0].seg.src_port,
+        SYN | ACK,
+        5000,
+        syns[0].seg.seq.0 + 1,
+        65535,
+    );
+    sa.options = linux_syn_options(1460, 7, retransmitted_val);
+    h.inject(PEER, sa, Payload::empty());
+    let info = h.tcp.info(s).unwrap();
+    assert_eq!(info.state, TcpState::Established);
+    assert_eq!(info.srtt, Some(SimDuration::from_millis(100)));
+    // Without timestamps there is nothing to time it by.
+    let mut h = host();
+    let s = h.connect(std::net::SocketAddrV4::new(PEER, 80));
+    h.advance_to(at_ms(1100));
+    let syns = h.take_sent();
+    let mut sa = seg(
+        80,
+        syns[0].seg.src_port,
+        SYN | ACK,
+        5000,
+        syns[0].seg.seq.0 + 1,
+        65535,
+    );
+    sa.options.mss = Some(1460);
+    h.inject(PEER, sa, Payload::empty());
+    assert_eq!(h.tcp.info(s).unwrap().srtt, None);
+}
+
 // RB-TCP-04 with a smaller tcp_syn_retries
 #[test]
 fn syn_retries_is_configurable() {
