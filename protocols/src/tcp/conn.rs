@@ -40,6 +40,8 @@ const OOW_RATELIMIT: SimDuration = SimDuration::from_millis(500);
 pub const DEFAULT_PEER_MSS: u16 = 536;
 /// Linux's `TCP_TIMEOUT_INIT`: the base of the SYN retry schedule.
 const TIMEOUT_INIT: SimDuration = SimDuration::from_secs(1);
+/// Data segments sent before pacing starts to count (Linux `tcp_update_skb_after_send`).
+const UNPACED_SEGS: u64 = 10;
 
 /// What the stack passes to every connection call.
 pub(crate) struct Ctx<'a> {
@@ -328,6 +330,8 @@ pub(crate) struct Conn {
     /// Bytes the application has read (receive-buffer auto-tuning follows this).
     bytes_copied: u64,
     segs_out: u64,
+    /// Data segments sent, retransmissions included (Linux `data_segs_out`).
+    data_segs_out: u64,
     segs_in: u64,
     retrans_segs: u64,
     rto_timeouts: u64,
@@ -472,6 +476,7 @@ impl Conn {
             bytes_received: 0,
             bytes_copied: 0,
             segs_out: 0,
+            data_segs_out: 0,
             segs_in: 0,
             retrans_segs: 0,
             rto_timeouts: 0,
@@ -1311,15 +1316,29 @@ impl Conn {
         Some(((cwnd as u128 * 1_000_000_000 * ratio / 100 / srtt as u128) as u64).max(1))
     }
 
-    /// Advances the pacing clock past a segment of `len` payload bytes (Linux
-    /// `tcp_update_skb_after_send`: the time its headers and payload take at the rate).
+    /// Advances the pacing clock past a data segment of `len` payload bytes just sent
+    /// (Linux `tcp_update_skb_after_send`, the EDT model): the time its payload takes at
+    /// the rate (Linux divides the headerless `skb->len`, so a rate in payload bytes per
+    /// second, as BBR's delivery rate is, sends that many payload bytes), less up to half
+    /// of it as credit for sending late. The first data segments leave back to back, as
+    /// the original fq qdisc did not pace a flow's first 10 MSS: the 10th is the first
+    /// whose time counts.
     fn paced(&mut self, ctx: &Ctx<'_>, len: u64) {
+        if len > 0 {
+            self.data_segs_out += 1;
+        }
         let Some(rate) = self.pacing_rate(ctx.cfg) else {
             return;
         };
-        let bytes = len + 40 + if self.ts_ok { 12 } else { 0 };
-        let ns = (bytes as u128 * 1_000_000_000 / rate as u128) as u64;
-        self.pacing_next = self.pacing_next.max(ctx.now) + SimDuration::from_nanos(ns);
+        let prior = self.pacing_next;
+        self.pacing_next = prior.max(ctx.now);
+        if self.data_segs_out < UNPACED_SEGS {
+            return;
+        }
+        let len_ns = (len as u128 * 1_000_000_000 / rate as u128) as u64;
+        let credit = self.pacing_next.saturating_since(prior).as_nanos();
+        let ns = len_ns - credit.min(len_ns / 2);
+        self.pacing_next += SimDuration::from_nanos(ns);
     }
 
     /// Switches to another controller (TCP_CONGESTION), which starts from the current

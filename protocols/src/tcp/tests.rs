@@ -1440,11 +1440,14 @@ fn paws_drops_a_segment_with_an_old_timestamp() {
     assert_eq!(h.tcp.info(s).unwrap().bytes_received, 1000);
 }
 
-// Pacing (fq-style, per connection): with `tcp_pacing` on, Linux's default rate is twice
-// cwnd per SRTT in slow start, and segments leave one at a time at that rate instead of
-// in a burst.
+// Pacing (Linux's EDT model, per connection): with `tcp_pacing` on, Linux's default rate
+// is twice cwnd per SRTT in slow start. Each data segment advances the next departure
+// time by its payload length at that rate (`tcp_update_skb_after_send` divides the
+// headerless skb->len), less up to half of it as credit for leaving late; a connection's
+// first 10 data segments are not paced (as the original fq did not pace a flow's first
+// 10 MSS).
 #[test]
-fn pacing_spaces_segments_at_twice_cwnd_per_srtt_in_slow_start() {
+fn pacing_spaces_segments_by_payload_after_the_first_ten() {
     let cfg = TcpConfig {
         pacing: true,
         ..TcpConfig::default()
@@ -1458,19 +1461,40 @@ fn pacing_spaces_segments_at_twice_cwnd_per_srtt_in_slow_start() {
     sa.options.mss = Some(1460);
     h.inject(PEER, sa, Payload::empty());
     h.take_sent();
-    // SRTT 100 ms, cwnd 10 x 1460: 292 000 B/s; a 1500-byte segment every 5.1370 ms.
-    h.send(s, &pattern(0, 10 * 1460));
+    assert_eq!(h.send(s, &pattern(0, 20 * 1460)), 20 * 1460);
+    // The initial window goes out at once, unpaced.
+    let times = |h: &mut Host| -> Vec<u64> {
+        h.take_sent()
+            .iter()
+            .filter(|x| x.len() > 0)
+            .map(|x| x.at.as_nanos())
+            .collect()
+    };
+    assert_eq!(times(&mut h), vec![100_000_000; 10]);
+    // Their ACK 100 ms later: cwnd 20, SRTT 100 ms, so 2 x 20 x 1460 B / 100 ms = 584 000
+    // B/s, one 1460-byte segment per 2.5 ms (the headers would make it 2.568 ms). The
+    // first of them leaves late (the 10th segment's slot ended at 105 ms), so half its
+    // time is forgiven.
     h.advance_to(at_ms(200));
-    let times: Vec<u64> = h
-        .take_sent()
-        .iter()
-        .filter(|x| x.len() > 0)
-        .map(|x| x.at.as_nanos())
-        .collect();
-    assert_eq!(times.len(), 10);
-    let gap = 1500u64 * 1_000_000_000 / 292_000;
-    for (i, t) in times.iter().enumerate() {
-        assert_eq!(*t, 100_000_000 + i as u64 * gap, "segment {i}");
+    h.inject(
+        PEER,
+        seg(80, syn.seg.src_port, ACK, 5001, iss + 1 + 10 * 1460, 65535),
+        Payload::empty(),
+    );
+    h.advance_to(at_ms(300));
+    let sent = times(&mut h);
+    // The other 10 segments written, paced.
+    assert_eq!(sent.len(), 10);
+    assert_eq!(h.tcp.info(s).unwrap().cwnd, 20 * 1460);
+    let gap = 1460u64 * 1_000_000_000 / 584_000;
+    assert_eq!(gap, 2_500_000);
+    assert_eq!(sent[0], 200_000_000);
+    for (i, t) in sent.iter().enumerate().skip(1) {
+        assert_eq!(
+            *t,
+            200_000_000 + gap / 2 + (i as u64 - 1) * gap,
+            "segment {i}"
+        );
     }
 }
 
