@@ -2446,6 +2446,7 @@ impl Conn {
             now: ctx.now,
             acked: news.delivered,
             lost: self.lost_total - news.lost_before,
+            lost_total: self.lost_total,
             rtt: news.rtt,
             min_rtt: self.rtt.min_rtt(),
             srtt: self.rtt.srtt(),

@@ -127,6 +127,9 @@ pub struct AckSample {
     pub acked: u64,
     /// Bytes newly deemed lost while processing this ACK.
     pub lost: u64,
+    /// Bytes deemed lost so far, however found: while processing ACKs, by RACK's
+    /// reordering timer or by an RTO (Linux `tp->lost`).
+    pub lost_total: u64,
     /// The RTT sample this ACK gave, if any (Karn's rule applied).
     pub rtt: Option<SimDuration>,
     /// The connection's minimum RTT and smoothed RTT so far.
@@ -339,6 +342,7 @@ pub(crate) fn open_ack(acked: u64) -> AckSample {
         now: SimTime::ZERO,
         acked,
         lost: 0,
+        lost_total: 0,
         rtt: None,
         min_rtt: None,
         srtt: None,
