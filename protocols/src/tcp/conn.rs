@@ -2453,7 +2453,7 @@ impl Conn {
             prior_in_flight: news.prior_in_flight,
             in_flight: self.in_flight(),
             delivered: self.delivered,
-            // After an RTO the window restarts from one segment and must grow.
+            // After an RTO the window restarts from what is in flight and must grow.
             cwnd_limited: self.ca == CaState::Loss || self.is_cwnd_limited(),
             ca_state: self.ca,
             rate: news.rate,
@@ -3097,7 +3097,8 @@ impl Conn {
         }
     }
 
-    /// Linux `tcp_enter_loss`: everything not SACKed is lost; restart from one segment.
+    /// Linux `tcp_enter_loss`: everything not SACKed and not sent within the last RACK RTT
+    /// is lost; the window restarts one segment above what is left in flight.
     fn enter_loss(&mut self, ctx: &mut Ctx<'_>) {
         let in_flight = self.in_flight();
         if self.ca != CaState::Loss || self.retransmits == 0 {
@@ -3107,7 +3108,6 @@ impl Conn {
             }
             self.cc.on_event(&mut self.win, CcEvent::Timeout);
         }
-        self.win.cwnd = self.win.mss as u64;
         // Linux tcp_timeout_mark_lost: with RACK, segments sent within the last RACK RTT
         // (other than the first) are not presumed lost yet.
         let rack = ctx.cfg.rack() && self.sack_ok;
@@ -3136,6 +3136,9 @@ impl Conn {
             }
         }
         self.reno_dupacks = 0;
+        // Linux tcp_enter_loss: one segment beyond what is still presumed in flight (one
+        // segment when everything was marked lost).
+        self.win.cwnd = self.in_flight() + self.win.mss as u64;
         self.high_seq = self.snd_nxt;
         self.ca = CaState::Loss;
         self.ecn.queue_cwr();

@@ -1734,6 +1734,42 @@ fn a_flight_after_idle_is_sampled_from_its_first_send() {
     }
 }
 
+// Linux tcp_enter_loss: after an RTO the window is what is still presumed in flight plus
+// one segment. With RACK, segments sent within the last RACK RTT are not presumed lost:
+// here two lost segments time out while three sent 10 ms before the RTO are still on
+// their way, so the window is 4 segments (the head's retransmission fills it), not 1.
+#[test]
+fn after_an_rto_the_window_is_what_is_in_flight_plus_one() {
+    let cfg = TcpConfig {
+        early_retrans: 0,
+        ..TcpConfig::default()
+    };
+    let mut p = Pair::new(cfg.clone(), cfg, SimDuration::from_millis(10));
+    let (c, _s) = connected(&mut p);
+    p.drop = Some(Box::new(|i, x, _| {
+        let Payload::Pattern { offset, .. } = x.payload else {
+            return false;
+        };
+        i == 0 && x.at < at_s(1) && (offset == 1448 || offset == 2 * 1448)
+    }));
+    // One segment delivered first gives RACK its RTT.
+    p.hosts[0].send(c, &pattern(0, 1448));
+    p.run_until(p.now + SimDuration::from_millis(100));
+    let t0 = p.now;
+    p.hosts[0].send(c, &pattern(1448, 2 * 1448));
+    p.run_until(t0 + SimDuration::from_millis(1));
+    let rto = p.hosts[0].tcp.info(c).unwrap().rto;
+    p.run_until(t0 + (rto - SimDuration::from_millis(10)));
+    p.hosts[0].send(c, &pattern(3 * 1448, 3 * 1448));
+    p.run_until(t0 + rto + SimDuration::from_micros(1));
+    let info = p.hosts[0].tcp.info(c).unwrap();
+    assert_eq!(info.rto_timeouts, 1);
+    assert_eq!(info.ca_state, "loss");
+    assert_eq!(info.cwnd, 4 * 1448);
+    assert_eq!(info.bytes_in_flight, 4 * 1448);
+    assert_eq!(sends_of(&p, 1448), vec![t0, t0 + rto]);
+}
+
 // Without RACK (tcp_recovery = 0) the same lost retransmission waits for the RTO.
 #[test]
 fn without_rack_a_lost_retransmission_waits_for_the_rto() {

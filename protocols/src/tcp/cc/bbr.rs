@@ -20,10 +20,10 @@
 //! Loss does not shrink the window, except that the first round of fast recovery follows
 //! packet conservation and newly lost bytes are taken off before the window grows back
 //! toward its target; the window from before recovery is restored when it ends. After an
-//! RTO the connection restarts from one segment and BBR grows it back. The long-term
-//! bandwidth sampler (policer detection: two lossy intervals of consistent throughput make
-//! BBR pace at their average rate for 48 rounds) and the ACK-aggregation allowance
-//! (`extra_acked`) are Linux's too.
+//! RTO the connection restarts from one segment above what is still in flight and BBR
+//! grows it back. The long-term bandwidth sampler (policer detection: two lossy intervals
+//! of consistent throughput make BBR pace at their average rate for 48 rounds) and the
+//! ACK-aggregation allowance (`extra_acked`) are Linux's too.
 //!
 //! All arithmetic is integer: gains in Linux's fixed point (256 = 1.0), bandwidth in bytes
 //! per second. The one random choice, the ProbeBW start phase, comes from a per-controller

@@ -24,8 +24,8 @@
 //!
 //! Window-based controllers (Reno, CUBIC) grow the window in `on_ack` while the
 //! connection is not recovering; during fast recovery the connection applies Proportional
-//! Rate Reduction (RFC 6937) and after an RTO restarts from one segment, so they all get
-//! Linux's recovery. A controller that returns true from
+//! Rate Reduction (RFC 6937) and after an RTO restarts from one segment above what is in
+//! flight, so they all get Linux's recovery. A controller that returns true from
 //! [`CongestionControl::controls_window`] (BBR, Linux's `cong_control`) is called on every
 //! ACK in every state and sets the window itself. A controller may ask for pacing with
 //! [`CongestionControl::pacing_rate`]; the connection then spaces its segments so
