@@ -40,6 +40,9 @@ pub struct Dumbbell {
     pub delayed_ack: bool,
     /// Extra RON for the scenario's `record` field, e.g. `(tcp_series: true)`.
     pub record: Option<String>,
+    /// The largest send and receive buffer (the max of `tcp_wmem` and `tcp_rmem`, payload
+    /// bytes) on every host; `None` keeps Linux's defaults (4 MB and 6 MB).
+    pub tcp_buffer_max: Option<u64>,
 }
 
 impl Default for Dumbbell {
@@ -58,6 +61,7 @@ impl Default for Dumbbell {
             seed: 1,
             delayed_ack: true,
             record: None,
+            tcp_buffer_max: None,
         }
     }
 }
@@ -83,13 +87,31 @@ impl Dumbbell {
         );
         let _ = writeln!(s, "    nodes: {{");
         let _ = writeln!(s, "        \"left\": Router(), \"right\": Router(),");
-        let receiver = if self.delayed_ack {
-            "Host()"
-        } else {
-            "Host(sysctl: { \"tcp_quickack\": true })"
+        let buffers = match self.tcp_buffer_max {
+            Some(max) => {
+                format!("\"tcp_rmem\": \"4096 131072 {max}\", \"tcp_wmem\": \"4096 16384 {max}\"")
+            }
+            None => String::new(),
         };
+        let host = |extra: &str| {
+            let items: Vec<&str> = [buffers.as_str(), extra]
+                .into_iter()
+                .filter(|x| !x.is_empty())
+                .collect();
+            if items.is_empty() {
+                "Host()".to_string()
+            } else {
+                format!("Host(sysctl: {{ {} }})", items.join(", "))
+            }
+        };
+        let sender = host("");
+        let receiver = host(if self.delayed_ack {
+            ""
+        } else {
+            "\"tcp_quickack\": true"
+        });
         for i in 0..self.flows {
-            let _ = writeln!(s, "        \"s{i}\": Host(), \"d{i}\": {receiver},");
+            let _ = writeln!(s, "        \"s{i}\": {sender}, \"d{i}\": {receiver},");
         }
         let _ = writeln!(s, "    }},");
         let _ = writeln!(s, "    links: [");
@@ -164,5 +186,21 @@ mod tests {
         // The bottleneck is the first link; only its left-to-right direction is lossy.
         assert!(o.summary.links[0].loss_drops > 0);
         assert_eq!(o.summary.links[1].loss_drops, 0);
+    }
+
+    #[test]
+    fn buffer_maximum_is_set_on_every_host() {
+        let d = Dumbbell {
+            flows: 2,
+            delayed_ack: false,
+            tcp_buffer_max: Some(1 << 25),
+            ..Dumbbell::default()
+        };
+        let ron = d.to_ron();
+        let buffers = r#""tcp_rmem": "4096 131072 33554432", "tcp_wmem": "4096 16384 33554432""#;
+        assert_eq!(ron.matches(buffers).count(), 4, "{ron}");
+        assert_eq!(ron.matches(r#""tcp_quickack": true"#).count(), 2, "{ron}");
+        assert!(crate::load_str("dumbbell.ron", &ron, &[]).is_ok());
+        assert!(!Dumbbell::default().to_ron().contains("tcp_rmem"));
     }
 }

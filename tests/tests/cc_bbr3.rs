@@ -283,7 +283,10 @@ fn bbr3_startup_drain_probe_bw_cycle_and_probe_rtt_every_five_seconds() {
 // free while cruising and probes every 2-3 s, so after Startup it retransmits far less
 // (the aim of the v2/v3 loss response: Cardwell et al. at IETF 117 report 12% fewer
 // retransmits than v1 on Google's traffic; in a buffer this shallow the difference is
-// larger: 5 times fewer is required, 8 times measured) while keeping the link busy.
+// larger: 3 times fewer is required, 3.7 times measured: 22 against 6) while keeping
+// the link busy. (Before pacing charged payload only and an RTO kept what was in flight,
+// v1 overshot more and the factor was 8; bbr3's probes then also hit its 2% loss bound
+// and ended UP early, which they no longer do in this buffer.)
 #[test]
 fn bbr3_loses_far_less_than_bbr_v1_in_a_shallow_buffer() {
     let mut retrans = Vec::new();
@@ -308,19 +311,9 @@ fn bbr3_loses_far_less_than_bbr_v1_in_a_shallow_buffer() {
             r.goodput_bps
         );
         retrans.push(after_startup);
-        if cc == "bbr3" {
-            // It probed into loss and set an upper bound: probes end early, in DOWN.
-            assert!(
-                stays(&r.phases, "probe_bw_up")
-                    .iter()
-                    .any(|&(_, len)| len < 3 * BASE_RTT_NS),
-                "{:?}",
-                r.phases
-            );
-        }
     }
     assert!(
-        retrans[1] * 5 <= retrans[0],
+        retrans[1] * 3 <= retrans[0],
         "retransmits after 2 s: bbr {}, bbr3 {}",
         retrans[0],
         retrans[1]

@@ -188,13 +188,20 @@ fn payload_capacity_bps(mbps: f64) -> f64 {
 
 /// RB-CC-04: BBR under random loss (Cardwell et al. 2016: 100 Mb/s, 100 ms, 60 s) keeps
 /// the link rate x (1 - p): at least 90% of it up to 5% loss, 75% at 15%; CUBIC's rate
-/// at 1% loss is at least 10 times below its lossless rate. One seed per point.
+/// at 1% loss is at least 10 times below its lossless rate.
 ///
-/// Measured shortfalls are printed and documented (docs/validation.md): at 5% BBR reaches
-/// 88-89% (its Startup ends early under loss and ProbeBW then needs ~15 s to find the
-/// link), so the check there is 85%; at 15% it collapses, as BBR v1's Startup never
-/// fills the pipe (bandwidth samples cannot grow 25% per round while a seventh of every
-/// flight is lost), and only the number is reported.
+/// Both hosts may grow their socket buffers to 32 MiB (Linux 6.16's `tcp_rmem` maximum;
+/// the ns-3 anchor uses 16 MiB), so that the controller, not the buffers, limits the
+/// flow: with 5% or more loss the data behind unrepaired holes (SACKed, not yet
+/// acknowledged) fills Linux's default 4 MB send buffer after Startup's overshoot, which
+/// is printed for reference at 5%.
+///
+/// One seed per point up to 5%; at 15% the median of five seeds, as BBR v1's Startup
+/// there is bimodal (docs/validation.md): when a loss in the initial window is found
+/// during its compressed ACK train, packet conservation cuts the window to the three or
+/// four segments pacing had let out, Startup sees three rounds without growth and ends
+/// near 1 Mb/s, and at that rate the long-term sampler takes the random loss for a
+/// policer. Seeds 1 and 5 do that; the other three reach the link.
 #[test]
 #[ignore = "long: run with --ignored in release (CI does)"]
 fn bbr_keeps_the_link_rate_under_random_loss() {
@@ -203,42 +210,67 @@ fn bbr_keeps_the_link_rate_under_random_loss() {
         bottleneck_mbps: 100.0,
         delay_ms: 48.0,
         duration_s: 60.0,
+        tcp_buffer_max: Some(32 << 20),
         ..Dumbbell::default()
     };
     println!("RB-CC-04  goodput under random loss, 100 Mb/s, RTT 100 ms, 60 s (Mb/s)");
-    println!("  cc      loss   capacity x (1-p)  simulated  share   required");
-    for (p, required) in [
-        (0.001, Some(0.90)),
-        (0.01, Some(0.90)),
-        (0.02, Some(0.90)),
-        (0.05, Some(0.85)),
-        (0.15, None),
+    println!("  cc      loss   capacity x (1-p)  simulated  share");
+    for (p, required, seeds) in [
+        (0.001, 0.90, 1),
+        (0.01, 0.90, 1),
+        (0.02, 0.90, 1),
+        (0.05, 0.90, 1),
+        (0.15, 0.75, 5),
     ] {
-        let d = Dumbbell {
-            cc: "bbr".into(),
-            loss: p,
-            ..base.clone()
-        };
-        let sim = goodputs(&d)[0];
         let target = capacity * (1.0 - p);
-        let share = sim / target;
-        let req = required.map_or("reported".to_string(), |r| format!(">= {:.0}%", r * 100.0));
-        println!(
-            "  bbr    {:5.1}%  {:16.2}  {:9.2}  {:5.1}%  {req}",
-            p * 100.0,
-            target / 1e6,
-            sim / 1e6,
-            share * 100.0
-        );
-        if let Some(r) = required {
-            assert!(
-                share >= r,
-                "BBR at {}% loss: {:.1}%",
+        let mut shares: Vec<(u64, f64)> = (1..=seeds)
+            .map(|seed| {
+                let d = Dumbbell {
+                    cc: "bbr".into(),
+                    loss: p,
+                    seed,
+                    ..base.clone()
+                };
+                (seed, goodputs(&d)[0])
+            })
+            .collect();
+        for &(seed, sim) in &shares {
+            println!(
+                "  bbr    {:5.1}%  {:16.2}  {:9.2}  {:5.1}%  seed {seed}",
                 p * 100.0,
-                share * 100.0
+                target / 1e6,
+                sim / 1e6,
+                100.0 * sim / target
             );
         }
+        shares.sort_by(|a, b| a.1.total_cmp(&b.1));
+        let share = shares[shares.len() / 2].1 / target;
+        let which = if seeds > 1 { "median share" } else { "share" };
+        println!(
+            "  bbr    {:5.1}%  {which} {:.1}%, required >= {:.0}%",
+            p * 100.0,
+            share * 100.0,
+            required * 100.0
+        );
+        assert!(
+            share >= required,
+            "BBR at {}% loss: {:.1}%",
+            p * 100.0,
+            share * 100.0
+        );
     }
+    let default_buffers = goodputs(&Dumbbell {
+        cc: "bbr".into(),
+        loss: 0.05,
+        tcp_buffer_max: None,
+        ..base.clone()
+    })[0];
+    println!(
+        "  bbr      5.0%  {:16.2}  {:9.2}  {:5.1}%  Linux's default buffers (reported)",
+        capacity * 0.95 / 1e6,
+        default_buffers / 1e6,
+        100.0 * default_buffers / (capacity * 0.95)
+    );
     let lossless = goodputs(&Dumbbell {
         cc: "cubic".into(),
         ..base.clone()
@@ -262,8 +294,10 @@ fn bbr_keeps_the_link_rate_under_random_loss() {
 /// Fairness: 4 and 16 flows of one controller, started together, share a 100 Mb/s,
 /// 24 ms bottleneck with a one-BDP (200-packet) drop-tail queue; Jain's index of their
 /// 60-second goodputs is at least 0.95 for NewReno and CUBIC. BBR v1's index is reported:
-/// it ranges from 0.62 to 0.99 with the buffer and flow count (docs/validation.md), as
-/// flows whose min-RTT sample includes queueing keep a larger share.
+/// with 16 flows in a buffer of one BDP or less they lose 10-14% of their packets, and
+/// BBR's long-term sampler takes that for a policer and pins flows at the rates Startup
+/// left them (0.61-0.85 over five seeds here, 0.94-0.98 without the sampler; 0.96-1.00
+/// in deeper buffers and with 4 flows: docs/validation.md).
 #[test]
 #[ignore = "long: run with --ignored in release (CI does)"]
 fn flows_of_one_controller_share_fairly() {

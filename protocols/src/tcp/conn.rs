@@ -40,6 +40,8 @@ const OOW_RATELIMIT: SimDuration = SimDuration::from_millis(500);
 pub const DEFAULT_PEER_MSS: u16 = 536;
 /// Linux's `TCP_TIMEOUT_INIT`: the base of the SYN retry schedule.
 const TIMEOUT_INIT: SimDuration = SimDuration::from_secs(1);
+/// Data segments sent before pacing starts to count (Linux `tcp_update_skb_after_send`).
+const UNPACED_SEGS: u64 = 10;
 
 /// What the stack passes to every connection call.
 pub(crate) struct Ctx<'a> {
@@ -337,6 +339,8 @@ pub(crate) struct Conn {
     /// Bytes the application has read (receive-buffer auto-tuning follows this).
     bytes_copied: u64,
     segs_out: u64,
+    /// Data segments sent, retransmissions included (Linux `data_segs_out`).
+    data_segs_out: u64,
     segs_in: u64,
     retrans_segs: u64,
     rto_timeouts: u64,
@@ -482,6 +486,7 @@ impl Conn {
             bytes_received: 0,
             bytes_copied: 0,
             segs_out: 0,
+            data_segs_out: 0,
             segs_in: 0,
             retrans_segs: 0,
             rto_timeouts: 0,
@@ -554,6 +559,29 @@ impl Conn {
 
     fn ts_val(&self, now: SimTime) -> u32 {
         ((now.as_nanos() / 1_000_000) as u32).wrapping_add(self.ts_off)
+    }
+
+    /// The RTT the echoed timestamp of `seg` gives (RFC 7323 RTTM, Linux
+    /// `tcp_rtt_tsopt_us`), for ACKs of retransmitted data, where Karn's rule forbids
+    /// timing the segment itself.
+    fn ts_rtt(&self, now: SimTime, seg: &TcpRepr) -> Option<SimDuration> {
+        let (_, ecr) = seg.options.timestamps.filter(|_| self.ts_ok)?;
+        if ecr == 0 {
+            return None;
+        }
+        let ms = self.ts_val(now).wrapping_sub(ecr);
+        (ms < 1 << 30).then(|| SimDuration::from_millis(ms as u64))
+    }
+
+    /// The handshake's RTT sample: the SYN (or SYN-ACK) timed if it was sent once, else
+    /// from the echoed timestamp, as Linux's `tcp_ack_update_rtt` does for a SYN-ACK or
+    /// final ACK that acknowledges a retransmitted SYN (or SYN-ACK).
+    fn handshake_rtt(&self, ctx: &Ctx<'_>, seg: &TcpRepr) -> Option<SimDuration> {
+        if self.retransmits == 0 {
+            Some(ctx.now.saturating_since(self.last_send))
+        } else {
+            self.ts_rtt(ctx.now, seg)
+        }
     }
 
     fn set_timer(&mut self, ctx: &mut Ctx<'_>, kind: TimerKind, after: SimDuration) {
@@ -1265,10 +1293,13 @@ impl Conn {
         }
     }
 
-    /// Linux `tcp_rate_skb_sent`: the delivery state a segment carries when it leaves.
+    /// Linux `tcp_rate_skb_sent`: the delivery state a segment carries when it leaves,
+    /// taken before the segment counts as outstanding.
     fn tx_snapshot(&mut self, ctx: &Ctx<'_>) -> TxSnapshot {
-        if self.snd_nxt == self.snd_una || self.in_flight() == 0 {
-            // A new flight: intervals start now.
+        if self.snd_nxt == self.snd_una {
+            // Nothing outstanding (Linux checks `packets_out`, not the in-flight
+            // estimate, which an RTO or loss marking can zero spuriously): a new flight,
+            // whose intervals start now.
             self.first_tx_time = ctx.now;
             self.delivered_time = ctx.now;
         }
@@ -1299,19 +1330,29 @@ impl Conn {
         Some(((cwnd as u128 * 1_000_000_000 * ratio / 100 / srtt as u128) as u64).max(1))
     }
 
-    /// Advances the pacing clock past a segment of `len` payload bytes (Linux
-    /// `tcp_update_skb_after_send`: the time its headers and payload take at the rate).
+    /// Advances the pacing clock past a data segment of `len` payload bytes just sent
+    /// (Linux `tcp_update_skb_after_send`, the EDT model): the time its payload takes at
+    /// the rate (Linux divides the headerless `skb->len`, so a rate in payload bytes per
+    /// second, as BBR's delivery rate is, sends that many payload bytes), less up to half
+    /// of it as credit for sending late. The first data segments leave back to back, as
+    /// the original fq qdisc did not pace a flow's first 10 MSS: the 10th is the first
+    /// whose time counts.
     fn paced(&mut self, ctx: &Ctx<'_>, len: u64) {
+        if len > 0 {
+            self.data_segs_out += 1;
+        }
         let Some(rate) = self.pacing_rate(ctx.cfg) else {
             return;
         };
-        let bytes = if self.cc.paces_payload() {
-            len
-        } else {
-            len + 40 + if self.ts_ok { 12 } else { 0 }
-        };
-        let ns = (bytes as u128 * 1_000_000_000 / rate as u128) as u64;
-        self.pacing_next = self.pacing_next.max(ctx.now) + SimDuration::from_nanos(ns);
+        let prior = self.pacing_next;
+        self.pacing_next = prior.max(ctx.now);
+        if self.data_segs_out < UNPACED_SEGS {
+            return;
+        }
+        let len_ns = (len as u128 * 1_000_000_000 / rate as u128) as u64;
+        let credit = self.pacing_next.saturating_since(prior).as_nanos();
+        let ns = len_ns - credit.min(len_ns / 2);
+        self.pacing_next += SimDuration::from_nanos(ns);
     }
 
     /// Switches to another controller (TCP_CONGESTION), which starts from the current
@@ -1403,11 +1444,11 @@ impl Conn {
         }
         let ecn = self.ecn_codepoint(len > 0);
         let end = start + len + with_fin as u64;
+        let tx = self.tx_snapshot(ctx);
         self.snd_nxt = end;
         if len < mss {
             self.snd_sml = end;
         }
-        let tx = self.tx_snapshot(ctx);
         self.rtx.push_back(Sent {
             start,
             end,
@@ -1423,7 +1464,11 @@ impl Conn {
         true
     }
 
-    /// Retransmits the first segment marked lost and not yet retransmitted.
+    /// Retransmits the first segment marked lost and not yet retransmitted (Linux
+    /// `tcp_xmit_retransmit_queue`). Resending the oldest outstanding segment restarts the
+    /// RTO, unless RACK's reordering timer holds the timer slot: the RTO then measures
+    /// from this retransmission, so a head that needs several retransmissions, each found
+    /// lost by RACK a round trip later, does not time out while the repair progresses.
     fn retransmit_next_lost(&mut self, ctx: &mut Ctx<'_>) -> bool {
         let Some(i) = self
             .rtx
@@ -1433,6 +1478,9 @@ impl Conn {
             return false;
         };
         self.retransmit_index(ctx, i);
+        if i == 0 && self.xmit_timer != XmitTimer::ReorderTimeout {
+            self.arm_xmit_timer(ctx, XmitTimer::Rto, self.rto);
+        }
         true
     }
 
@@ -1709,8 +1757,8 @@ impl Conn {
         self.snd_wl1 = seg.seq;
         self.snd_wl2 = seg.ack;
         self.clear_timer(TimerKind::Retransmit);
-        if self.retransmits == 0 {
-            self.rtt_sample(ctx, ctx.now.saturating_since(self.last_send));
+        if let Some(r) = self.handshake_rtt(ctx, seg) {
+            self.rtt_sample(ctx, r);
         }
         self.retransmits = 0;
         self.retrans_stamp = None;
@@ -1759,8 +1807,8 @@ impl Conn {
             self.ecn.on_synack(seg.flags);
             self.snd_una = 1;
             self.snd_wl2 = seg.ack;
-            if self.retransmits == 0 {
-                self.rtt_sample(ctx, ctx.now.saturating_since(self.last_send));
+            if let Some(r) = self.handshake_rtt(ctx, seg) {
+                self.rtt_sample(ctx, r);
             }
             self.retransmits = 0;
             self.retrans_stamp = None;
@@ -2004,13 +2052,8 @@ impl Conn {
             // Karn's rule, with timestamps as the tiebreaker (RB-TCP-32, RB-TCP-38).
             if let Some(t) = seq_rtt.filter(|_| !ever_retrans) {
                 rtt = Some(ctx.now.saturating_since(t));
-            } else if let (true, Some((_, ecr))) = (self.ts_ok, seg.options.timestamps) {
-                if ecr != 0 {
-                    let ms = self.ts_val(ctx.now).wrapping_sub(ecr);
-                    if ms < 1 << 30 {
-                        rtt = Some(SimDuration::from_millis(ms as u64));
-                    }
-                }
+            } else {
+                rtt = self.ts_rtt(ctx.now, seg);
             }
             if let Some(r) = rtt {
                 self.rtt_sample(ctx, r);
@@ -2433,13 +2476,14 @@ impl Conn {
             now: ctx.now,
             acked: news.delivered,
             lost: self.lost_total - news.lost_before,
+            lost_total: self.lost_total,
             rtt: news.rtt,
             min_rtt: self.rtt.min_rtt(),
             srtt: self.rtt.srtt(),
             prior_in_flight: news.prior_in_flight,
             in_flight: self.in_flight(),
             delivered: self.delivered,
-            // After an RTO the window restarts from one segment and must grow.
+            // After an RTO the window restarts from what is in flight and must grow.
             cwnd_limited: self.ca == CaState::Loss || self.is_cwnd_limited(),
             ca_state: self.ca,
             rate: news.rate,
@@ -3121,7 +3165,8 @@ impl Conn {
         }
     }
 
-    /// Linux `tcp_enter_loss`: everything not SACKed is lost; restart from one segment.
+    /// Linux `tcp_enter_loss`: everything not SACKed and not sent within the last RACK RTT
+    /// is lost; the window restarts one segment above what is left in flight.
     fn enter_loss(&mut self, ctx: &mut Ctx<'_>) {
         let in_flight = self.in_flight();
         if self.ca != CaState::Loss || self.retransmits == 0 {
@@ -3132,7 +3177,6 @@ impl Conn {
             self.cc.on_event(&mut self.win, CcEvent::Timeout);
             self.trace_cc_phase(ctx);
         }
-        self.win.cwnd = self.win.mss as u64;
         // Linux tcp_timeout_mark_lost: with RACK, segments sent within the last RACK RTT
         // (other than the first) are not presumed lost yet.
         let rack = ctx.cfg.rack() && self.sack_ok;
@@ -3161,6 +3205,9 @@ impl Conn {
             }
         }
         self.reno_dupacks = 0;
+        // Linux tcp_enter_loss: one segment beyond what is still presumed in flight (one
+        // segment when everything was marked lost).
+        self.win.cwnd = self.in_flight() + self.win.mss as u64;
         self.high_seq = self.snd_nxt;
         self.ca = CaState::Loss;
         self.ecn.queue_cwr();

@@ -164,6 +164,49 @@ fn unanswered_syn_retries_at_linux_times_then_etimedout_at_127s() {
     assert_eq!(h.tcp.state(s).unwrap(), TcpState::Closed);
 }
 
+// Karn's rule with timestamps as the tiebreaker, in the handshake (Linux
+// tcp_ack_update_rtt): a SYN-ACK for a retransmitted SYN cannot be timed from the SYN,
+// but its echoed timestamp gives the RTT of the retransmission it answers.
+#[test]
+fn a_synack_after_a_syn_retransmission_is_timed_by_its_timestamp() {
+    let mut h = host();
+    let s = h.connect(std::net::SocketAddrV4::new(PEER, 80));
+    h.advance_to(at_ms(1000));
+    let syns = h.take_sent();
+    assert_eq!(syns.len(), 2);
+    let (retransmitted_val, _) = syns[1].seg.options.timestamps.unwrap();
+    h.advance_to(at_ms(1100));
+    let mut sa = seg(
+        80,
+        syns[0].seg.src_port,
+        SYN | ACK,
+        5000,
+        syns[0].seg.seq.0 + 1,
+        65535,
+    );
+    sa.options = linux_syn_options(1460, 7, retransmitted_val);
+    h.inject(PEER, sa, Payload::empty());
+    let info = h.tcp.info(s).unwrap();
+    assert_eq!(info.state, TcpState::Established);
+    assert_eq!(info.srtt, Some(SimDuration::from_millis(100)));
+    // Without timestamps there is nothing to time it by.
+    let mut h = host();
+    let s = h.connect(std::net::SocketAddrV4::new(PEER, 80));
+    h.advance_to(at_ms(1100));
+    let syns = h.take_sent();
+    let mut sa = seg(
+        80,
+        syns[0].seg.src_port,
+        SYN | ACK,
+        5000,
+        syns[0].seg.seq.0 + 1,
+        65535,
+    );
+    sa.options.mss = Some(1460);
+    h.inject(PEER, sa, Payload::empty());
+    assert_eq!(h.tcp.info(s).unwrap().srtt, None);
+}
+
 // RB-TCP-04 with a smaller tcp_syn_retries
 #[test]
 fn syn_retries_is_configurable() {
@@ -1395,11 +1438,14 @@ fn paws_drops_a_segment_with_an_old_timestamp() {
     assert_eq!(h.tcp.info(s).unwrap().bytes_received, 1000);
 }
 
-// Pacing (fq-style, per connection): with `tcp_pacing` on, Linux's default rate is twice
-// cwnd per SRTT in slow start, and segments leave one at a time at that rate instead of
-// in a burst.
+// Pacing (Linux's EDT model, per connection): with `tcp_pacing` on, Linux's default rate
+// is twice cwnd per SRTT in slow start. Each data segment advances the next departure
+// time by its payload length at that rate (`tcp_update_skb_after_send` divides the
+// headerless skb->len), less up to half of it as credit for leaving late; a connection's
+// first 10 data segments are not paced (as the original fq did not pace a flow's first
+// 10 MSS).
 #[test]
-fn pacing_spaces_segments_at_twice_cwnd_per_srtt_in_slow_start() {
+fn pacing_spaces_segments_by_payload_after_the_first_ten() {
     let cfg = TcpConfig {
         pacing: true,
         ..TcpConfig::default()
@@ -1413,19 +1459,40 @@ fn pacing_spaces_segments_at_twice_cwnd_per_srtt_in_slow_start() {
     sa.options.mss = Some(1460);
     h.inject(PEER, sa, Payload::empty());
     h.take_sent();
-    // SRTT 100 ms, cwnd 10 x 1460: 292 000 B/s; a 1500-byte segment every 5.1370 ms.
-    h.send(s, &pattern(0, 10 * 1460));
+    assert_eq!(h.send(s, &pattern(0, 20 * 1460)), 20 * 1460);
+    // The initial window goes out at once, unpaced.
+    let times = |h: &mut Host| -> Vec<u64> {
+        h.take_sent()
+            .iter()
+            .filter(|x| x.len() > 0)
+            .map(|x| x.at.as_nanos())
+            .collect()
+    };
+    assert_eq!(times(&mut h), vec![100_000_000; 10]);
+    // Their ACK 100 ms later: cwnd 20, SRTT 100 ms, so 2 x 20 x 1460 B / 100 ms = 584 000
+    // B/s, one 1460-byte segment per 2.5 ms (the headers would make it 2.568 ms). The
+    // first of them leaves late (the 10th segment's slot ended at 105 ms), so half its
+    // time is forgiven.
     h.advance_to(at_ms(200));
-    let times: Vec<u64> = h
-        .take_sent()
-        .iter()
-        .filter(|x| x.len() > 0)
-        .map(|x| x.at.as_nanos())
-        .collect();
-    assert_eq!(times.len(), 10);
-    let gap = 1500u64 * 1_000_000_000 / 292_000;
-    for (i, t) in times.iter().enumerate() {
-        assert_eq!(*t, 100_000_000 + i as u64 * gap, "segment {i}");
+    h.inject(
+        PEER,
+        seg(80, syn.seg.src_port, ACK, 5001, iss + 1 + 10 * 1460, 65535),
+        Payload::empty(),
+    );
+    h.advance_to(at_ms(300));
+    let sent = times(&mut h);
+    // The other 10 segments written, paced.
+    assert_eq!(sent.len(), 10);
+    assert_eq!(h.tcp.info(s).unwrap().cwnd, 20 * 1460);
+    let gap = 1460u64 * 1_000_000_000 / 584_000;
+    assert_eq!(gap, 2_500_000);
+    assert_eq!(sent[0], 200_000_000);
+    for (i, t) in sent.iter().enumerate().skip(1) {
+        assert_eq!(
+            *t,
+            200_000_000 + gap / 2 + (i as u64 - 1) * gap,
+            "segment {i}"
+        );
     }
 }
 
@@ -1557,6 +1624,148 @@ fn rack_detects_a_lost_retransmission_without_an_rto() {
     assert_eq!(p.hosts[0].tcp.counters().lost_retransmits, 1);
     let (got, _) = p.hosts[1].read_all(s);
     assert_eq!(got.iter().map(|g| g.len()).sum::<usize>(), written);
+}
+
+// Linux tcp_xmit_retransmit_queue: retransmitting the oldest outstanding segment restarts
+// the RTO. Here the first segment and its first 14 retransmissions are lost; RACK finds
+// each retransmission lost one RTT (20 ms) later, when data sent after it is SACKed, so
+// the repair runs for 300 ms, past the RTO of about 220 ms counted from the first
+// transmission, without a timeout. (Buffers of 4 MB keep new data flowing behind the
+// hole, which RACK needs.)
+#[test]
+fn retransmitting_the_head_restarts_the_rto() {
+    let cfg = TcpConfig {
+        rmem: [4096, 1 << 22, 1 << 22],
+        wmem: [4096, 1 << 22, 1 << 22],
+        ..TcpConfig::default()
+    };
+    let mut p = Pair::new(cfg.clone(), cfg, SimDuration::from_millis(10));
+    let (c, s) = connected(&mut p);
+    let mut drops = 0;
+    p.drop = Some(Box::new(move |i, x, _| {
+        let head = matches!(x.payload, Payload::Pattern { offset: 0, .. });
+        if i == 0 && head && drops < 15 {
+            drops += 1;
+            return true;
+        }
+        false
+    }));
+    let t0 = p.now;
+    let total = 400 * 1448u64;
+    let mut written = 0u64;
+    while p.now < t0 + SimDuration::from_secs(1) {
+        if written < total {
+            written += p.hosts[0].send(c, &pattern(written, (total - written) as u32)) as u64;
+        }
+        p.run_until(p.now + SimDuration::from_millis(1));
+    }
+    let info = p.hosts[0].tcp.info(c).unwrap();
+    assert!(info.rto > SimDuration::from_millis(200), "{info:?}");
+    let want: Vec<SimTime> = (0..16)
+        .map(|k| t0 + SimDuration::from_millis(20 * k))
+        .collect();
+    assert_eq!(sends_of(&p, 0), want);
+    assert_eq!(info.rto_timeouts, 0);
+    assert_eq!(p.hosts[0].tcp.counters().lost_retransmits, 14);
+    let (got, _) = p.hosts[1].read_all(s);
+    assert_eq!(got.iter().map(|g| g.len() as u64).sum::<u64>(), written);
+}
+
+thread_local! {
+    /// Rate samples seen by the `rate-recorder` controller on this test's thread.
+    static RATE_SAMPLES: std::cell::RefCell<Vec<super::cc::RateSample>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A fixed window of ten segments that records every delivery-rate sample.
+#[derive(Debug)]
+struct RateRecorder;
+
+impl super::cc::CongestionControl for RateRecorder {
+    fn name(&self) -> &'static str {
+        "rate-recorder"
+    }
+    fn on_ack(&mut self, _w: &mut super::cc::Window, ack: &super::cc::AckSample) {
+        if let Some(r) = ack.rate {
+            RATE_SAMPLES.with(|v| v.borrow_mut().push(r));
+        }
+    }
+    fn ssthresh(&mut self, w: &super::cc::Window, _in_flight: u64) -> u64 {
+        w.cwnd
+    }
+}
+
+// Linux tcp_rate_skb_sent: the first segment sent with nothing outstanding starts a new
+// flight, so the delivery-rate samples of a flight sent after an idle period (or the
+// first flight) measure from its first transmission, not from the last delivery before
+// the idle period: one RTT (20 ms) here, not the idle time.
+#[test]
+fn a_flight_after_idle_is_sampled_from_its_first_send() {
+    super::cc::register("rate-recorder", || Box::new(RateRecorder));
+    let cfg = TcpConfig {
+        congestion_control: "rate-recorder".into(),
+        ..TcpConfig::default()
+    };
+    let mut p = Pair::new(
+        cfg.clone(),
+        TcpConfig::default(),
+        SimDuration::from_millis(10),
+    );
+    let (c, _s) = connected(&mut p);
+    for idle in [0, 1000] {
+        p.run_until(p.now + SimDuration::from_millis(idle));
+        RATE_SAMPLES.with(|v| v.borrow_mut().clear());
+        p.hosts[0].send(c, &pattern(0, 4 * 1448));
+        p.run_until(p.now + SimDuration::from_millis(100));
+        let samples = RATE_SAMPLES.with(|v| v.borrow().clone());
+        assert!(!samples.is_empty(), "idle {idle} ms");
+        let first = samples[0];
+        assert_eq!(
+            first.interval,
+            SimDuration::from_millis(20),
+            "idle {idle} ms"
+        );
+        assert!(
+            [1448, 2 * 1448].contains(&first.delivered),
+            "idle {idle} ms: {first:?}"
+        );
+    }
+}
+
+// Linux tcp_enter_loss: after an RTO the window is what is still presumed in flight plus
+// one segment. With RACK, segments sent within the last RACK RTT are not presumed lost:
+// here two lost segments time out while three sent 10 ms before the RTO are still on
+// their way, so the window is 4 segments (the head's retransmission fills it), not 1.
+#[test]
+fn after_an_rto_the_window_is_what_is_in_flight_plus_one() {
+    let cfg = TcpConfig {
+        early_retrans: 0,
+        ..TcpConfig::default()
+    };
+    let mut p = Pair::new(cfg.clone(), cfg, SimDuration::from_millis(10));
+    let (c, _s) = connected(&mut p);
+    p.drop = Some(Box::new(|i, x, _| {
+        let Payload::Pattern { offset, .. } = x.payload else {
+            return false;
+        };
+        i == 0 && x.at < at_s(1) && (offset == 1448 || offset == 2 * 1448)
+    }));
+    // One segment delivered first gives RACK its RTT.
+    p.hosts[0].send(c, &pattern(0, 1448));
+    p.run_until(p.now + SimDuration::from_millis(100));
+    let t0 = p.now;
+    p.hosts[0].send(c, &pattern(1448, 2 * 1448));
+    p.run_until(t0 + SimDuration::from_millis(1));
+    let rto = p.hosts[0].tcp.info(c).unwrap().rto;
+    p.run_until(t0 + (rto - SimDuration::from_millis(10)));
+    p.hosts[0].send(c, &pattern(3 * 1448, 3 * 1448));
+    p.run_until(t0 + rto + SimDuration::from_micros(1));
+    let info = p.hosts[0].tcp.info(c).unwrap();
+    assert_eq!(info.rto_timeouts, 1);
+    assert_eq!(info.ca_state, "loss");
+    assert_eq!(info.cwnd, 4 * 1448);
+    assert_eq!(info.bytes_in_flight, 4 * 1448);
+    assert_eq!(sends_of(&p, 1448), vec![t0, t0 + rto]);
 }
 
 // Without RACK (tcp_recovery = 0) the same lost retransmission waits for the RTO.

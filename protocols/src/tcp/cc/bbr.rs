@@ -20,10 +20,10 @@
 //! Loss does not shrink the window, except that the first round of fast recovery follows
 //! packet conservation and newly lost bytes are taken off before the window grows back
 //! toward its target; the window from before recovery is restored when it ends. After an
-//! RTO the connection restarts from one segment and BBR grows it back. The long-term
-//! bandwidth sampler (policer detection: two lossy intervals of consistent throughput make
-//! BBR pace at their average rate for 48 rounds) and the ACK-aggregation allowance
-//! (`extra_acked`) are Linux's too.
+//! RTO the connection restarts from one segment above what is still in flight and BBR
+//! grows it back. The long-term bandwidth sampler (policer detection: two lossy intervals
+//! of consistent throughput make BBR pace at their average rate for 48 rounds) and the
+//! ACK-aggregation allowance (`extra_acked`) are Linux's too.
 //!
 //! All arithmetic is integer: gains in Linux's fixed point (256 = 1.0), bandwidth in bytes
 //! per second. The one random choice, the ProbeBW start phase, comes from a per-controller
@@ -53,8 +53,6 @@
 //!   application-limited.
 //! - "The ACK may have been delayed" (`FLAG_ACK_MAYBE_DELAYED`) is approximated as an ACK
 //!   of less than one full segment outside recovery whose rate sample covers only it.
-//! - Losses found by an RTO are not counted in the long-term sampler's loss total (they
-//!   are not reported through `AckSample::lost`).
 //! - There is no TSO: the send quantum (`bbr_tso_segs_goal`) follows Linux's formula, one
 //!   millisecond of data at the pacing rate, between 1-2 and 127 segments.
 
@@ -294,6 +292,7 @@ pub struct Bbr {
     now: SimTime,
     delivered: u64,
     delivered_mstamp: SimTime,
+    /// Everything lost so far, however found (Linux `tp->lost`).
     lost: u64,
     /// The window and ssthresh BBR left after its last ACK, to undo an idle restart.
     last_window: Option<(u64, u64)>,
@@ -894,7 +893,7 @@ impl CongestionControl for Bbr {
         if ack.acked > 0 {
             self.delivered_mstamp = ack.now;
         }
-        self.lost += ack.lost;
+        self.lost = ack.lost_total;
         if self.min_rtt.is_none() && !self.has_seen_rtt {
             // Linux starts from tcp_min_rtt(), which the handshake already measured.
             self.min_rtt = ack.min_rtt;
@@ -999,7 +998,9 @@ mod tests {
         srtt: Option<SimDuration>,
         in_flight: u64,
         ca: CaState,
+        /// Bytes newly lost, reported with the next ACK, and all reported so far.
         lost: u64,
+        lost_total: u64,
     }
 
     impl Driver {
@@ -1030,6 +1031,7 @@ mod tests {
                 in_flight: 10 * MSS,
                 ca: CaState::Open,
                 lost: 0,
+                lost_total: 0,
             }
         }
 
@@ -1046,10 +1048,13 @@ mod tests {
                 rtt: self.rtt,
                 is_app_limited: app_limited,
             });
+            let lost = std::mem::take(&mut self.lost);
+            self.lost_total += lost;
             let s = AckSample {
                 now: self.now,
                 acked,
-                lost: std::mem::take(&mut self.lost),
+                lost,
+                lost_total: self.lost_total,
                 rtt: Some(self.rtt),
                 min_rtt: Some(self.rtt),
                 srtt: self.srtt.or(Some(self.rtt)),
@@ -1474,6 +1479,34 @@ mod tests {
         d.cc.on_event(&mut d.w, CcEvent::TxStart);
         assert!(d.cc.idle_restart);
         assert_eq!(d.cc.pacing_rate(), Some(rate_with_gain(BW, UNIT)));
+    }
+
+    // Linux's long-term sampler counts tp->lost, every loss however found. Here ACKs
+    // report one lost segment per round themselves, and the rest of a 25% loss rate is
+    // found by timers (RACK's reordering timer, an RTO) between ACKs: the policer is
+    // detected all the same, as Linux detects it.
+    #[test]
+    fn the_long_term_sampler_counts_losses_found_between_acks() {
+        let mut d = steady();
+        let policed = BW / 2;
+        let per_round = bytes_in(policed, RTT);
+        let mut detected = None;
+        for r in 0..40 {
+            d.next_round();
+            // Found by a timer: counted in the total, not in any ACK's own losses.
+            d.lost_total += per_round / 3 - MSS;
+            d.lost = MSS;
+            for _ in 0..4 {
+                d.ack_with(RTT / 4, per_round / 4, policed, false);
+            }
+            if d.cc.lt_use_bw {
+                detected = Some(r);
+                break;
+            }
+        }
+        assert!(detected.is_some_and(|r| r <= 12), "{detected:?}");
+        let lt = d.cc.bandwidth();
+        assert!(lt.abs_diff(policed) <= policed / 20, "{lt} vs {policed}");
     }
 
     // Linux lt_bw: two lossy intervals (>= 20% lost) of consistent throughput make BBR

@@ -15,7 +15,7 @@
 //!   by 1 - alpha/3 with ECN marks), only while not probing, and reset when a probe starts.
 //!
 //! `bw` = min(`max_bw`, `bw_shortterm`) paces the flow at `pacing_gain` x `bw` x 99%
-//! (payload bytes, the unit of the bandwidth samples: [`CongestionControl::paces_payload`]),
+//! (payload bytes, the unit of the bandwidth samples, as the connection charges them),
 //! and cwnd is `cwnd_gain` x `bw` x `min_rtt` plus the ACK-aggregation estimate, capped by
 //! the model. The states and their (pacing, cwnd) gains:
 //!
@@ -1445,11 +1445,6 @@ impl CongestionControl for Bbr3 {
         (self.pacing_rate > 0).then_some(self.pacing_rate)
     }
 
-    /// The draft paces in the units of its bandwidth samples: payload bytes.
-    fn paces_payload(&self) -> bool {
-        true
-    }
-
     fn ecn_mode(&self) -> EcnMode {
         self.ecn_mode
     }
@@ -1489,6 +1484,8 @@ mod tests {
         ca: CaState,
         /// Bytes the next ACK reports newly lost.
         lost: u64,
+        /// Bytes reported lost so far.
+        lost_total: u64,
         /// The loss and marks the next ACK's newest segment saw while in flight.
         flight_lost: u64,
         flight_ce: u64,
@@ -1527,6 +1524,7 @@ mod tests {
                 in_flight: 10 * MSS,
                 ca: CaState::Open,
                 lost: 0,
+                lost_total: 0,
                 flight_lost: 0,
                 flight_ce: 0,
                 ece: false,
@@ -1555,10 +1553,13 @@ mod tests {
                 rtt: self.rtt,
                 is_app_limited: app_limited,
             });
+            let lost = std::mem::take(&mut self.lost);
+            self.lost_total += lost;
             let s = AckSample {
                 now: self.now,
                 acked,
-                lost: std::mem::take(&mut self.lost),
+                lost,
+                lost_total: self.lost_total,
                 rtt: Some(self.rtt),
                 min_rtt: Some(self.rtt),
                 srtt: Some(self.rtt),

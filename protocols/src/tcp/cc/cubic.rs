@@ -652,6 +652,7 @@ mod tests {
                 now: self.now,
                 acked,
                 lost: 0,
+                lost_total: 0,
                 rtt: Some(rtt),
                 min_rtt: None,
                 srtt: Some(rtt),

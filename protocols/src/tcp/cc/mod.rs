@@ -31,8 +31,8 @@
 //!
 //! Window-based controllers (Reno, CUBIC) grow the window in `on_ack` while the
 //! connection is not recovering; during fast recovery the connection applies Proportional
-//! Rate Reduction (RFC 6937) and after an RTO restarts from one segment, so they all get
-//! Linux's recovery. A controller that returns true from
+//! Rate Reduction (RFC 6937) and after an RTO restarts from one segment above what is in
+//! flight, so they all get Linux's recovery. A controller that returns true from
 //! [`CongestionControl::controls_window`] (BBR, Linux's `cong_control`) is called on every
 //! ACK in every state and sets the window itself. A controller may ask for pacing with
 //! [`CongestionControl::pacing_rate`]; the connection then spaces its segments so
@@ -177,6 +177,9 @@ pub struct AckSample {
     pub acked: u64,
     /// Bytes newly deemed lost while processing this ACK.
     pub lost: u64,
+    /// Bytes deemed lost so far, however found: while processing ACKs, by RACK's
+    /// reordering timer or by an RTO (Linux `tp->lost`).
+    pub lost_total: u64,
     /// The RTT sample this ACK gave, if any (Karn's rule applied).
     pub rtt: Option<SimDuration>,
     /// The connection's minimum RTT and smoothed RTT so far.
@@ -294,16 +297,10 @@ pub trait CongestionControl: std::fmt::Debug {
     fn controls_window(&self) -> bool {
         false
     }
-    /// The pacing rate in bytes per second, if this controller paces.
+    /// The pacing rate in payload bytes per second, if this controller paces (the
+    /// connection charges each segment's payload, as Linux's internal pacing does).
     fn pacing_rate(&self) -> Option<u64> {
         None
-    }
-    /// Whether the pacing rate counts payload bytes only, the unit of the delivery-rate
-    /// samples (BBRv3: draft-ietf-ccwg-bbr paces each packet's size at a rate derived
-    /// from those samples). Otherwise each segment's TCP/IP headers count too, as
-    /// Linux's fq charges a packet's length without TSO.
-    fn paces_payload(&self) -> bool {
-        false
     }
     /// Reno (RFC 5681): without SACK, the first ACK of new data ends fast recovery.
     /// NewReno and everything after it (RFC 6582) wait for the whole flight.
@@ -407,6 +404,7 @@ pub(crate) fn open_ack(acked: u64) -> AckSample {
         now: SimTime::ZERO,
         acked,
         lost: 0,
+        lost_total: 0,
         rtt: None,
         min_rtt: None,
         srtt: None,
