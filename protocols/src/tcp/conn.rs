@@ -22,6 +22,7 @@ use super::config::{Errno, SockOpts, TcpConfig};
 use super::ecn::EcnState;
 use super::rack::{self, Rack};
 use super::rtt::RttEstimator;
+use super::scoreboard::SackedRanges;
 use super::seq::SeqNum;
 use super::timer::{Deadlines, TimerKind, TimerQueue};
 use super::wire::{flags, SackBlocks, TcpOptions, TcpRepr};
@@ -245,6 +246,11 @@ pub(crate) struct Conn {
     sndbuf_cap: u64,
     fin_queued: bool,
     rtx: VecDeque<Sent>,
+    /// The SACKed stretches of `rtx`, for walks that jump over them.
+    sacked: SackedRanges,
+    /// No segment that is lost and not yet retransmitted starts below this offset (Linux
+    /// `retransmit_skb_hint`): where the search for the next one begins.
+    rtx_hint: u64,
     sacked_bytes: u64,
     lost_bytes: u64,
     retrans_bytes: u64,
@@ -397,6 +403,8 @@ impl Conn {
             sndbuf_cap: 0,
             fin_queued: false,
             rtx: VecDeque::new(),
+            sacked: SackedRanges::default(),
+            rtx_hint: u64::MAX,
             sacked_bytes: 0,
             lost_bytes: 0,
             retrans_bytes: 0,
@@ -679,6 +687,8 @@ impl Conn {
     fn discard_queues(&mut self) {
         self.sndbuf = SendBuffer::default();
         self.rtx = VecDeque::new();
+        self.sacked = SackedRanges::default();
+        self.rtx_hint = u64::MAX;
         self.sacked_bytes = 0;
         self.lost_bytes = 0;
         self.retrans_bytes = 0;
@@ -1407,15 +1417,42 @@ impl Conn {
 
     /// Retransmits the first segment marked lost and not yet retransmitted.
     fn retransmit_next_lost(&mut self, ctx: &mut Ctx<'_>) -> bool {
-        let Some(i) = self
-            .rtx
-            .iter()
-            .position(|s| s.has(SENT_LOST) && !s.has(SENT_RETRANS) && !s.has(SENT_SACKED))
-        else {
-            return false;
-        };
+        let hint = self.rtx_hint;
+        let mut i = self.rtx.partition_point(|s| s.start < hint);
+        loop {
+            let Some(s) = self.rtx.get(i) else {
+                self.rtx_hint = u64::MAX;
+                return false;
+            };
+            if s.has(SENT_SACKED) {
+                i = self.skip_sacked(i);
+            } else if s.has(SENT_LOST) && !s.has(SENT_RETRANS) {
+                break;
+            } else {
+                i += 1;
+            }
+        }
+        self.rtx_hint = self.rtx[i].start;
         self.retransmit_index(ctx, i);
         true
+    }
+
+    /// The first index at or after `i` whose segment is not SACKed.
+    fn skip_sacked(&self, i: usize) -> usize {
+        match self.rtx.get(i) {
+            Some(s) if s.has(SENT_SACKED) => {
+                let end = self.sacked.run_end(s.start).unwrap_or(s.end);
+                debug_assert!(end >= s.end, "scoreboard out of step with the queue");
+                self.rtx.partition_point(|x| x.start < end)
+            }
+            _ => i,
+        }
+    }
+
+    /// A segment starting at `start` may have become lost and not retransmitted: the
+    /// search for the next retransmission must look there again.
+    fn lower_rtx_hint(&mut self, start: u64) {
+        self.rtx_hint = self.rtx_hint.min(start);
     }
 
     /// Retransmits `rtx[i]` (split to the current MSS first if it grew too big for it).
@@ -1890,12 +1927,20 @@ impl Conn {
                     continue; // D-SACK or bogus
                 }
                 let (lo, hi) = (lo as u64, hi as u64);
-                for s in self.rtx.iter_mut() {
-                    if s.start >= hi {
+                let mut i = self.rtx.partition_point(|s| s.start < lo);
+                while i < self.rtx.len() {
+                    if self.rtx[i].start >= hi {
                         break;
                     }
-                    if s.start >= lo && s.end <= hi && !s.has(SENT_SACKED) {
+                    if self.rtx[i].has(SENT_SACKED) {
+                        i = self.skip_sacked(i);
+                        continue;
+                    }
+                    let s = &mut self.rtx[i];
+                    i += 1;
+                    if s.end <= hi {
                         s.flags |= SENT_SACKED;
+                        self.sacked.insert(s.start, s.end);
                         self.sacked_bytes += s.len();
                         delivered += s.len();
                         newly_sacked = true;
@@ -1982,6 +2027,7 @@ impl Conn {
             let data_acked = ack.min(self.sndbuf.end() + 1) - prior_una.max(1).min(ack);
             self.bytes_acked += data_acked;
             self.sndbuf.release(ack.saturating_sub(1));
+            self.sacked.release_below(ack);
             self.snd_una = ack;
             // Karn's rule, with timestamps as the tiebreaker (RB-TCP-32, RB-TCP-38).
             if let Some(t) = seq_rtt.filter(|_| !ever_retrans) {
@@ -2168,6 +2214,7 @@ impl Conn {
             CaState::Recovery => {
                 if news.una_advanced && !self.sack_ok {
                     // NewReno partial ACK (RFC 6582): the next hole is lost too.
+                    self.lower_rtx_hint(0);
                     if let Some(s) = self.rtx.front_mut() {
                         if !s.has(SENT_LOST) {
                             s.flags |= SENT_LOST;
@@ -2220,9 +2267,15 @@ impl Conn {
             self.rtt.srtt(),
         );
         let mut longest: Option<SimDuration> = None;
-        for i in 0..self.rtx.len() {
+        let mut i = 0;
+        while i < self.rtx.len() {
             let s = self.rtx[i];
-            if s.has(SENT_SACKED) || (s.has(SENT_LOST) && !s.has(SENT_RETRANS)) {
+            if s.has(SENT_SACKED) {
+                i = self.skip_sacked(i);
+                continue;
+            }
+            i += 1;
+            if s.has(SENT_LOST) && !s.has(SENT_RETRANS) {
                 continue;
             }
             let Some(wait) = self.rack.loss_wait(ctx.now, s.sent_at, s.end, window) else {
@@ -2238,7 +2291,8 @@ impl Conn {
                 longest = Some(longest.map_or(wait, |l| l.max(wait)));
                 continue;
             }
-            let seg = &mut self.rtx[i];
+            self.lower_rtx_hint(s.start);
+            let seg = &mut self.rtx[i - 1];
             if seg.has(SENT_RETRANS) {
                 seg.flags &= !SENT_RETRANS;
                 self.retrans_bytes -= s.len();
@@ -2473,6 +2527,7 @@ impl Conn {
             }
             let lost = sacked_above_segs >= 3 || sacked_above_bytes > 2 * mss;
             if lost && !s.has(SENT_LOST) && !s.has(SENT_RETRANS) {
+                self.lower_rtx_hint(s.start);
                 self.rtx[i].flags |= SENT_LOST;
                 self.lost_bytes += s.len();
                 self.lost_total += s.len();
@@ -2497,6 +2552,7 @@ impl Conn {
         self.fast_retransmits += 1;
         if !self.sack_ok {
             // NewReno: the first unacknowledged segment is lost.
+            self.lower_rtx_hint(0);
             if let Some(s) = self.rtx.front_mut() {
                 if !s.has(SENT_LOST) {
                     s.flags |= SENT_LOST;
@@ -3066,6 +3122,7 @@ impl Conn {
         let recent =
             |s: &Sent, first: bool| rack && !first && s.sent_at + self.rack.rtt() > ctx.now;
         let mut first = true;
+        self.rtx_hint = 0;
         for i in 0..self.rtx.len() {
             let s = self.rtx[i];
             if s.has(SENT_SACKED) {
@@ -3165,6 +3222,7 @@ impl Conn {
                 if mss < self.win.mss {
                     self.win.mss = mss;
                     // Linux tcp_simple_retransmit: too-big segments are lost; resend now.
+                    self.lower_rtx_hint(0);
                     for s in self.rtx.iter_mut() {
                         let data = s.len() - s.has(SENT_FIN) as u64;
                         if data > mss as u64 && !s.has(SENT_SACKED) {
