@@ -15,7 +15,7 @@ use crate::metrics::{FlowTable, NodeCounters, NodeMetrics};
 use crate::packet::{Frame, FrameBody, Ipv4Packet};
 use crate::rng::{RngFactory, SimRng};
 use crate::route::Prefix;
-use crate::sched::{Scheduler, TimerHandle};
+use crate::sched::{LaneId, Scheduler, TimerHandle};
 use crate::switch::{LearningSwitch, SwitchDecision};
 use crate::time::{SimDuration, SimTime};
 use crate::trace::{Category, Tracer};
@@ -256,6 +256,8 @@ pub struct Link {
     pub mtu: u32,
     pub dirs: [Channel; 2],
     pub(crate) capture: Option<usize>,
+    /// The scheduler lane of each direction's arrivals (a channel delivers in order).
+    lanes: [LaneId; 2],
 }
 
 /// Storage for frames in flight, reused so steady state does not allocate.
@@ -640,12 +642,14 @@ impl World {
             Channel::new(config, rng, red)
         };
         let dirs = [channel(ab, a, b), channel(ba, b, a)];
+        let lanes = [self.net.sched.add_lane(), self.net.sched.add_lane()];
         self.net.links.push(Link {
             name: name.to_string(),
             ends: [(a, pa), (b, pb)],
             mtu,
             dirs,
             capture: None,
+            lanes,
         });
         id
     }
@@ -922,11 +926,13 @@ impl World {
                         p.corrupted = true;
                     }
                 }
+                let lane = self.net.links[link as usize].lanes[dir as usize];
                 if let Some(dup_at) = duplicate_at {
                     if let Some((_, f)) = self.net.packets.get(pkt) {
                         let copy = f.clone();
                         let id = self.net.packets.insert(copy);
-                        self.net.sched.schedule(
+                        self.net.sched.schedule_in_lane(
+                            lane,
                             dup_at,
                             Event::Arrive {
                                 link,
@@ -937,7 +943,8 @@ impl World {
                         );
                     }
                 }
-                self.net.sched.schedule(
+                self.net.sched.schedule_in_lane(
+                    lane,
                     at,
                     Event::Arrive {
                         link,
