@@ -289,6 +289,20 @@ impl PacketStore {
     fn get_mut(&mut self, id: PacketId) -> Option<&mut (u64, Frame)> {
         self.slots.get_mut(id.0 as usize).and_then(|s| s.as_mut())
     }
+    pub(crate) fn frame(&self, id: PacketId) -> Option<&Frame> {
+        self.get(id).map(|(_, f)| f)
+    }
+    pub(crate) fn frame_mut(&mut self, id: PacketId) -> Option<&mut Frame> {
+        self.get_mut(id).map(|(_, f)| f)
+    }
+    /// Gives a stored frame the next uid, as taking it out and inserting it again would.
+    fn restamp(&mut self, id: PacketId) {
+        let next = self.next_uid;
+        if let Some((uid, _)) = self.get_mut(id) {
+            *uid = next;
+            self.next_uid += 1;
+        }
+    }
     fn take(&mut self, id: PacketId) -> Option<(u64, Frame)> {
         let f = self.slots.get_mut(id.0 as usize)?.take();
         if f.is_some() {
@@ -372,14 +386,35 @@ impl Net {
 
     /// Hands a frame to the link on `port` of `node`.
     pub fn transmit(&mut self, node: NodeId, port: u16, frame: Frame) {
-        let Some(&PortBinding { link, side }) = self.ports[node.0 as usize].get(port as usize)
-        else {
+        let Some(&binding) = self.ports[node.0 as usize].get(port as usize) else {
+            return;
+        };
+        let pkt = self.packets.insert(frame);
+        self.offer(node, binding, pkt);
+    }
+
+    /// Hands the frame stored as `pkt` (a forwarded one, rewritten in place) to the link
+    /// on `port` of `node`, as [`Self::transmit`] would after taking it out: it is
+    /// stamped anew, as if inserted now.
+    pub(crate) fn transmit_stored(&mut self, node: NodeId, port: u16, pkt: PacketId) {
+        let Some(&binding) = self.ports[node.0 as usize].get(port as usize) else {
+            self.packets.take(pkt);
+            return;
+        };
+        self.packets.restamp(pkt);
+        self.offer(node, binding, pkt);
+    }
+
+    /// Offers a stored frame to one direction of a link: transmission starts, it waits
+    /// in the queue, or it is dropped (and freed).
+    fn offer(&mut self, node: NodeId, binding: PortBinding, pkt: PacketId) {
+        let PortBinding { link, side } = binding;
+        let Some((_, frame)) = self.packets.get(pkt) else {
             return;
         };
         let wire_len = frame.wire_len() as u32;
-        let ect = ecn_capable(&frame);
+        let ect = ecn_capable(frame);
         self.counters[node.0 as usize].tx_frames += 1;
-        let pkt = self.packets.insert(frame);
         let now = self.now();
         let l = &mut self.links[link.0 as usize];
         match l.dirs[side as usize].offer(now, pkt, wire_len, ect) {
@@ -966,24 +1001,38 @@ impl World {
     }
 
     fn arrive(&mut self, link: u32, dir: u8, epoch: u32, pkt: PacketId) {
-        let Some((_, frame)) = self.net.packets.take(pkt) else {
+        if self.net.packets.get(pkt).is_none() {
             return;
-        };
+        }
         let l = &self.net.links[link as usize];
         if l.dirs[dir as usize].epoch() != epoch {
+            self.net.packets.take(pkt);
             return; // the link went down while the frame was in flight
         }
         let (node, port) = l.ends[1 - dir as usize];
         let n = node.0 as usize;
         if !self.net.up[n] {
+            self.net.packets.take(pkt);
             self.net.counters[n].dropped_node_down += 1;
             return;
         }
         self.net.counters[n].rx_frames += 1;
         let now = self.net.now();
         if let Some(i) = self.net.node_capture[n] {
-            self.net.capture(Some(i), now, &frame);
+            if let Some((_, sink)) = self.net.captures.get_mut(i) {
+                if let Some((_, frame)) = self.net.packets.get(pkt) {
+                    sink.write(now.as_nanos(), frame);
+                }
+            }
         }
+        if let NodeState::Ip { ip, .. } = &mut self.nodes[n] {
+            if ip.forward_in_place(&mut self.net, port, pkt) {
+                return;
+            }
+        }
+        let Some((_, frame)) = self.net.packets.take(pkt) else {
+            return;
+        };
         match &mut self.nodes[n] {
             NodeState::Switch(sw) => {
                 let decision = sw.handle(now, port, frame.src, frame.dst);
