@@ -32,14 +32,16 @@
 //!
 //! Lanes. Most pending events in a network are frames in flight on a link, and a link
 //! delivers them in the order it sent them: their times never decrease. Such events can be
-//! scheduled in a lane ([`Scheduler::schedule_in_lane`]), a FIFO of which only the head
-//! waits in the binary heap; when the head pops, the next one takes its place with a single
-//! sift-down. The heap then holds one entry per busy lane instead of one per frame (about
-//! 15 instead of 150 for one TCP flow over three links), and most insertions cost a push
-//! onto a deque. Merging sorted runs through a heap on the same (time, sequence) keys gives
-//! the same order as one heap of everything, so lanes never show in the results either. An
-//! event that would not keep its lane in order, and every event while the radix heap is in
-//! use (it relies on entries arriving in scheduling order), is scheduled as any other.
+//! scheduled in a lane ([`Scheduler::schedule_in_lane`]), a FIFO that holds the events
+//! themselves (they cannot be cancelled, so they need no slot) and of which only the head
+//! waits in the binary heap; when the head pops, the next one takes its place with a
+//! single sift-down. The heap then holds one entry per busy lane instead of one per frame
+//! (about 15 instead of 150 for one TCP flow over three links), most insertions cost a
+//! push onto a deque, and a lane's events are read back in the order they were written.
+//! Merging sorted runs through a heap on the same (time, sequence) keys gives the same
+//! order as one heap of everything, so lanes never show in the results either. An event
+//! that would not keep its lane in order, and every event while the radix heap is in use
+//! (it relies on entries arriving in scheduling order), is scheduled as any other.
 
 use crate::time::SimTime;
 use std::collections::{BinaryHeap, VecDeque};
@@ -55,8 +57,15 @@ pub struct TimerHandle {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LaneId(u32);
 
-/// Not in a lane.
-const NO_LANE: u32 = u32::MAX;
+/// In a heap entry's `slot`: the entry is the head of the lane in the other bits.
+const LANE_BIT: u32 = 1 << 31;
+
+/// An event waiting in a lane.
+struct LaneEntry<E> {
+    time: u64,
+    seq: u64,
+    event: E,
+}
 
 /// Entries in the binary heap above which the queue becomes a radix heap.
 const TO_RADIX: usize = 4096;
@@ -73,8 +82,6 @@ struct Slot<E> {
     generation: u32,
     /// Set by `schedule_timer`: the event counts as a live timer and may be cancelled.
     timer: bool,
-    /// The lane the event waits in, or [`NO_LANE`].
-    lane: u32,
 }
 
 /// A pending event in the binary heap.
@@ -354,9 +361,9 @@ pub struct Scheduler<E> {
     heap: BinaryHeap<HeapEntry>,
     radix: Radix,
     radix_mode: bool,
-    /// Each lane's events in order, (time, slot); a non-empty lane's head is also in the
-    /// heap. All empty while the radix heap is in use.
-    lanes: Vec<VecDeque<Entry>>,
+    /// Each lane's events in order; a non-empty lane's head is also in the heap (its entry
+    /// names the lane with [`LANE_BIT`]). All empty while the radix heap is in use.
+    lanes: Vec<VecDeque<LaneEntry<E>>>,
     /// Pending events, including cancelled ones not yet discarded.
     len: usize,
     slots: Vec<Slot<E>>,
@@ -411,20 +418,25 @@ impl<E> Scheduler<E> {
         self.len == 0
     }
 
-    /// Stores `event` in a free slot; returns its time, sequence number and slot.
+    /// The time and sequence number of an event scheduled now for `at`.
     #[inline]
-    fn alloc_slot(&mut self, at: SimTime, timer: bool, lane: u32, event: E) -> (u64, u64, u32) {
+    fn stamp(&mut self, at: SimTime) -> (u64, u64) {
         debug_assert!(at >= self.now, "event scheduled in the past");
-        let time = at.max(self.now).0;
         let seq = self.next_seq;
         self.next_seq += 1;
-        let slot = match self.free_slots.pop() {
+        self.len += 1;
+        (at.max(self.now).0, seq)
+    }
+
+    /// Stores an event in a free slot.
+    #[inline]
+    fn store(&mut self, seq: u64, timer: bool, event: E) -> u32 {
+        match self.free_slots.pop() {
             Some(i) => {
                 let s = &mut self.slots[i as usize];
                 s.seq = seq;
                 s.event = Some(event);
                 s.timer = timer;
-                s.lane = lane;
                 i
             }
             None => {
@@ -433,22 +445,21 @@ impl<E> Scheduler<E> {
                     event: Some(event),
                     generation: 0,
                     timer,
-                    lane,
                 });
+                debug_assert!(self.slots.len() < LANE_BIT as usize);
                 // Every slot may be free at once: keep room for that in the free list now,
                 // so that popping never allocates.
                 let cap = self.slots.capacity();
                 self.free_slots.reserve(cap - self.free_slots.len());
                 (self.slots.len() - 1) as u32
             }
-        };
-        self.len += 1;
-        (time, seq, slot)
+        }
     }
 
     #[inline]
     fn insert(&mut self, at: SimTime, timer: bool, event: E) -> TimerHandle {
-        let (time, seq, slot) = self.alloc_slot(at, timer, NO_LANE, event);
+        let (time, seq) = self.stamp(at);
+        let slot = self.store(seq, timer, event);
         if !self.radix_mode {
             self.heap_push(HeapEntry { time, seq, slot });
         } else {
@@ -524,23 +535,23 @@ impl<E> Scheduler<E> {
         self.radix_mode = true;
     }
 
-    /// Moves every lane's events but its head (which is there already) into the heap's
-    /// buffer (unordered) and empties the lanes.
+    /// Moves every lane's events into slots and the heap's buffer (unordered), in place
+    /// of the lanes' head entries, and empties the lanes.
     fn drain_lanes(&mut self) {
         let mut v = std::mem::take(&mut self.heap).into_vec();
-        for lane in &mut self.lanes {
-            for (k, e) in lane.drain(..).enumerate() {
-                let s = &mut self.slots[e.slot as usize];
-                s.lane = NO_LANE;
-                if k > 0 {
-                    v.push(HeapEntry {
-                        time: e.time,
-                        seq: s.seq,
-                        slot: e.slot,
-                    });
-                }
+        v.retain(|e| e.slot & LANE_BIT == 0);
+        let mut lanes = std::mem::take(&mut self.lanes);
+        for lane in &mut lanes {
+            for e in lane.drain(..) {
+                let slot = self.store(e.seq, false, e.event);
+                v.push(HeapEntry {
+                    time: e.time,
+                    seq: e.seq,
+                    slot,
+                });
             }
         }
+        self.lanes = lanes;
         self.heap = BinaryHeap::from(v);
     }
 
@@ -574,34 +585,40 @@ impl<E> Scheduler<E> {
         self.radix.front().map(|e| (e.time, e.slot))
     }
 
-    /// Removes the entry `front` returned and frees its slot.
+    /// Removes the entry `front` returned, a slot's (not a lane's), and frees the slot.
     #[inline]
     fn advance(&mut self, slot: u32) {
         self.len -= 1;
         self.free_slots.push(slot);
         if self.radix_mode {
             self.radix_advance();
-            return;
+        } else {
+            self.heap.pop();
         }
-        let lane = self.slots[slot as usize].lane;
-        if lane != NO_LANE {
-            let q = &mut self.lanes[lane as usize];
-            debug_assert_eq!(q.front().map(|e| e.slot), Some(slot));
-            q.pop_front();
-            if let Some(&next) = q.front() {
-                // The lane's next event replaces its head: one sift-down.
-                let seq = self.slots[next.slot as usize].seq;
+    }
+
+    /// Takes the head of `lane`, whose entry `front` returned; the lane's next event, if
+    /// any, takes its place in the heap with one sift-down.
+    #[inline]
+    fn pop_lane(&mut self, lane: u32) -> Option<E> {
+        let q = &mut self.lanes[(lane & !LANE_BIT) as usize];
+        let head = q.pop_front()?;
+        self.len -= 1;
+        match q.front() {
+            Some(next) => {
                 if let Some(mut top) = self.heap.peek_mut() {
                     *top = HeapEntry {
                         time: next.time,
-                        seq,
-                        slot: next.slot,
+                        seq: next.seq,
+                        slot: lane,
                     };
                 }
-                return;
+            }
+            None => {
+                self.heap.pop();
             }
         }
-        self.heap.pop();
+        Some(head.event)
     }
 
     #[inline(never)]
@@ -620,6 +637,7 @@ impl<E> Scheduler<E> {
     /// A new, empty lane.
     pub fn add_lane(&mut self) -> LaneId {
         self.lanes.push(VecDeque::new());
+        debug_assert!(self.lanes.len() < LANE_BIT as usize);
         LaneId((self.lanes.len() - 1) as u32)
     }
 
@@ -627,20 +645,23 @@ impl<E> Scheduler<E> {
     /// in the same order as [`Self::schedule`] would; cheaper when `at` is not before the
     /// time of the lane's last event, as for frames a link delivers in order.
     pub fn schedule_in_lane(&mut self, lane: LaneId, at: SimTime, event: E) {
-        let Some(q) = self.lanes.get(lane.0 as usize) else {
-            self.insert(at, false, event);
-            return;
+        let in_order = match self.lanes.get(lane.0 as usize) {
+            Some(q) => q.back().is_none_or(|b| at.max(self.now).0 >= b.time),
+            None => false,
         };
-        let in_order = q.back().is_none_or(|b| at.0 >= b.time);
         if self.radix_mode || !in_order {
             self.insert(at, false, event);
             return;
         }
-        let was_empty = q.is_empty();
-        let (time, seq, slot) = self.alloc_slot(at, false, lane.0, event);
-        self.lanes[lane.0 as usize].push_back(Entry { time, slot });
-        if was_empty {
-            self.heap_push(HeapEntry { time, seq, slot });
+        let (time, seq) = self.stamp(at);
+        let q = &mut self.lanes[lane.0 as usize];
+        q.push_back(LaneEntry { time, seq, event });
+        if q.len() == 1 {
+            self.heap_push(HeapEntry {
+                time,
+                seq,
+                slot: LANE_BIT | lane.0,
+            });
         }
     }
 
@@ -676,7 +697,7 @@ impl<E> Scheduler<E> {
     pub fn peek_time(&mut self) -> Option<SimTime> {
         loop {
             let (time, slot) = self.front()?;
-            if self.slots[slot as usize].event.is_some() {
+            if slot & LANE_BIT != 0 || self.slots[slot as usize].event.is_some() {
                 return Some(SimTime(time));
             }
             self.advance(slot);
@@ -687,6 +708,12 @@ impl<E> Scheduler<E> {
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
         loop {
             let (time, slot) = self.front()?;
+            if slot & LANE_BIT != 0 {
+                let event = self.pop_lane(slot)?;
+                let t = SimTime(time);
+                self.now = t;
+                return Some((t, event));
+            }
             self.advance(slot);
             let s = &mut self.slots[slot as usize];
             let Some(event) = s.event.take() else {
