@@ -1443,6 +1443,14 @@ impl Conn {
             Some(s) if s.has(SENT_SACKED) => {
                 let end = self.sacked.run_end(s.start).unwrap_or(s.end);
                 debug_assert!(end >= s.end, "scoreboard out of step with the queue");
+                // Segments are mostly full-sized: guess the index past the run from its
+                // length, and search only if the guess is wrong.
+                let mss = (self.win.mss as u64).max(1);
+                let guess = i + (end - s.start).div_ceil(mss) as usize;
+                let past = |k: usize| self.rtx.get(k).is_none_or(|x| x.start >= end);
+                if guess > i && past(guess) && !past(guess - 1) {
+                    return guess;
+                }
                 self.rtx.partition_point(|x| x.start < end)
             }
             _ => i,
