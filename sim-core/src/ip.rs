@@ -31,13 +31,16 @@ use crate::link::PacketId;
 use crate::node_trace;
 use crate::packet::*;
 use crate::rng::SimRng;
-use crate::route::{choose_next_hop, EcmpMode, FlowKey, Prefix, Route, RouteOrigin, RouteTable};
+use crate::route::{
+    choose_next_hop, EcmpMode, FlowKey, Prefix, PrefixHasher, Route, RouteOrigin, RouteTable,
+};
 use crate::sched::TimerHandle;
 use crate::time::{SimDuration, SimTime};
 use crate::trace::Category;
 use crate::wire;
 use crate::world::{Net, NodeId};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -261,7 +264,8 @@ pub struct IpNode {
     pub ecmp: EcmpMode,
     ecmp_seed: u64,
     spray_rng: SimRng,
-    neighbors: BTreeMap<(u16, Ipv4Addr), Neighbor>,
+    /// Looked up by key only (on every packet sent), never iterated.
+    neighbors: HashMap<(u16, Ipv4Addr), Neighbor, BuildHasherDefault<PrefixHasher>>,
     reassembly: BTreeMap<u32, Reassembly>,
     reassembly_index: BTreeMap<ReassemblyKey, u32>,
     next_reassembly_serial: u32,
@@ -297,7 +301,7 @@ impl IpNode {
             ecmp,
             ecmp_seed,
             spray_rng,
-            neighbors: BTreeMap::new(),
+            neighbors: HashMap::default(),
             reassembly: BTreeMap::new(),
             reassembly_index: BTreeMap::new(),
             next_reassembly_serial: 0,
@@ -603,13 +607,17 @@ impl IpNode {
             }
             return Err(SendError::NetUnreachable(pkt.dst));
         };
-        let key = flow_key(&pkt);
-        let draw = if self.ecmp == EcmpMode::PerPacket && route.next_hops.len() > 1 {
-            self.spray_rng.next_u64()
-        } else {
-            0
+        let hop = match route.next_hops[..] {
+            [only] => only,
+            _ => {
+                let draw = if self.ecmp == EcmpMode::PerPacket {
+                    self.spray_rng.next_u64()
+                } else {
+                    0
+                };
+                choose_next_hop(route, self.ecmp, &flow_key(&pkt), self.ecmp_seed, draw)
+            }
         };
-        let hop = choose_next_hop(route, self.ecmp, &key, self.ecmp_seed, draw);
         let iface = hop.iface;
         let next = hop.gateway.unwrap_or(pkt.dst);
         if pkt.src.is_unspecified() {
@@ -958,7 +966,10 @@ impl IpNode {
         if self.ecmp == EcmpMode::PerPacket && route.next_hops.len() > 1 {
             return false; // the spraying draw is the slow path's to take
         }
-        let hop = choose_next_hop(route, self.ecmp, &flow_key(p), self.ecmp_seed, 0);
+        let hop = match route.next_hops[..] {
+            [only] => only,
+            _ => choose_next_hop(route, self.ecmp, &flow_key(p), self.ecmp_seed, 0),
+        };
         let Some(out) = self.ifaces.get(hop.iface as usize) else {
             return false;
         };
