@@ -559,6 +559,68 @@ impl IpNode {
             return Err(SendError::NodeDown);
         }
         let ident = self.alloc_ident();
+        match self.direct_hop(net, &req) {
+            Some((iface, src, mac)) => {
+                let ifc = &self.ifaces[iface as usize];
+                let frame = Frame {
+                    src: ifc.mac,
+                    dst: mac,
+                    body: FrameBody::Ipv4(Ipv4Packet {
+                        src,
+                        dst: req.dst,
+                        ttl: req.ttl.unwrap_or(self.config.default_ttl),
+                        tos: req.tos,
+                        protocol: req.protocol,
+                        ident,
+                        dont_fragment: req.dont_fragment,
+                        more_fragments: false,
+                        fragment_offset: 0,
+                        corrupted: false,
+                        body: req.body,
+                    }),
+                };
+                net.transmit(self.node, iface, frame);
+                Ok(())
+            }
+            None => self.send_routed(net, req, ident),
+        }
+    }
+
+    /// The common case of a send, decided without side effects: routed (no interface
+    /// given, not to this node), a route with one next hop, a datagram that fits the
+    /// interface, a next hop whose MAC is known. Returns the interface, the source address
+    /// and the next hop's MAC; the datagram is then built once, as a frame, where the
+    /// general path would move it through five calls. `None`: the general path decides
+    /// (the same way, for these cases).
+    fn direct_hop(&self, net: &Net, req: &SendRequest) -> Option<(u16, Ipv4Addr, MacAddr)> {
+        if req.iface.is_some() || self.is_local(req.dst) {
+            return None;
+        }
+        let [hop] = self.routes.lookup(req.dst)?.next_hops[..] else {
+            return None;
+        };
+        let ifc = self.ifaces.get(hop.iface as usize)?;
+        let next = hop.gateway.unwrap_or(req.dst);
+        let broadcast =
+            next == Ipv4Addr::BROADCAST || (ifc.prefix.len < 31 && next == ifc.prefix.broadcast());
+        if IPV4_HEADER_LEN + req.body.len() > ifc.mtu as usize || broadcast {
+            return None;
+        }
+        let mac = self.arp_entry(net.now(), hop.iface, next)?;
+        let src = match req.src {
+            Some(a) if !a.is_unspecified() => a,
+            _ => ifc.addr,
+        };
+        Some((hop.iface, src, mac))
+    }
+
+    /// Sends a datagram (with IP ID `ident`) by the general path.
+    fn send_routed(
+        &mut self,
+        net: &mut Net,
+        req: SendRequest,
+        ident: u16,
+    ) -> Result<(), SendError> {
         let mut pkt = Ipv4Packet {
             src: req.src.unwrap_or(Ipv4Addr::UNSPECIFIED),
             dst: req.dst,

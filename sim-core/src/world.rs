@@ -263,7 +263,9 @@ pub struct Link {
 /// Storage for frames in flight, reused so steady state does not allocate.
 #[derive(Default)]
 pub(crate) struct PacketStore {
-    slots: Vec<Option<(u64, Frame)>>,
+    /// Each slot's uid and frame (`None` when free). The uid sits beside the frame rather
+    /// than in an `Option<(u64, Frame)>`, so storing a frame writes it once.
+    slots: Vec<(u64, Option<Frame>)>,
     free: Vec<u32>,
     next_uid: u64,
 }
@@ -274,41 +276,39 @@ impl PacketStore {
         self.next_uid += 1;
         match self.free.pop() {
             Some(i) => {
-                self.slots[i as usize] = Some((uid, frame));
+                let slot = &mut self.slots[i as usize];
+                slot.0 = uid;
+                slot.1 = Some(frame);
                 PacketId(i)
             }
             None => {
-                self.slots.push(Some((uid, frame)));
+                self.slots.push((uid, Some(frame)));
                 PacketId((self.slots.len() - 1) as u32)
             }
         }
     }
-    fn get(&self, id: PacketId) -> Option<&(u64, Frame)> {
-        self.slots.get(id.0 as usize).and_then(|s| s.as_ref())
-    }
-    fn get_mut(&mut self, id: PacketId) -> Option<&mut (u64, Frame)> {
-        self.slots.get_mut(id.0 as usize).and_then(|s| s.as_mut())
+    fn get(&self, id: PacketId) -> Option<(u64, &Frame)> {
+        let (uid, f) = self.slots.get(id.0 as usize)?;
+        Some((*uid, f.as_ref()?))
     }
     pub(crate) fn frame(&self, id: PacketId) -> Option<&Frame> {
-        self.get(id).map(|(_, f)| f)
+        self.slots.get(id.0 as usize)?.1.as_ref()
     }
     pub(crate) fn frame_mut(&mut self, id: PacketId) -> Option<&mut Frame> {
-        self.get_mut(id).map(|(_, f)| f)
+        self.slots.get_mut(id.0 as usize)?.1.as_mut()
     }
     /// Gives a stored frame the next uid, as taking it out and inserting it again would.
     fn restamp(&mut self, id: PacketId) {
-        let next = self.next_uid;
-        if let Some((uid, _)) = self.get_mut(id) {
-            *uid = next;
+        if let Some((uid, Some(_))) = self.slots.get_mut(id.0 as usize) {
+            *uid = self.next_uid;
             self.next_uid += 1;
         }
     }
     fn take(&mut self, id: PacketId) -> Option<(u64, Frame)> {
-        let f = self.slots.get_mut(id.0 as usize)?.take();
-        if f.is_some() {
-            self.free.push(id.0);
-        }
-        f
+        let (uid, slot) = self.slots.get_mut(id.0 as usize)?;
+        let f = slot.take()?;
+        self.free.push(id.0);
+        Some((*uid, f))
     }
     pub(crate) fn live(&self) -> usize {
         self.slots.len() - self.free.len()
@@ -455,13 +455,10 @@ impl Net {
     /// Sets the CE codepoint (RFC 3168) of a packet that the queue discipline of `link`'s
     /// direction `side` marked instead of dropping it.
     fn mark_ce(&mut self, link: LinkId, side: u8, pkt: PacketId) {
-        if let Some((
-            _,
-            Frame {
-                body: FrameBody::Ipv4(p),
-                ..
-            },
-        )) = self.packets.get_mut(pkt)
+        if let Some(Frame {
+            body: FrameBody::Ipv4(p),
+            ..
+        }) = self.packets.frame_mut(pkt)
         {
             p.tos |= ECN_CE;
         }
@@ -817,7 +814,7 @@ impl World {
     fn digest(&mut self, t: SimTime, kind: u64, a: u64, pkt: Option<PacketId>) {
         let (uid, len) = pkt
             .and_then(|p| self.net.packets.get(p))
-            .map(|(u, f)| (*u, f.len() as u64))
+            .map(|(u, f)| (u, f.len() as u64))
             .unwrap_or((u64::MAX, 0));
         self.net
             .tracer
@@ -950,13 +947,10 @@ impl World {
                 duplicate_at,
             } => {
                 if corrupted {
-                    if let Some((
-                        _,
-                        Frame {
-                            body: FrameBody::Ipv4(p),
-                            ..
-                        },
-                    )) = self.net.packets.get_mut(pkt)
+                    if let Some(Frame {
+                        body: FrameBody::Ipv4(p),
+                        ..
+                    }) = self.net.packets.frame_mut(pkt)
                     {
                         p.corrupted = true;
                     }
