@@ -123,7 +123,7 @@ impl MinHeap {
         self.v.first()
     }
 
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, e: HeapEntry) {
         let key = e.key();
         let mut i = self.v.len();
@@ -555,7 +555,7 @@ impl<E> Scheduler<E> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn heap_push(&mut self, e: HeapEntry) {
         self.heap.push(e);
         if self.heap.len() > self.to_radix {
@@ -779,6 +779,7 @@ impl<E> Scheduler<E> {
     }
 
     /// Time of the next event that will pop, skipping cancelled ones.
+    #[inline(always)]
     pub fn peek_time(&mut self) -> Option<SimTime> {
         loop {
             let (time, slot) = self.front()?;
@@ -789,7 +790,10 @@ impl<E> Scheduler<E> {
         }
     }
 
-    /// Removes and returns the next event, advancing `now` to its time.
+    /// Removes and returns the next event, advancing `now` to its time. (Always inlined:
+    /// returned through memory, the event is read back whole right after being written
+    /// in pieces, and stalls on store forwarding.)
+    #[inline(always)]
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
         loop {
             let (time, slot) = self.front()?;
