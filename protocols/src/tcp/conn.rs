@@ -1419,13 +1419,14 @@ impl Conn {
     fn retransmit_next_lost(&mut self, ctx: &mut Ctx<'_>) -> bool {
         let hint = self.rtx_hint;
         let mut i = self.rtx.partition_point(|s| s.start < hint);
+        let mut cursor = 0;
         loop {
             let Some(s) = self.rtx.get(i) else {
                 self.rtx_hint = u64::MAX;
                 return false;
             };
             if s.has(SENT_SACKED) {
-                i = self.skip_sacked(i);
+                i = self.skip_sacked_walking(i, &mut cursor);
             } else if s.has(SENT_LOST) && !s.has(SENT_RETRANS) {
                 break;
             } else {
@@ -1442,6 +1443,32 @@ impl Conn {
         match self.rtx.get(i) {
             Some(s) if s.has(SENT_SACKED) => {
                 let end = self.sacked.run_end(s.start).unwrap_or(s.end);
+                self.index_past_run(i, end)
+            }
+            _ => i,
+        }
+    }
+
+    /// [`Self::skip_sacked`] for a walk up the queue that does not change the scoreboard:
+    /// `cursor` (start it at 0) follows the walk through the SACKed ranges.
+    fn skip_sacked_walking(&self, i: usize, cursor: &mut usize) -> usize {
+        match self.rtx.get(i) {
+            Some(s) if s.has(SENT_SACKED) => {
+                let end = self
+                    .sacked
+                    .run_end_walking(cursor, s.start)
+                    .unwrap_or(s.end);
+                self.index_past_run(i, end)
+            }
+            _ => i,
+        }
+    }
+
+    /// The index of the first segment at or after `end`, where the SACKed run that holds
+    /// segment `i` ends.
+    fn index_past_run(&self, i: usize, end: u64) -> usize {
+        match self.rtx.get(i) {
+            Some(s) => {
                 debug_assert!(end >= s.end, "scoreboard out of step with the queue");
                 // Segments are mostly full-sized: guess the index past the run from its
                 // length, and search only if the guess is wrong.
@@ -2275,11 +2302,11 @@ impl Conn {
             self.rtt.srtt(),
         );
         let mut longest: Option<SimDuration> = None;
-        let mut i = 0;
+        let (mut i, mut cursor) = (0, 0);
         while i < self.rtx.len() {
             let s = self.rtx[i];
             if s.has(SENT_SACKED) {
-                i = self.skip_sacked(i);
+                i = self.skip_sacked_walking(i, &mut cursor);
                 continue;
             }
             i += 1;

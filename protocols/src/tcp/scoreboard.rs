@@ -60,6 +60,20 @@ impl SackedRanges {
             .map(|&(_, e)| e)
     }
 
+    /// [`Self::run_end`] for a walk in increasing offsets: `cursor` (start it at 0)
+    /// remembers where the previous call stopped, so that a walk over every run costs one
+    /// step per run instead of a binary search each. The ranges must not change during
+    /// the walk.
+    pub fn run_end_walking(&self, cursor: &mut usize, off: u64) -> Option<u64> {
+        while self.ranges.get(*cursor).is_some_and(|&(_, e)| e <= off) {
+            *cursor += 1;
+        }
+        self.ranges
+            .get(*cursor)
+            .filter(|&&(s, _)| s <= off)
+            .map(|&(_, e)| e)
+    }
+
     #[cfg(test)]
     pub fn as_slice(&self) -> &[(u64, u64)] {
         &self.ranges
@@ -131,11 +145,13 @@ mod tests {
                     }
                 }
                 assert_eq!(r.as_slice(), &expect[..]);
+                let mut cursor = 0;
                 for (i, &b) in bits.iter().enumerate() {
                     let end = expect
                         .iter()
                         .find(|(s, e)| *s <= i as u64 && (i as u64) < *e);
                     assert_eq!(r.run_end(i as u64), end.map(|r| r.1));
+                    assert_eq!(r.run_end_walking(&mut cursor, i as u64), end.map(|r| r.1));
                     assert_eq!(b, end.is_some());
                 }
             }
