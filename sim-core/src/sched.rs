@@ -44,7 +44,6 @@
 //! (it relies on entries arriving in scheduling order), is scheduled as any other.
 
 use crate::time::SimTime;
-use std::collections::VecDeque;
 
 /// Identifies a cancellable scheduled event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -61,10 +60,78 @@ pub struct LaneId(u32);
 const LANE_BIT: u32 = 1 << 31;
 
 /// An event waiting in a lane.
+#[derive(Clone, Copy)]
 struct LaneEntry<E> {
     time: u64,
     seq: u64,
     event: E,
+}
+
+/// A lane: a ring buffer of entries, oldest first. (Not a `VecDeque`: its out-of-line
+/// `push_back` takes the entry through memory and reads it back with wider loads than
+/// the caller's stores, a store-forwarding stall on every frame sent.)
+struct Lane<E> {
+    /// A power of two of elements, all initialized (`len` of them, from `head` on,
+    /// cyclically, are live).
+    buf: Vec<LaneEntry<E>>,
+    head: usize,
+    len: usize,
+}
+
+impl<E: Copy> Lane<E> {
+    fn new() -> Self {
+        Lane {
+            buf: Vec::new(),
+            head: 0,
+            len: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn front(&self) -> Option<&LaneEntry<E>> {
+        (self.len > 0).then(|| &self.buf[self.head])
+    }
+
+    #[inline(always)]
+    fn back(&self) -> Option<&LaneEntry<E>> {
+        (self.len > 0).then(|| &self.buf[(self.head + self.len - 1) & (self.buf.len() - 1)])
+    }
+
+    #[inline(always)]
+    fn push_back(&mut self, e: LaneEntry<E>) {
+        if self.len == self.buf.len() {
+            self.grow(e);
+        } else {
+            let i = (self.head + self.len) & (self.buf.len() - 1);
+            self.buf[i] = e;
+        }
+        self.len += 1;
+    }
+
+    /// Doubles the buffer (unrolling the ring) and appends `e`.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, e: LaneEntry<E>) {
+        let n = self.buf.len();
+        let size = (2 * n).max(8);
+        let mut buf = Vec::with_capacity(size);
+        buf.extend((0..n).map(|k| self.buf[(self.head + k) & (n - 1)]));
+        // `e`, then copies of it, so that every element is initialized.
+        buf.resize(size, e);
+        self.buf = buf;
+        self.head = 0;
+    }
+
+    #[inline(always)]
+    fn pop_front(&mut self) -> Option<LaneEntry<E>> {
+        if self.len == 0 {
+            return None;
+        }
+        let e = self.buf[self.head];
+        self.head = (self.head + 1) & (self.buf.len() - 1);
+        self.len -= 1;
+        Some(e)
+    }
 }
 
 /// Entries in the binary heap above which the queue becomes a radix heap.
@@ -445,7 +512,7 @@ pub struct Scheduler<E> {
     radix_mode: bool,
     /// Each lane's events in order; a non-empty lane's head is also in the heap (its entry
     /// names the lane with [`LANE_BIT`]). All empty while the radix heap is in use.
-    lanes: Vec<VecDeque<LaneEntry<E>>>,
+    lanes: Vec<Lane<E>>,
     /// Pending events, including cancelled ones not yet discarded.
     len: usize,
     slots: Vec<Slot<E>>,
@@ -458,13 +525,13 @@ pub struct Scheduler<E> {
     to_heap: usize,
 }
 
-impl<E> Default for Scheduler<E> {
+impl<E: Copy> Default for Scheduler<E> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<E> Scheduler<E> {
+impl<E: Copy> Scheduler<E> {
     pub fn new() -> Self {
         Self::with_thresholds(TO_RADIX, TO_HEAP)
     }
@@ -626,7 +693,7 @@ impl<E> Scheduler<E> {
         v.retain(|e| e.slot & LANE_BIT == 0);
         let mut lanes = std::mem::take(&mut self.lanes);
         for lane in &mut lanes {
-            for e in lane.drain(..) {
+            while let Some(e) = lane.pop_front() {
                 let slot = self.store(e.seq, false, e.event);
                 v.push(HeapEntry {
                     time: e.time,
@@ -719,7 +786,7 @@ impl<E> Scheduler<E> {
 
     /// A new, empty lane.
     pub fn add_lane(&mut self) -> LaneId {
-        self.lanes.push(VecDeque::new());
+        self.lanes.push(Lane::new());
         debug_assert!(self.lanes.len() < LANE_BIT as usize);
         LaneId((self.lanes.len() - 1) as u32)
     }
@@ -740,7 +807,7 @@ impl<E> Scheduler<E> {
         let (time, seq) = self.stamp(at);
         let q = &mut self.lanes[lane.0 as usize];
         q.push_back(LaneEntry { time, seq, event });
-        if q.len() == 1 {
+        if q.len == 1 {
             self.heap_push(HeapEntry {
                 time,
                 seq,
