@@ -215,7 +215,7 @@ impl Os<'_, '_> {
     }
     /// The node's interfaces (interface i is port i), as `ip addr` shows them.
     pub fn interfaces(&self) -> &[Iface] {
-        &self.cx.ip().ifaces
+        self.cx.ip().ifaces()
     }
     /// `ip addr replace ADDR/LEN dev IFACE`: gives the interface an address and its
     /// connected route.

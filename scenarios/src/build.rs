@@ -660,14 +660,14 @@ pub fn build(l: &Loaded, seed: u64) -> Result<Built, ScenarioError> {
                     }
                 }
                 for (ri, r) in d.routes.iter().enumerate() {
-                    let Some(iface) = ip.ifaces.iter().position(|f| f.prefix.contains(r.via))
+                    let Some(iface) = ip.ifaces().iter().position(|f| f.prefix.contains(r.via))
                     else {
                         return Err(l.error_at(
                             &format!("nodes[\"{name}\"].routes[{ri}].via"),
                             format!(
                                 "gateway {} is not on any subnet of \"{name}\" ({})",
                                 r.via,
-                                ip.ifaces
+                                ip.ifaces()
                                     .iter()
                                     .map(|f| f.prefix.to_string())
                                     .collect::<Vec<_>>()

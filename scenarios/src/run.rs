@@ -414,7 +414,7 @@ fn summarize(
             // What the interfaces have at the end (a DHCP host's lease, if it holds one).
             let addresses = match w.ip_node(id) {
                 Some(ip) => ip
-                    .ifaces
+                    .ifaces()
                     .iter()
                     .filter(|f| f.is_configured())
                     .map(|f| format!("{}/{}", f.addr, f.prefix.len))

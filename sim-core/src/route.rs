@@ -6,6 +6,7 @@
 //! ECMP (RB-IP-05): among equal-cost next hops, a flow is pinned to one by a seeded hash of
 //! its 5-tuple, so its packets never take different paths; spraying picks per packet.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::Ipv4Addr;
@@ -129,11 +130,12 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// A fast hasher for the `(prefix length, network)` keys of [`RouteTable`]: one multiply
-/// per word (the keys are not attacker-chosen, and the map is never iterated). Lookups
-/// hash once per prefix length present, on every packet sent or forwarded.
+/// A fast hasher for the `(prefix length, network)` keys of [`RouteTable`] (and the IP
+/// layer's neighbour table): one multiply per word (the keys are not attacker-chosen, and
+/// the maps are never iterated). Lookups hash once per prefix length present, on every
+/// packet sent or forwarded.
 #[derive(Clone, Copy, Debug, Default)]
-struct PrefixHasher(u64);
+pub(crate) struct PrefixHasher(u64);
 
 impl Hasher for PrefixHasher {
     #[inline]
@@ -169,12 +171,24 @@ pub struct RouteTable {
     by_len: HashMap<(u8, u32), usize, BuildHasherDefault<PrefixHasher>>,
     /// Distinct prefix lengths present, longest first.
     lengths: Vec<u8>,
+    /// Recent lookups, direct-mapped by destination: (destination, route index + 1; 0 for
+    /// an empty entry). A router looks up the same few destinations packet after packet;
+    /// every change to the table empties it.
+    recent: [Cell<(u32, u32)>; RECENT],
+}
+
+/// Entries in [`RouteTable::recent`] (a power of two).
+const RECENT: usize = 8;
+
+fn recent_index(dst: u32) -> usize {
+    (dst.wrapping_mul(0x9e37_79b9) >> (32 - RECENT.trailing_zeros())) as usize
 }
 
 impl RouteTable {
     /// Adds a route, or replaces the one with the same prefix unless that one is more
     /// specific in origin (a connected route is never replaced by a learned one).
     pub fn insert(&mut self, route: Route) {
+        self.forget_recent();
         let key = (route.prefix.len, route.prefix.network);
         match self.by_len.get(&key) {
             Some(&i) => {
@@ -197,6 +211,7 @@ impl RouteTable {
 
     /// Removes every route of one origin (before installing recomputed automatic routes).
     pub fn remove_origin(&mut self, origin: RouteOrigin) {
+        self.forget_recent();
         let kept: Vec<Route> = self
             .routes
             .drain(..)
@@ -215,6 +230,7 @@ impl RouteTable {
         if self.routes[i].origin != origin {
             return None;
         }
+        self.forget_recent();
         let mut kept = std::mem::take(&mut self.routes);
         let removed = kept.remove(i);
         self.by_len.clear();
@@ -227,11 +243,21 @@ impl RouteTable {
 
     pub fn lookup(&self, dst: Ipv4Addr) -> Option<&Route> {
         let d = u32::from(dst);
-        self.lengths.iter().find_map(|&len| {
-            self.by_len
-                .get(&(len, d & mask(len)))
-                .map(|&i| &self.routes[i])
-        })
+        let slot = &self.recent[recent_index(d)];
+        let (cached, index) = slot.get();
+        if index != 0 && cached == d {
+            return self.routes.get(index as usize - 1);
+        }
+        let i = self
+            .lengths
+            .iter()
+            .find_map(|&len| self.by_len.get(&(len, d & mask(len))).copied())?;
+        slot.set((d, i as u32 + 1));
+        self.routes.get(i)
+    }
+
+    fn forget_recent(&mut self) {
+        self.recent = Default::default();
     }
 
     pub fn routes(&self) -> &[Route] {
@@ -297,6 +323,42 @@ mod tests {
         let mut t = RouteTable::default();
         t.insert(r("10.0.0.0", 8, 1));
         assert!(t.lookup("11.0.0.1".parse().unwrap()).is_none());
+    }
+
+    /// Repeated lookups are answered from the recent-lookup cache, which every change to
+    /// the table must empty.
+    #[test]
+    fn repeated_lookups_see_every_change() {
+        let mut t = RouteTable::default();
+        let iface = |t: &RouteTable| {
+            t.lookup("10.1.2.3".parse().unwrap())
+                .map(|r| r.next_hops[0].iface)
+        };
+        assert_eq!(iface(&t), None);
+        t.insert(r("10.0.0.0", 8, 1));
+        assert_eq!((iface(&t), iface(&t)), (Some(1), Some(1)));
+        t.insert(r("10.1.0.0", 16, 2));
+        assert_eq!((iface(&t), iface(&t)), (Some(2), Some(2)));
+        let mut d = r("10.1.2.0", 24, 3);
+        d.origin = RouteOrigin::Dynamic;
+        t.insert(d);
+        assert_eq!(iface(&t), Some(3));
+        t.remove(
+            Prefix::new("10.1.2.0".parse().unwrap(), 24),
+            RouteOrigin::Dynamic,
+        );
+        assert_eq!(iface(&t), Some(2));
+        t.remove_origin(RouteOrigin::Static);
+        assert_eq!(iface(&t), None);
+        // Many destinations sharing cache entries.
+        t.insert(r("0.0.0.0", 0, 4));
+        t.insert(r("10.0.0.0", 8, 5));
+        for k in 0..64u32 {
+            let a = Ipv4Addr::from(0x0a00_0000 + k * 977);
+            let b = Ipv4Addr::from(0xc000_0000 + k * 977);
+            assert_eq!(t.lookup(a).unwrap().next_hops[0].iface, 5);
+            assert_eq!(t.lookup(b).unwrap().next_hops[0].iface, 4);
+        }
     }
 
     #[test]

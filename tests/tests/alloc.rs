@@ -178,8 +178,8 @@ fn aqm_steady_state_does_not_allocate() {
     assert_eq!(window, 0, "allocations in {WINDOW} steady-state events");
 }
 
-/// A long fat pipe: some 6 000 datagrams in flight at once, so the scheduler holds more
-/// events than its binary heap takes and runs as a radix heap.
+/// A long fat pipe: some 6 000 datagrams in flight at once, waiting in the scheduler's
+/// link lanes.
 #[test]
 fn long_fat_pipe_steady_state_does_not_allocate() {
     let source = r#"Scenario(
@@ -202,6 +202,43 @@ fn long_fat_pipe_steady_state_does_not_allocate() {
         "the warm-up (boot, ARP) must allocate: is the counter on?"
     );
     assert_eq!(window, 0, "allocations in {WINDOW} steady-state events");
+}
+
+/// The scheduler as a radix heap: 20 000 pending timers, more entries than its binary
+/// heap takes. Each step pops one, sets two and cancels one, so the queue also carries
+/// cancelled entries until they surface.
+#[test]
+fn radix_heap_scheduler_steady_state_does_not_allocate() {
+    use sim_core::sched::Scheduler;
+    use sim_core::time::SimTime;
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % 1_000_000
+    };
+    let mut s: Scheduler<u64> = Scheduler::new();
+    for i in 0..20_000 {
+        s.schedule_timer(SimTime(rnd()), i);
+    }
+    let mut last = None;
+    let mut steps = |s: &mut Scheduler<u64>, n: u64| {
+        for _ in 0..n {
+            let (t, e) = s.pop().expect("timers pending");
+            s.schedule_timer(SimTime(t.0 + 1 + rnd()), e);
+            let h = s.schedule_timer(SimTime(t.0 + 1 + rnd()), e);
+            if let Some(old) = last.replace(h) {
+                s.cancel(old);
+            }
+        }
+    };
+    let (warm, _) = count_allocs(|| steps(&mut s, 200_000));
+    assert!(warm > 0, "the warm-up must allocate: is the counter on?");
+    let (window, _) = count_allocs(|| steps(&mut s, WINDOW));
+    eprintln!("radix heap: {warm} allocations in the warm-up, {window} in the next {WINDOW}");
+    assert_eq!(window, 0, "allocations in {WINDOW} steady-state steps");
+    assert!(s.live_timers() >= 20_000);
 }
 
 /// A TCP bulk transfer over a lossy bottleneck: segments, ACKs, SACK scoreboard,

@@ -285,7 +285,8 @@ impl RecvBuffer {
     fn insert_ooo(&mut self, at: u64, p: &Payload) {
         let end = at + p.len() as u64;
         // First held segment that ends after `at`: everything before it is left of us.
-        let mut i = self.ooo.partition_point(|(s, q)| s + q.len() as u64 <= at);
+        let first = self.ooo.partition_point(|(s, q)| s + q.len() as u64 <= at);
+        let mut i = first;
         let mut cursor = at;
         while cursor < end {
             let next_start = self.ooo.get(i).map_or(end, |(s, _)| (*s).min(end));
@@ -302,6 +303,30 @@ impl RecvBuffer {
             let (s, q) = &self.ooo[i];
             cursor = cursor.max(s + q.len() as u64);
             i += 1;
+        }
+        self.coalesce_ooo(first.saturating_sub(1), i);
+    }
+
+    /// Merges neighbours among `ooo[from..=to]` that continue each other without a copy
+    /// (pattern pieces), so that the queue holds about one entry per run of contiguous
+    /// data: SACK blocks are built from it on every ACK sent.
+    fn coalesce_ooo(&mut self, from: usize, to: usize) {
+        let mut to = to.min(self.ooo.len().saturating_sub(1));
+        let mut j = from;
+        while j < to {
+            let (s, a) = &self.ooo[j];
+            let (s2, b) = &self.ooo[j + 1];
+            let merged = (s + a.len() as u64 == *s2)
+                .then(|| try_merge(a, b))
+                .flatten();
+            match merged {
+                Some(m) => {
+                    self.ooo[j].1 = m;
+                    self.ooo.remove(j + 1);
+                    to -= 1;
+                }
+                None => j += 1,
+            }
         }
     }
 
@@ -460,6 +485,8 @@ mod tests {
         assert_eq!(r.insert(200, &pat(200, 300)), 0);
         assert_eq!(r.ooo_ranges().collect::<Vec<_>>(), vec![(100, 500)]);
         assert_eq!(r.held(), 400);
+        // Contiguous pattern pieces are held as one.
+        assert_eq!(r.ooo.len(), 1);
         let mut out = Vec::new();
         assert_eq!(r.insert(0, &pat(0, 100)), 500);
         assert_eq!(r.read(1000, &mut out), 500);

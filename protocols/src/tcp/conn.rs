@@ -22,6 +22,7 @@ use super::config::{Errno, SockOpts, TcpConfig};
 use super::ecn::EcnState;
 use super::rack::{self, Rack};
 use super::rtt::RttEstimator;
+use super::scoreboard::SackedRanges;
 use super::seq::SeqNum;
 use super::timer::{Deadlines, TimerKind, TimerQueue};
 use super::wire::{flags, SackBlocks, TcpOptions, TcpRepr};
@@ -254,6 +255,11 @@ pub(crate) struct Conn {
     sndbuf_cap: u64,
     fin_queued: bool,
     rtx: VecDeque<Sent>,
+    /// The SACKed stretches of `rtx`, for walks that jump over them.
+    sacked: SackedRanges,
+    /// No segment that is lost and not yet retransmitted starts below this offset (Linux
+    /// `retransmit_skb_hint`): where the search for the next one begins.
+    rtx_hint: u64,
     sacked_bytes: u64,
     lost_bytes: u64,
     retrans_bytes: u64,
@@ -410,6 +416,8 @@ impl Conn {
             sndbuf_cap: 0,
             fin_queued: false,
             rtx: VecDeque::new(),
+            sacked: SackedRanges::default(),
+            rtx_hint: u64::MAX,
             sacked_bytes: 0,
             lost_bytes: 0,
             retrans_bytes: 0,
@@ -717,6 +725,8 @@ impl Conn {
     fn discard_queues(&mut self) {
         self.sndbuf = SendBuffer::default();
         self.rtx = VecDeque::new();
+        self.sacked = SackedRanges::default();
+        self.rtx_hint = u64::MAX;
         self.sacked_bytes = 0;
         self.lost_bytes = 0;
         self.retrans_bytes = 0;
@@ -1470,18 +1480,80 @@ impl Conn {
     /// from this retransmission, so a head that needs several retransmissions, each found
     /// lost by RACK a round trip later, does not time out while the repair progresses.
     fn retransmit_next_lost(&mut self, ctx: &mut Ctx<'_>) -> bool {
-        let Some(i) = self
-            .rtx
-            .iter()
-            .position(|s| s.has(SENT_LOST) && !s.has(SENT_RETRANS) && !s.has(SENT_SACKED))
-        else {
-            return false;
-        };
+        let hint = self.rtx_hint;
+        let mut i = self.rtx.partition_point(|s| s.start < hint);
+        let mut cursor = 0;
+        loop {
+            let Some(s) = self.rtx.get(i) else {
+                self.rtx_hint = u64::MAX;
+                return false;
+            };
+            if s.has(SENT_SACKED) {
+                i = self.skip_sacked_walking(i, &mut cursor);
+            } else if s.has(SENT_LOST) && !s.has(SENT_RETRANS) {
+                break;
+            } else {
+                i += 1;
+            }
+        }
+        self.rtx_hint = self.rtx[i].start;
         self.retransmit_index(ctx, i);
         if i == 0 && self.xmit_timer != XmitTimer::ReorderTimeout {
             self.arm_xmit_timer(ctx, XmitTimer::Rto, self.rto);
         }
         true
+    }
+
+    /// The first index at or after `i` whose segment is not SACKed.
+    fn skip_sacked(&self, i: usize) -> usize {
+        match self.rtx.get(i) {
+            Some(s) if s.has(SENT_SACKED) => {
+                let end = self.sacked.run_end(s.start).unwrap_or(s.end);
+                self.index_past_run(i, end)
+            }
+            _ => i,
+        }
+    }
+
+    /// [`Self::skip_sacked`] for a walk up the queue that does not change the scoreboard:
+    /// `cursor` (start it at 0) follows the walk through the SACKed ranges.
+    fn skip_sacked_walking(&self, i: usize, cursor: &mut usize) -> usize {
+        match self.rtx.get(i) {
+            Some(s) if s.has(SENT_SACKED) => {
+                let end = self
+                    .sacked
+                    .run_end_walking(cursor, s.start)
+                    .unwrap_or(s.end);
+                self.index_past_run(i, end)
+            }
+            _ => i,
+        }
+    }
+
+    /// The index of the first segment at or after `end`, where the SACKed run that holds
+    /// segment `i` ends.
+    fn index_past_run(&self, i: usize, end: u64) -> usize {
+        match self.rtx.get(i) {
+            Some(s) => {
+                debug_assert!(end >= s.end, "scoreboard out of step with the queue");
+                // Segments are mostly full-sized: guess the index past the run from its
+                // length, and search only if the guess is wrong.
+                let mss = (self.win.mss as u64).max(1);
+                let guess = i + (end - s.start).div_ceil(mss) as usize;
+                let past = |k: usize| self.rtx.get(k).is_none_or(|x| x.start >= end);
+                if guess > i && past(guess) && !past(guess - 1) {
+                    return guess;
+                }
+                self.rtx.partition_point(|x| x.start < end)
+            }
+            _ => i,
+        }
+    }
+
+    /// A segment starting at `start` may have become lost and not retransmitted: the
+    /// search for the next retransmission must look there again.
+    fn lower_rtx_hint(&mut self, start: u64) {
+        self.rtx_hint = self.rtx_hint.min(start);
     }
 
     /// Retransmits `rtx[i]` (split to the current MSS first if it grew too big for it).
@@ -1956,12 +2028,20 @@ impl Conn {
                     continue; // D-SACK or bogus
                 }
                 let (lo, hi) = (lo as u64, hi as u64);
-                for s in self.rtx.iter_mut() {
-                    if s.start >= hi {
+                let mut i = self.rtx.partition_point(|s| s.start < lo);
+                while i < self.rtx.len() {
+                    if self.rtx[i].start >= hi {
                         break;
                     }
-                    if s.start >= lo && s.end <= hi && !s.has(SENT_SACKED) {
+                    if self.rtx[i].has(SENT_SACKED) {
+                        i = self.skip_sacked(i);
+                        continue;
+                    }
+                    let s = &mut self.rtx[i];
+                    i += 1;
+                    if s.end <= hi {
                         s.flags |= SENT_SACKED;
+                        self.sacked.insert(s.start, s.end);
                         self.sacked_bytes += s.len();
                         delivered += s.len();
                         newly_sacked = true;
@@ -2048,6 +2128,7 @@ impl Conn {
             let data_acked = ack.min(self.sndbuf.end() + 1) - prior_una.max(1).min(ack);
             self.bytes_acked += data_acked;
             self.sndbuf.release(ack.saturating_sub(1));
+            self.sacked.release_below(ack);
             self.snd_una = ack;
             // Karn's rule, with timestamps as the tiebreaker (RB-TCP-32, RB-TCP-38).
             if let Some(t) = seq_rtt.filter(|_| !ever_retrans) {
@@ -2241,6 +2322,7 @@ impl Conn {
             CaState::Recovery => {
                 if news.una_advanced && !self.sack_ok {
                     // NewReno partial ACK (RFC 6582): the next hole is lost too.
+                    self.lower_rtx_hint(0);
                     let mut newly_lost = None;
                     if let Some(s) = self.rtx.front_mut() {
                         if !s.has(SENT_LOST) {
@@ -2297,9 +2379,15 @@ impl Conn {
             self.rtt.srtt(),
         );
         let mut longest: Option<SimDuration> = None;
-        for i in 0..self.rtx.len() {
+        let (mut i, mut cursor) = (0, 0);
+        while i < self.rtx.len() {
             let s = self.rtx[i];
-            if s.has(SENT_SACKED) || (s.has(SENT_LOST) && !s.has(SENT_RETRANS)) {
+            if s.has(SENT_SACKED) {
+                i = self.skip_sacked_walking(i, &mut cursor);
+                continue;
+            }
+            i += 1;
+            if s.has(SENT_LOST) && !s.has(SENT_RETRANS) {
                 continue;
             }
             let Some(wait) = self.rack.loss_wait(ctx.now, s.sent_at, s.end, window) else {
@@ -2315,7 +2403,8 @@ impl Conn {
                 longest = Some(longest.map_or(wait, |l| l.max(wait)));
                 continue;
             }
-            let seg = &mut self.rtx[i];
+            self.lower_rtx_hint(s.start);
+            let seg = &mut self.rtx[i - 1];
             if seg.has(SENT_RETRANS) {
                 seg.flags &= !SENT_RETRANS;
                 self.retrans_bytes -= s.len();
@@ -2553,6 +2642,7 @@ impl Conn {
             }
             let lost = sacked_above_segs >= 3 || sacked_above_bytes > 2 * mss;
             if lost && !s.has(SENT_LOST) && !s.has(SENT_RETRANS) {
+                self.lower_rtx_hint(s.start);
                 self.rtx[i].flags |= SENT_LOST;
                 self.lost_bytes += s.len();
                 self.note_lost(now, &s);
@@ -2577,6 +2667,7 @@ impl Conn {
         self.fast_retransmits += 1;
         if !self.sack_ok {
             // NewReno: the first unacknowledged segment is lost.
+            self.lower_rtx_hint(0);
             if let Some(s) = self.rtx.front_mut() {
                 if !s.has(SENT_LOST) {
                     s.flags |= SENT_LOST;
@@ -3183,6 +3274,7 @@ impl Conn {
         let (rack_rtt, now) = (self.rack.rtt(), ctx.now);
         let recent = |s: &Sent, first: bool| rack && !first && s.sent_at + rack_rtt > now;
         let mut first = true;
+        self.rtx_hint = 0;
         for i in 0..self.rtx.len() {
             let s = self.rtx[i];
             if s.has(SENT_SACKED) {
@@ -3285,6 +3377,7 @@ impl Conn {
                 if mss < self.win.mss {
                     self.win.mss = mss;
                     // Linux tcp_simple_retransmit: too-big segments are lost; resend now.
+                    self.lower_rtx_hint(0);
                     for i in 0..self.rtx.len() {
                         let s = &mut self.rtx[i];
                         let data = s.len() - s.has(SENT_FIN) as u64;

@@ -9,6 +9,8 @@
 //! - [`timer`]: connection deadlines without a scheduler.
 //! - `ecn`: one connection's ECN flags (RFC 3168 negotiation, ECT, ECE and CWR, DCTCP's
 //!   echo).
+//! - `scoreboard`: the SACKed ranges of the send space, for walks over the retransmission
+//!   queue that jump over SACKed runs.
 //! - `conn`: one connection's state machine: handshake, data transfer, loss recovery,
 //!   flow control, close, TIME_WAIT; it emits segments and events through [`TcpEnv`].
 //! - [`stack`]: a host's sockets: the socket API, port binding, demultiplexing, listen
@@ -26,6 +28,7 @@ mod conn;
 mod ecn;
 mod rack;
 pub mod rtt;
+mod scoreboard;
 pub mod seq;
 pub mod stack;
 pub mod timer;

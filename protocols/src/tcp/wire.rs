@@ -7,7 +7,7 @@
 //! header, skipping unknown options. Encoding goes through etherparse.
 
 use super::seq::SeqNum;
-use etherparse::{TcpHeader, TcpOptionElement};
+use etherparse::{TcpHeader, TcpHeaderSlice, TcpOptionElement};
 use sim_core::packet::{ChecksumField, HeaderBytes, Payload, TransportPacket};
 
 pub const TCP_HEADER_LEN: usize = 20;
@@ -137,9 +137,10 @@ impl TcpRepr {
         payload_len as u32 + self.has(flags::SYN) as u32 + self.has(flags::FIN) as u32
     }
 
-    /// Reads the header of `pkt`.
+    /// Reads the header of `pkt`. (From a header slice rather than a `TcpHeader`: the
+    /// same checks without copying the options out first.)
     pub fn parse(pkt: &TransportPacket) -> Result<TcpRepr, TcpParseError> {
-        let (h, _) = TcpHeader::from_slice(pkt.header.as_slice())
+        let h = TcpHeaderSlice::from_slice(pkt.header.as_slice())
             .map_err(|e| TcpParseError::Header(e.to_string()))?;
         let mut options = TcpOptions::default();
         for opt in h.options_iterator() {
@@ -163,26 +164,26 @@ impl TcpRepr {
         }
         let mut flags = 0;
         for (set, bit) in [
-            (h.fin, flags::FIN),
-            (h.syn, flags::SYN),
-            (h.rst, flags::RST),
-            (h.psh, flags::PSH),
-            (h.ack, flags::ACK),
-            (h.urg, flags::URG),
-            (h.ece, flags::ECE),
-            (h.cwr, flags::CWR),
+            (h.fin(), flags::FIN),
+            (h.syn(), flags::SYN),
+            (h.rst(), flags::RST),
+            (h.psh(), flags::PSH),
+            (h.ack(), flags::ACK),
+            (h.urg(), flags::URG),
+            (h.ece(), flags::ECE),
+            (h.cwr(), flags::CWR),
         ] {
             if set {
                 flags |= bit;
             }
         }
         Ok(TcpRepr {
-            src_port: h.source_port,
-            dst_port: h.destination_port,
-            seq: SeqNum(h.sequence_number),
-            ack: SeqNum(h.acknowledgment_number),
+            src_port: h.source_port(),
+            dst_port: h.destination_port(),
+            seq: SeqNum(h.sequence_number()),
+            ack: SeqNum(h.acknowledgment_number()),
             flags,
-            window: h.window_size,
+            window: h.window_size(),
             options,
         })
     }
@@ -255,9 +256,17 @@ impl TcpRepr {
         if h.set_options(&opts[..n]).is_err() {
             h.set_options(&[]).ok();
         }
-        let bytes = h.to_bytes();
-        let header = HeaderBytes::new(&bytes).unwrap_or_else(|| {
-            HeaderBytes::new(&bytes[..TCP_HEADER_LEN]).expect("20-byte header fits")
+        // `write` into a buffer: the same bytes as `to_bytes`, without building them one
+        // by one into an ArrayVec.
+        let mut buf = [0u8; TcpHeader::MAX_LEN];
+        let len = h.header_len();
+        let written = h.write(&mut &mut buf[..]);
+        debug_assert!(
+            written.is_ok(),
+            "a TCP header fits in TcpHeader::MAX_LEN bytes"
+        );
+        let header = HeaderBytes::new(&buf[..len]).unwrap_or_else(|| {
+            HeaderBytes::new(&buf[..TCP_HEADER_LEN]).expect("20-byte header fits")
         });
         TransportPacket {
             header,
