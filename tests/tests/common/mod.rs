@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod bottleneck;
+pub mod cc_figures;
 pub mod frames;
 
 use scenarios::{run, Loaded, Outcome, RunOptions};
