@@ -39,6 +39,7 @@ use crate::time::{SimDuration, SimTime};
 use crate::trace::Category;
 use crate::wire;
 use crate::world::{Net, NodeId};
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
 use std::net::Ipv4Addr;
@@ -230,6 +231,115 @@ struct Neighbor {
     pending: VecDeque<Ipv4Packet>,
 }
 
+type NeighborKey = (u16, Ipv4Addr);
+
+/// A set of addresses: inline when there are at most four (most nodes), so that asking
+/// costs no pointer chase; otherwise sorted on the heap behind a one-hash Bloom filter of
+/// 16 bits per address, so that a router asked about a packet it forwards (nearly always
+/// "no") mostly answers from one bit.
+#[derive(Clone, Debug, Default)]
+struct AddrSet {
+    few: [u32; 4],
+    n: usize,
+    many: Vec<u32>,
+    filter: Vec<u64>,
+    /// log2 of the filter's size in bits.
+    filter_bits: u32,
+}
+
+impl AddrSet {
+    fn new(mut addrs: Vec<u32>) -> Self {
+        addrs.sort_unstable();
+        addrs.dedup();
+        let mut set = AddrSet {
+            n: addrs.len(),
+            ..AddrSet::default()
+        };
+        if addrs.len() <= set.few.len() {
+            set.few[..addrs.len()].copy_from_slice(&addrs);
+        } else {
+            set.filter_bits = (addrs.len() * 16)
+                .next_power_of_two()
+                .trailing_zeros()
+                .max(6);
+            set.filter = vec![0; 1 << (set.filter_bits - 6)];
+            for &a in &addrs {
+                let h = set.filter_hash(a);
+                set.filter[h / 64] |= 1 << (h % 64);
+            }
+            set.many = addrs;
+        }
+        set
+    }
+
+    #[inline]
+    fn filter_hash(&self, a: u32) -> usize {
+        (a.wrapping_mul(0x9e37_79b1) >> (32 - self.filter_bits)) as usize
+    }
+
+    #[inline]
+    fn contains(&self, a: Ipv4Addr) -> bool {
+        let a = u32::from(a);
+        if self.n <= self.few.len() {
+            return self.few[..self.n].contains(&a);
+        }
+        let h = self.filter_hash(a);
+        self.filter[h / 64] & (1 << (h % 64)) != 0 && self.many.binary_search(&a).is_ok()
+    }
+}
+
+/// The neighbour (ARP) table: looked up by key only (on every packet sent), never
+/// iterated. It remembers the last resolved entry looked up, outside the hash table: a
+/// node sends most packets to one or two next hops. Every change goes through the
+/// methods below, which forget it.
+#[derive(Default)]
+struct Neighbors {
+    map: HashMap<NeighborKey, Neighbor, BuildHasherDefault<PrefixHasher>>,
+    /// (key, MAC, confirmed) of a `Reachable` entry, as it is in `map`.
+    last: Cell<Option<(NeighborKey, MacAddr, SimTime)>>,
+}
+
+impl Neighbors {
+    /// The MAC and confirmation time of `key`'s entry, if resolved.
+    #[inline]
+    fn reachable(&self, key: NeighborKey) -> Option<(MacAddr, SimTime)> {
+        if let Some((k, mac, confirmed)) = self.last.get() {
+            if k == key {
+                return Some((mac, confirmed));
+            }
+        }
+        match self.map.get(&key).map(|n| &n.state) {
+            Some(&NeighState::Reachable { mac, confirmed }) => {
+                self.last.set(Some((key, mac, confirmed)));
+                Some((mac, confirmed))
+            }
+            _ => None,
+        }
+    }
+    fn get(&self, key: &NeighborKey) -> Option<&Neighbor> {
+        self.map.get(key)
+    }
+    fn contains_key(&self, key: &NeighborKey) -> bool {
+        self.map.contains_key(key)
+    }
+    fn get_mut(&mut self, key: &NeighborKey) -> Option<&mut Neighbor> {
+        self.last.set(None);
+        self.map.get_mut(key)
+    }
+    fn insert(&mut self, key: NeighborKey, n: Neighbor) {
+        self.last.set(None);
+        self.map.insert(key, n);
+    }
+    fn remove(&mut self, key: &NeighborKey) -> Option<Neighbor> {
+        self.last.set(None);
+        self.map.remove(key)
+    }
+    fn clear(&mut self) {
+        self.last.set(None);
+        self.map.clear();
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct ReassemblyKey {
     src: Ipv4Addr,
@@ -256,16 +366,15 @@ pub struct IpNode {
     /// Read through [`Self::ifaces`]; changed only here, so that the address index below
     /// stays in step.
     pub(crate) ifaces: Vec<Iface>,
-    /// The interfaces' addresses and their subnets' broadcast addresses, sorted: every
-    /// packet asks whether it is for this node, and a router may have many interfaces.
-    local_addrs: Vec<u32>,
-    broadcast_addrs: Vec<u32>,
+    /// The interfaces' addresses and their subnets' broadcast addresses: every packet asks
+    /// whether it is for this node, and a router may have many interfaces.
+    local_addrs: AddrSet,
+    broadcast_addrs: AddrSet,
     pub routes: RouteTable,
     pub ecmp: EcmpMode,
     ecmp_seed: u64,
     spray_rng: SimRng,
-    /// Looked up by key only (on every packet sent), never iterated.
-    neighbors: HashMap<(u16, Ipv4Addr), Neighbor, BuildHasherDefault<PrefixHasher>>,
+    neighbors: Neighbors,
     reassembly: BTreeMap<u32, Reassembly>,
     reassembly_index: BTreeMap<ReassemblyKey, u32>,
     next_reassembly_serial: u32,
@@ -295,13 +404,13 @@ impl IpNode {
             forwarding,
             config,
             ifaces,
-            local_addrs: Vec::new(),
-            broadcast_addrs: Vec::new(),
+            local_addrs: AddrSet::default(),
+            broadcast_addrs: AddrSet::default(),
             routes: RouteTable::default(),
             ecmp,
             ecmp_seed,
             spray_rng,
-            neighbors: HashMap::default(),
+            neighbors: Neighbors::default(),
             reassembly: BTreeMap::new(),
             reassembly_index: BTreeMap::new(),
             next_reassembly_serial: 0,
@@ -323,22 +432,20 @@ impl IpNode {
 
     /// Rebuilds the address index after the interfaces changed.
     fn index_addresses(&mut self) {
-        self.local_addrs = self
-            .ifaces
-            .iter()
-            .filter(|i| i.is_configured())
-            .map(|i| u32::from(i.addr))
-            .collect();
-        self.local_addrs.sort_unstable();
-        self.local_addrs.dedup();
-        self.broadcast_addrs = self
-            .ifaces
-            .iter()
-            .filter(|i| i.prefix.len < 31)
-            .map(|i| u32::from(i.prefix.broadcast()))
-            .collect();
-        self.broadcast_addrs.sort_unstable();
-        self.broadcast_addrs.dedup();
+        self.local_addrs = AddrSet::new(
+            self.ifaces
+                .iter()
+                .filter(|i| i.is_configured())
+                .map(|i| u32::from(i.addr))
+                .collect(),
+        );
+        self.broadcast_addrs = AddrSet::new(
+            self.ifaces
+                .iter()
+                .filter(|i| i.prefix.len < 31)
+                .map(|i| u32::from(i.prefix.broadcast()))
+                .collect(),
+        );
     }
 
     fn install_connected_routes(&mut self) {
@@ -387,7 +494,7 @@ impl IpNode {
     }
 
     pub fn is_local(&self, addr: Ipv4Addr) -> bool {
-        !addr.is_unspecified() && self.local_addrs.binary_search(&u32::from(addr)).is_ok()
+        !addr.is_unspecified() && self.local_addrs.contains(addr)
     }
 
     // ---------------------------------------------------------------- run-time configuration
@@ -513,7 +620,7 @@ impl IpNode {
     }
 
     fn is_local_broadcast(&self, addr: Ipv4Addr) -> bool {
-        addr == Ipv4Addr::BROADCAST || self.broadcast_addrs.binary_search(&u32::from(addr)).is_ok()
+        addr == Ipv4Addr::BROADCAST || self.broadcast_addrs.contains(addr)
     }
 
     /// The source address and interface MTU a locally originated datagram to `dst` would
@@ -541,11 +648,11 @@ impl IpNode {
 
     /// Is a resolved, fresh ARP entry present? (for tests and reports)
     pub fn arp_entry(&self, now: SimTime, iface: u16, ip: Ipv4Addr) -> Option<MacAddr> {
-        match self.neighbors.get(&(iface, ip)).map(|n| &n.state) {
-            Some(NeighState::Reachable { mac, confirmed })
-                if now.saturating_since(*confirmed) < self.config.arp_cache_timeout =>
+        match self.neighbors.reachable((iface, ip)) {
+            Some((mac, confirmed))
+                if now.saturating_since(confirmed) < self.config.arp_cache_timeout =>
             {
-                Some(*mac)
+                Some(mac)
             }
             _ => None,
         }
@@ -1399,6 +1506,29 @@ fn insert_range(have: &mut Vec<(u32, u32)>, start: u32, end: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The inline and the filtered forms against a plain list, for members and others.
+    #[test]
+    fn address_sets_answer_like_a_list() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u32
+        };
+        for n in [0, 1, 3, 4, 5, 11, 101, 300] {
+            let addrs: Vec<u32> = (0..n).map(|_| rnd()).collect();
+            let set = AddrSet::new(addrs.clone());
+            for &a in &addrs {
+                assert!(set.contains(Ipv4Addr::from(a)));
+            }
+            for _ in 0..2000 {
+                let a = rnd();
+                assert_eq!(set.contains(Ipv4Addr::from(a)), addrs.contains(&a));
+            }
+        }
+    }
 
     fn udp_like(len: u32) -> Ipv4Packet {
         Ipv4Packet {

@@ -844,6 +844,7 @@ impl World {
             .digest_event([t.as_nanos(), kind << 56 | a, uid, len]);
     }
 
+    #[inline(always)]
     fn dispatch(&mut self, t: SimTime, ev: Event) {
         match ev {
             Event::TxDone { link, dir } => {

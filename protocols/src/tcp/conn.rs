@@ -991,6 +991,7 @@ impl Conn {
     // ------------------------------------------------------------------ output
 
     /// Emits one segment and does the bookkeeping every transmission shares.
+    #[inline(always)]
     fn transmit(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -1141,6 +1142,7 @@ impl Conn {
     }
 
     /// A segment carrying the current ACK and window.
+    #[inline(always)]
     fn make_segment(&mut self, now: SimTime, seq_off: u64, fl: u8) -> TcpRepr {
         let window = (self.select_window() >> self.rcv_wscale).min(65535) as u16;
         let mut options = TcpOptions::default();

@@ -139,6 +139,7 @@ impl TcpRepr {
 
     /// Reads the header of `pkt`. (From a header slice rather than a `TcpHeader`: the
     /// same checks without copying the options out first.)
+    #[inline(always)]
     pub fn parse(pkt: &TransportPacket) -> Result<TcpRepr, TcpParseError> {
         let h = TcpHeaderSlice::from_slice(pkt.header.as_slice())
             .map_err(|e| TcpParseError::Header(e.to_string()))?;
