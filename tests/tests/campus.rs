@@ -8,6 +8,8 @@
 mod common;
 
 use common::frames::{arp, reverse, udp, udp_round_trip, Hop, G1, M100, MS, US};
+use common::trace::{run_traced, Ev};
+use common::{addr, dns_counter};
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use protocols::dns::edns;
@@ -15,7 +17,7 @@ use protocols::dns::server::auth_reply;
 use protocols::dns::stub::Transport;
 use protocols::dns::wire::{encode, fqdn, query};
 use protocols::dns::zone::{Zone, ZoneData, ZoneRecord, ZoneSpec};
-use scenarios::{load_file, run, Outcome, RunOptions};
+use scenarios::{load_file, Outcome};
 use std::path::{Path, PathBuf};
 
 const S: u64 = 1_000_000_000;
@@ -39,55 +41,10 @@ fn to_internet(last: Hop) -> Vec<Hop> {
     vec![LAN, LAN, UPLINK, last]
 }
 
-struct Ev {
-    t: u64,
-    node: String,
-    event: String,
-    v: serde_json::Value,
-}
-
-impl Ev {
-    fn s(&self, k: &str) -> String {
-        self.v[k].as_str().unwrap_or_default().to_string()
-    }
-}
-
 fn run_campus() -> (Outcome, Vec<Ev>, PathBuf) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/examples/campus.ron");
     let l = load_file(&path, &[]).expect("loads");
-    let dir = std::env::temp_dir().join(format!("netdes-campus-{}", std::process::id()));
-    let o = run(
-        &l,
-        &RunOptions {
-            out_dir: Some(dir.clone()),
-            ..Default::default()
-        },
-    )
-    .expect("runs");
-    let text = std::fs::read_to_string(dir.join("trace.jsonl")).expect("trace written");
-    let evs = text
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            Ev {
-                t: v["t_ns"].as_u64().unwrap(),
-                node: v["node"].as_str().unwrap().to_string(),
-                event: v["event"].as_str().unwrap().to_string(),
-                v,
-            }
-        })
-        .collect();
-    (o, evs, dir)
-}
-
-fn addr(o: &Outcome, node: &str) -> String {
-    let n = o.summary.nodes.iter().find(|n| n.name == node).unwrap();
-    n.addresses[0].split('/').next().unwrap().to_string()
-}
-
-fn dns_counter(o: &Outcome, node: &str, k: &str) -> u64 {
-    let n = o.summary.nodes.iter().find(|n| n.name == node).unwrap();
-    n.dns.get(k).copied().unwrap_or(0)
+    run_traced(&l, "campus")
 }
 
 fn metric(o: &Outcome, node: &str, k: &str) -> f64 {

@@ -5,72 +5,22 @@
 
 mod common;
 
+use common::trace::{run_traced, Ev};
+use common::{addr, dns_counter};
 use hickory_proto::rr::RecordType;
 use protocols::dns::wire::{encode, fqdn, query};
 use protocols::dns::zone::{answer, Zone, ZoneData, ZoneRecord, ZoneSpec};
-use scenarios::{load_file, load_str, run, Outcome, RunOptions};
+use scenarios::{load_file, load_str, Outcome};
 use std::path::{Path, PathBuf};
 
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/examples")
 }
 
-/// One parsed trace record.
-#[derive(Debug, Clone)]
-struct Ev {
-    t: u64,
-    node: String,
-    event: String,
-    v: serde_json::Value,
-}
-
-impl Ev {
-    fn s(&self, k: &str) -> String {
-        self.v[k].as_str().unwrap_or_default().to_string()
-    }
-}
-
-fn run_traced(l: &scenarios::Loaded, tag: &str) -> (Outcome, Vec<Ev>, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("netdes-dns-{}-{tag}", std::process::id()));
-    let o = run(
-        l,
-        &RunOptions {
-            out_dir: Some(dir.clone()),
-            trace: true,
-            ..Default::default()
-        },
-    )
-    .expect("scenario runs");
-    let text = std::fs::read_to_string(dir.join("trace.jsonl")).expect("trace written");
-    let evs = text
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            Ev {
-                t: v["t_ns"].as_u64().unwrap(),
-                node: v["node"].as_str().unwrap().to_string(),
-                event: v["event"].as_str().unwrap().to_string(),
-                v,
-            }
-        })
-        .collect();
-    (o, evs, dir)
-}
-
 fn example(sets: &[&str], tag: &str) -> (Outcome, Vec<Ev>, PathBuf) {
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
     let l = load_file(&examples_dir().join("dns-hierarchy.ron"), &sets).expect("loads");
     run_traced(&l, tag)
-}
-
-fn addr(o: &Outcome, node: &str) -> String {
-    let n = o.summary.nodes.iter().find(|n| n.name == node).unwrap();
-    n.addresses[0].split('/').next().unwrap().to_string()
-}
-
-fn dns_counter(o: &Outcome, node: &str, k: &str) -> u64 {
-    let n = o.summary.nodes.iter().find(|n| n.name == node).unwrap();
-    n.dns.get(k).copied().unwrap_or(0)
 }
 
 fn extra(o: &Outcome, flow: &str, k: &str) -> f64 {

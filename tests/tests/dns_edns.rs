@@ -6,7 +6,9 @@
 
 mod common;
 
+use common::dns_counter;
 use common::frames::{arrive, dns_over_tcp, udp, Hop, G1, M100, MS, TCP_ACK, UDP_HEADERS};
+use common::trace::{run_traced, Ev};
 use hickory_proto::op::Message;
 use hickory_proto::rr::RecordType;
 use protocols::dns::edns;
@@ -14,7 +16,7 @@ use protocols::dns::server::auth_reply;
 use protocols::dns::stub::Transport;
 use protocols::dns::wire::{encode, fqdn, query};
 use protocols::dns::zone::{Zone, ZoneData, ZoneRecord, ZoneSpec};
-use scenarios::{load_str, run, Outcome, RunOptions};
+use scenarios::{load_str, Outcome};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
@@ -145,21 +147,7 @@ const NS1_RESOLVER: [Hop; 2] = [(5 * MS, G1), (MS, G1)];
 const RESOLVER_OLD: [Hop; 2] = [(MS, G1), (10 * MS, G1)];
 const OLD_RESOLVER: [Hop; 2] = [(10 * MS, G1), (MS, G1)];
 
-/// One trace record.
-struct Ev {
-    t: u64,
-    node: String,
-    event: String,
-    v: serde_json::Value,
-}
-
-impl Ev {
-    fn s(&self, k: &str) -> String {
-        self.v[k].as_str().unwrap_or_default().to_string()
-    }
-}
-
-fn run_traced(
+fn run_edns(
     client_options: &str,
     resolver_options: &str,
     tag: &str,
@@ -170,29 +158,7 @@ fn run_traced(
         &[],
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let dir = std::env::temp_dir().join(format!("netdes-edns-{}-{tag}", std::process::id()));
-    let o = run(
-        &l,
-        &RunOptions {
-            out_dir: Some(dir.clone()),
-            ..Default::default()
-        },
-    )
-    .expect("scenario runs");
-    let text = std::fs::read_to_string(dir.join("trace.jsonl")).expect("trace written");
-    let evs = text
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            Ev {
-                t: v["t_ns"].as_u64().unwrap(),
-                node: v["node"].as_str().unwrap().to_string(),
-                event: v["event"].as_str().unwrap().to_string(),
-                v,
-            }
-        })
-        .collect();
-    (o, evs, dir)
+    run_traced(&l, &format!("edns-{tag}"))
 }
 
 /// The lookup of `name` on the client: its latency and result.
@@ -209,11 +175,6 @@ fn events<'a>(evs: &'a [Ev], node: &str, event: &str, from: u64, to: u64) -> Vec
     evs.iter()
         .filter(|e| e.node == node && e.event == event && e.t >= from && e.t <= to)
         .collect()
-}
-
-fn dns_counter(o: &Outcome, node: &str, k: &str) -> u64 {
-    let n = o.summary.nodes.iter().find(|n| n.name == node).unwrap();
-    n.dns.get(k).copied().unwrap_or(0)
 }
 
 fn report(what: &str, expected: u64, measured: u64) {
@@ -247,7 +208,7 @@ fn a_917_byte_answer_comes_over_udp_with_edns_and_over_tcp_twice_without() {
 
     // 1. EDNS everywhere (the stub with options edns0, the resolver's 1232 bytes): one UDP
     //    round trip on each hop, the OPT records in every message.
-    let (o, evs, dir) = run_traced(", dns_options: DnsOptions(edns0: true)", "", "edns");
+    let (o, evs, dir) = run_edns(", dns_options: DnsOptions(edns0: true)", "", "edns");
     let at_resolver = udp(&CLIENT_RESOLVER, t0, with_opt);
     let from_ns1 = udp(
         &NS1_RESOLVER,
@@ -304,7 +265,7 @@ fn a_917_byte_answer_comes_over_udp_with_edns_and_over_tcp_twice_without() {
 
     // 2. No EDNS anywhere (RFC 1035): ns1 truncates to 512 bytes, the resolver asks again
     //    over TCP; its own answer is truncated too, and the stub asks again over TCP.
-    let (o, evs, dir) = run_traced("", ", edns: false", "plain");
+    let (o, evs, dir) = run_edns("", ", edns: false", "plain");
     let _ = std::fs::remove_dir_all(&dir);
     let at_resolver = udp(&CLIENT_RESOLVER, t0, plain);
     let tc_in = udp(&NS1_RESOLVER, udp(&RESOLVER_NS1, at_resolver, plain), tc);
@@ -341,7 +302,7 @@ fn a_917_byte_answer_comes_over_udp_with_edns_and_over_tcp_twice_without() {
 
     // 3. glibc's default stub (no edns0) behind an EDNS resolver: one UDP message from
     //    ns1, then TC to the stub at 512 bytes and TCP on the last hop only.
-    let (o, evs, dir) = run_traced("", "", "glibc");
+    let (o, evs, dir) = run_edns("", "", "glibc");
     let at_resolver = udp(&CLIENT_RESOLVER, t0, plain);
     let from_ns1 = udp(
         &NS1_RESOLVER,
@@ -361,7 +322,7 @@ fn a_917_byte_answer_comes_over_udp_with_edns_and_over_tcp_twice_without() {
 #[test]
 fn a_server_without_edns_makes_the_resolver_ask_again_without_opt_and_remember_it() {
     let (campus, old) = zones();
-    let (o, evs, dir) = run_traced("", "", "fallback");
+    let (o, evs, dir) = run_edns("", "", "fallback");
     // www.old.example at 3 s: the root (ns1) refers the resolver to old.example; old
     // answers the query with OPT FORMERR without OPT (RFC 6891 7); the resolver asks again
     // at once without OPT (6.2.2) and gets the answer.
@@ -465,7 +426,7 @@ fn a_server_without_edns_makes_the_resolver_ask_again_without_opt_and_remember_i
 fn glibc_with_edns0_behind_a_resolver_without_edns_fails_with_eai_again() {
     // The resolver answers the OPT query FORMERR; glibc moves on to the next server (there
     // is none: the next round) and never falls back: two round trips, then EAI_AGAIN.
-    let (o, evs, dir) = run_traced(
+    let (o, evs, dir) = run_edns(
         ", dns_options: DnsOptions(edns0: true)",
         ", edns: false",
         "refused",

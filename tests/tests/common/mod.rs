@@ -6,6 +6,7 @@
 pub mod bottleneck;
 pub mod cc_figures;
 pub mod frames;
+pub mod trace;
 
 use scenarios::{run, Loaded, Outcome, RunOptions};
 
@@ -126,4 +127,30 @@ pub fn tshark_no_malformed(pcap: &[u8]) {
     let bad = tshark_count(&path, "_ws.malformed || _ws.expert.severity == error");
     let _ = std::fs::remove_file(&path);
     assert_eq!(bad, 0, "malformed frames");
+}
+
+/// The first address of `node` in a run's summary, without its prefix length.
+pub fn addr(o: &Outcome, node: &str) -> String {
+    let n = o
+        .summary
+        .nodes
+        .iter()
+        .find(|n| n.name == node)
+        .unwrap_or_else(|| panic!("no node {node}"));
+    n.addresses[0]
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The DNS counter `k` of `node` (0 if it never counted).
+pub fn dns_counter(o: &Outcome, node: &str, k: &str) -> u64 {
+    let n = o
+        .summary
+        .nodes
+        .iter()
+        .find(|n| n.name == node)
+        .unwrap_or_else(|| panic!("no node {node}"));
+    n.dns.get(k).copied().unwrap_or(0)
 }
