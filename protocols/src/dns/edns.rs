@@ -209,9 +209,38 @@ mod tests {
         let n = bad_option.len();
         bad_option[n - 1] = 4; // RDLENGTH 4: one option header ...
         bad_option.extend_from_slice(&[0, 10, 0, 200]); // ... promising 200 bytes
-        for bytes in [two, in_answer, long, bad_option] {
-            assert_eq!(decode(&bytes), Err(MalformedDns::Undecodable));
+        for bytes in [&two, &in_answer, &long, &bad_option] {
+            assert_eq!(decode(bytes), Err(MalformedDns::Undecodable));
         }
+    }
+
+    /// RFC 6891 6.1.1: "If a query message with more than one OPT RR is received, a
+    /// FORMERR (RCODE=1) MUST be returned." The resolver counts the query as malformed and
+    /// answers FORMERR with the query's id and question.
+    #[test]
+    fn a_query_with_two_opt_records_gets_formerr() {
+        use crate::dns::resolver::{Client, Resolver, ResolverConfig, ResolverOut};
+        use sim_core::rng::RngFactory;
+        use std::net::SocketAddrV4;
+        let mut two = query_bytes();
+        let opt_rr = two[two.len() - 11..].to_vec();
+        two.extend_from_slice(&opt_rr);
+        two[11] = 2; // ARCOUNT
+        let mut r = Resolver::new(ResolverConfig::default(), RngFactory::new(1).stream("ids"));
+        let client = Client::Udp(SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 1), 40000));
+        let mut out = Vec::new();
+        assert!(r.on_query(SimTime::ZERO, client, &two, &mut out).is_err());
+        assert_eq!(r.counters.malformed, 1);
+        let [ResolverOut::Reply { client: to, bytes }] = out.as_slice() else {
+            panic!("one reply expected, got {out:?}");
+        };
+        assert_eq!(*to, client);
+        let reply = decode(bytes).unwrap();
+        let asked = q(None);
+        assert_eq!(reply.metadata.response_code, ResponseCode::FormErr);
+        assert_eq!(reply.metadata.id, asked.metadata.id);
+        assert_eq!(reply.queries, asked.queries);
+        assert!(reply.edns.is_none());
     }
 
     proptest::proptest! {

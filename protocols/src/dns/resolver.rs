@@ -205,7 +205,12 @@ impl Resolver {
         bytes: &[u8],
         out: &mut Vec<ResolverOut>,
     ) -> Result<(), MalformedDns> {
-        let q = wire::decode(bytes).inspect_err(|_| self.counters.malformed += 1)?;
+        let q = wire::decode(bytes).inspect_err(|_| {
+            self.counters.malformed += 1;
+            if let Some(bytes) = wire::formerr_reply(bytes).and_then(|m| wire::encode(&m)) {
+                out.push(ResolverOut::Reply { client, bytes });
+            }
+        })?;
         if q.metadata.message_type != MessageType::Query {
             return Ok(());
         }

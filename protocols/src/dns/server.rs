@@ -224,7 +224,12 @@ impl DnsAuthServer {
                 if let Some(s) = src {
                     f.push(("src", s.into()));
                 }
+                let formerr = wire::formerr_reply(bytes).and_then(|m| wire::encode(&m));
+                f.push(("formerr", formerr.is_some().into()));
                 os.trace_dns("malformed", &f);
+                if let Some(reply) = formerr {
+                    self.port.reply(os, &req, &reply);
+                }
                 return;
             }
         };

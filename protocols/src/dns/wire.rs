@@ -4,8 +4,9 @@
 //!
 //! Owns no state of any resolver or server; it never sees sockets or time.
 
-use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::op::{Header, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 
 /// The DNS port.
 pub const DNS_PORT: u16 = 53;
@@ -39,6 +40,27 @@ pub fn decode(bytes: &[u8]) -> Result<Message, MalformedDns> {
         return Err(MalformedDns::NoQuestion);
     }
     Ok(m)
+}
+
+/// The FORMERR answer to a query that [`decode`] rejected, as BIND and Unbound send one
+/// (RFC 1035 4.1.1; RFC 6891 6.1.1 requires it for a query with two OPT records): only
+/// when the header says "standard query" and the question section holds one readable
+/// question, which the answer echoes. `None` for anything else (a response, another
+/// opcode, no readable question), which is dropped without an answer.
+pub fn formerr_reply(bytes: &[u8]) -> Option<Message> {
+    let mut decoder = BinDecoder::new(bytes);
+    let header = Header::read(&mut decoder).ok()?;
+    if header.metadata.message_type != MessageType::Query
+        || header.metadata.op_code != OpCode::Query
+        || header.counts.queries != 1
+    {
+        return None;
+    }
+    let question = Query::read(&mut decoder).ok()?;
+    let mut m = Message::error_msg(header.metadata.id, OpCode::Query, ResponseCode::FormErr);
+    m.metadata.recursion_desired = header.metadata.recursion_desired;
+    m.add_query(question);
+    Some(m)
 }
 
 /// A standard query for (`name`, `qtype`) with `id`; `rd`: recursion desired.
@@ -140,6 +162,39 @@ mod tests {
     use hickory_proto::rr::rdata::A;
     use hickory_proto::rr::{RData, Record};
     use std::net::Ipv4Addr;
+
+    #[test]
+    fn only_a_standard_query_with_a_readable_question_gets_formerr() {
+        let n = fqdn("www.example.org").unwrap();
+        let good = encode(&query(0x4242, &n, RecordType::A, true)).unwrap();
+        // The question, then an answer count with no answer behind it.
+        let mut broken = good.clone();
+        broken[7] = 1; // ANCOUNT
+        assert!(decode(&broken).is_err());
+        let r = formerr_reply(&broken).expect("a FORMERR");
+        assert_eq!(r.metadata.id, 0x4242);
+        assert_eq!(r.metadata.message_type, MessageType::Response);
+        assert_eq!(r.metadata.response_code, ResponseCode::FormErr);
+        assert!(r.metadata.recursion_desired);
+        assert_eq!(r.queries, decode(&good).unwrap().queries);
+        // A broken response, another opcode, two questions, a cut question or header:
+        // nothing to answer.
+        let mut response = broken.clone();
+        response[2] |= 0x80;
+        let mut notify = broken.clone();
+        notify[2] |= 4 << 3;
+        let mut two_questions = broken.clone();
+        two_questions[5] = 2;
+        for bytes in [
+            &response,
+            &notify,
+            &two_questions,
+            &broken[..20].to_vec(),
+            &broken[..8].to_vec(),
+        ] {
+            assert!(formerr_reply(bytes).is_none(), "{bytes:?}");
+        }
+    }
 
     #[test]
     fn queries_round_trip_and_names_are_absolute() {
