@@ -3,11 +3,13 @@
 //! server), `attempts` rounds over the list, each attempt waiting `timeout` seconds for the
 //! first server and `(timeout << i) / n` for server `i` of `n` (glibc's `send_dg`), then
 //! failure (RB-DNS-03). A response with TC set is asked again over TCP of the same server
-//! (RB-DNS-02). SERVFAIL, NOTIMP and REFUSED move on to the next server; NXDOMAIN and
-//! answers are final. With `options edns0` queries carry an OPT record advertising 1200
-//! bytes (RFC 6891), and a FORMERR (a server without EDNS) moves on to the next server too:
-//! glibc's `send_dg` does not fall back to plain queries. Responses from the wrong address, with the wrong id or question are
-//! ignored as glibc does; undecodable ones are counted and dropped.
+//! (RB-DNS-02). SERVFAIL, NOTIMP and REFUSED move on to the next server; NXDOMAIN,
+//! FORMERR and answers are final. With `options edns0` queries carry an OPT record
+//! advertising 1200 bytes (RFC 6891), and a FORMERR (a server without EDNS) moves on to the
+//! next server instead: glibc's `send_dg` does not fall back to plain queries. Responses
+//! from the wrong address, with the wrong id or question are ignored as glibc does
+//! (`res_queriesmatch`; a FORMERR without a question is one of them); undecodable ones are
+//! counted and dropped.
 //!
 //! A state machine without sockets or timers: inputs are calls with the current time, and
 //! outputs are [`StubOut`]s (send this message, this lookup is over). The host
@@ -60,6 +62,10 @@ pub enum LookupError {
     /// Every server that answered failed (SERVFAIL, REFUSED, NOTIMP).
     #[error("Temporary failure in name resolution (server failure)")]
     ServFail,
+    /// A server answered a plain query (no OPT record) FORMERR: glibc's `res_query`
+    /// takes it as the answer, NO_RECOVERY.
+    #[error("Non-recoverable failure in name resolution")]
+    FormErr,
     /// The host has no DNS servers.
     #[error("No DNS servers configured")]
     NoServers,
@@ -75,6 +81,7 @@ impl LookupError {
             LookupError::NxDomain | LookupError::BadName => "EAI_NONAME",
             LookupError::NoData => "EAI_NODATA",
             LookupError::Timeout | LookupError::ServFail | LookupError::NoServers => "EAI_AGAIN",
+            LookupError::FormErr => "EAI_FAIL",
         }
     }
     pub fn name(self) -> &'static str {
@@ -83,6 +90,7 @@ impl LookupError {
             LookupError::NoData => "nodata",
             LookupError::Timeout => "timeout",
             LookupError::ServFail => "servfail",
+            LookupError::FormErr => "formerr",
             LookupError::NoServers => "no_servers",
             LookupError::BadName => "bad_name",
         }
@@ -439,6 +447,9 @@ impl StubResolver {
                 }
             }
             ResponseCode::NXDomain => Err(LookupError::NxDomain),
+            // Only a server without EDNS answers FORMERR to an OPT query (send_dg's
+            // RES_F_EDNS0ERR, below); to a plain query it is final.
+            ResponseCode::FormErr if !self.cfg.edns0 => Err(LookupError::FormErr),
             _ => {
                 self.lookups[i].server_failed = true;
                 self.next_server(now, i, out);
@@ -800,6 +811,35 @@ mod tests {
         assert_eq!(result, Err(LookupError::ServFail));
         assert_eq!(result.unwrap_err().eai(), "EAI_AGAIN");
         assert_eq!(latency, SimDuration::from_secs(4));
+    }
+
+    #[test]
+    fn a_formerr_to_a_plain_query_ends_the_lookup_and_one_without_question_is_ignored() {
+        // glibc: send_dg ignores a reply whose question does not match the query
+        // (res_queriesmatch), which a FORMERR without a question section never does; one
+        // with the question is the answer, and res_query maps FORMERR to NO_RECOVERY,
+        // which getaddrinfo reports as EAI_FAIL.
+        let mut s = StubResolver::new(StubConfig::default());
+        let mut out = Vec::new();
+        s.start(SimTime::ZERO, 1, "www.example", &[S1, S2], 6, &mut out);
+        let from1 = SocketAddrV4::new(S1, 53);
+        let mut bare =
+            Message::error_msg(6, hickory_proto::op::OpCode::Query, ResponseCode::FormErr);
+        bare.metadata.recursion_desired = true;
+        out.clear();
+        assert!(s
+            .on_udp(secs(1), 1, from1, &encode(&bare).unwrap(), &mut out)
+            .is_err());
+        assert!(out.is_empty(), "ignored: {out:?}");
+        assert_eq!(s.pending(), 1);
+        let formerr = answer(6, "www.example", None, ResponseCode::FormErr);
+        s.on_udp(secs(2), 1, from1, &formerr, &mut out).unwrap();
+        assert_eq!(sends(&out), vec![], "no other server is asked");
+        let (result, latency) = done(&out).unwrap();
+        assert_eq!(result, Err(LookupError::FormErr));
+        assert_eq!(result.unwrap_err().eai(), "EAI_FAIL");
+        assert_eq!(latency, SimDuration::from_secs(2));
+        assert_eq!(s.pending(), 0);
     }
 
     #[test]
