@@ -1269,6 +1269,23 @@ pub fn set_value(src: &str, path: &Path, new_value_text: &str) -> Result<String,
         Err(WalkError::Absent { at, container }) if at + 1 == path.segments().len() => {
             insert_entry(src, path, unwrap_some(container), new_value)
         }
+        // `sysctl["tcp_rto_min"]=1000` on a file without `sysctl`: the missing maps are
+        // created, because bracketed keys say they are maps. A missing `.field` on the way
+        // stays an error (it is more often a typo, and its struct's name is unknown here).
+        Err(WalkError::Absent { at, container })
+            if path.segments()[at + 1..]
+                .iter()
+                .all(|s| matches!(s, Segment::Key(_))) =>
+        {
+            let nested = path.segments()[at + 1..].iter().rev().fold(
+                new_value.to_owned(),
+                |inner, segment| match segment {
+                    Segment::Key(k) => format!("{{ {}: {inner} }}", quote(k)),
+                    Segment::Field(_) | Segment::Index(_) => inner,
+                },
+            );
+            insert_entry(src, &path.prefix(at + 1), unwrap_some(container), &nested)
+        }
         Err(e) => Err(walk_error(src, path, e)),
     }
 }
@@ -1872,6 +1889,22 @@ Scenario(
             "false",
         );
         assert!(twice.contains("delay: \"1ms\", mtu: 9000, ecn: false),"));
+    }
+
+    #[test]
+    fn set_value_creates_missing_maps_for_bracketed_keys() {
+        let out = set(SCENARIO, "sysctl[\"tcp_rto_min\"]", "1000");
+        assert_eq!(
+            text_at(&out, "sysctl[\"tcp_rto_min\"]").as_deref(),
+            Some("1000")
+        );
+        assert!(out.contains("    sysctl: { \"tcp_rto_min\": 1000 },\n"));
+        let out = set(SCENARIO, "nodes.a1.sysctl[\"a\"][\"b c\"]", "true");
+        assert!(out.contains("\"a1\": Host(sysctl: { \"a\": { \"b c\": true } })"));
+        assert_eq!(
+            text_at(&out, "nodes.a1.sysctl[\"a\"][\"b c\"]").as_deref(),
+            Some("true")
+        );
     }
 
     #[test]

@@ -174,6 +174,38 @@ fn run_writes_summary_and_trace_and_exit_code_0() {
     let _ = std::fs::remove_dir_all(&out);
 }
 
+/// `--set` creates a map the file does not have when the path names its key in brackets:
+/// here the scenario-wide `sysctl`, so every host sends with TTL 1 and the first router
+/// answers time exceeded.
+#[test]
+fn set_adds_a_sysctl_map_the_file_lacks() {
+    let ex = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/examples/ping-two-routers.ron");
+    assert!(!std::fs::read_to_string(&ex).unwrap().contains("sysctl"));
+    let out = std::env::temp_dir().join(format!("netdes-cli-ttl-{}", std::process::id()));
+    let o = netdes()
+        .arg("run")
+        .arg(&ex)
+        .arg("--out")
+        .arg(&out)
+        .args(["--set", "apps[0].count=2"])
+        .args(["--set", "sysctl[\"ip_default_ttl\"]=1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        stdout.matches("Time to live exceeded").count(),
+        2,
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 /// A run stopped by --max-events exits 0 and says, in summary.json and on stdout, that its
 /// results are partial.
 #[test]
