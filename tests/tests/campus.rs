@@ -48,7 +48,7 @@ fn run_campus() -> (Outcome, Vec<Ev>, PathBuf) {
 }
 
 fn metric(o: &Outcome, node: &str, k: &str) -> f64 {
-    let n = o.summary.nodes.iter().find(|n| n.name == node).unwrap();
+    let n = common::node(o, node);
     n.metrics.get(k).copied().unwrap_or(0.0)
 }
 

@@ -129,28 +129,25 @@ pub fn tshark_no_malformed(pcap: &[u8]) {
     assert_eq!(bad, 0, "malformed frames");
 }
 
-/// The first address of `node` in a run's summary, without its prefix length.
-pub fn addr(o: &Outcome, node: &str) -> String {
-    let n = o
-        .summary
+/// The node named `name` in a run's summary.
+pub fn node<'a>(o: &'a Outcome, name: &str) -> &'a reports::NodeSummary {
+    o.summary
         .nodes
         .iter()
-        .find(|n| n.name == node)
-        .unwrap_or_else(|| panic!("no node {node}"));
-    n.addresses[0]
+        .find(|n| n.name == name)
+        .unwrap_or_else(|| panic!("no node {name}"))
+}
+
+/// The first address of `name` in a run's summary, without its prefix length.
+pub fn addr(o: &Outcome, name: &str) -> String {
+    node(o, name).addresses[0]
         .split('/')
         .next()
         .unwrap_or_default()
         .to_string()
 }
 
-/// The DNS counter `k` of `node` (0 if it never counted).
-pub fn dns_counter(o: &Outcome, node: &str, k: &str) -> u64 {
-    let n = o
-        .summary
-        .nodes
-        .iter()
-        .find(|n| n.name == node)
-        .unwrap_or_else(|| panic!("no node {node}"));
-    n.dns.get(k).copied().unwrap_or(0)
+/// The DNS counter `k` of node `name` (0 if it never counted).
+pub fn dns_counter(o: &Outcome, name: &str, k: &str) -> u64 {
+    node(o, name).dns.get(k).copied().unwrap_or(0)
 }
