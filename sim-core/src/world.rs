@@ -152,11 +152,20 @@ impl<'a> NodeCx<'a> {
     pub fn cancel_timer(&mut self, h: TimerHandle) -> bool {
         self.net.cancel_timer(h)
     }
-    /// A random stream private to this node and `purpose` (e.g. an app's name).
+    /// A random stream private to this node and `purpose` (e.g. an app's name), and to
+    /// this boot of the node: after a crash and restart the node draws afresh, as a
+    /// rebooted machine does (new ISN secret, ephemeral ports, query ids), instead of
+    /// replaying its first life. The first boot's streams do not name the boot, so they
+    /// stay what they were before restarts were counted.
     pub fn rng(&self, purpose: &str) -> SimRng {
-        self.net
-            .rng
-            .stream(&format!("node:{}:{}", self.node_name(), purpose))
+        let name = self.node_name();
+        match self.net.epochs[self.ip.node.0 as usize] {
+            0 => self.net.rng.stream(&format!("node:{name}:{purpose}")),
+            boot => self
+                .net
+                .rng
+                .stream(&format!("node:{name}:boot{boot}:{purpose}")),
+        }
     }
     pub fn flows(&mut self) -> &mut FlowTable {
         &mut self.net.flows
@@ -1448,5 +1457,45 @@ mod tests {
         assert!(!a.ifaces[0].is_configured());
         assert!(a.routes.is_empty(), "{:?}", a.routes);
         assert_eq!(a.primary_addr(), None);
+    }
+
+    #[test]
+    fn a_restarted_node_draws_new_random_numbers() {
+        // Each boot of a draws from its "x" stream; b never restarts.
+        let draws: Rc<RefCell<Vec<(&str, u64)>>> = Rc::default();
+        let (da, db) = (Rc::clone(&draws), Rc::clone(&draws));
+        let a: Script = Rc::new(move |cx, _| da.borrow_mut().push(("a", cx.rng("x").next_u64())));
+        let b: Script = Rc::new(move |cx, token| {
+            db.borrow_mut().push(("b", cx.rng("x").next_u64()));
+            if token == 0 {
+                cx.set_timer(SimDuration::from_secs(3), 1);
+            }
+        });
+        let (mut w, _) = world(a, b);
+        let first_boot = w.net.rng.stream("node:a:x").next_u64();
+        for (at, action) in [
+            (1, FaultAction::NodeCrash(NodeId(0))),
+            (2, FaultAction::NodeRestart(NodeId(0))),
+            (3, FaultAction::NodeCrash(NodeId(0))),
+            (4, FaultAction::NodeRestart(NodeId(0))),
+        ] {
+            w.schedule_fault(SimTime::from_secs(at), action);
+        }
+        w.start();
+        run_until(&mut w, 5);
+        let got = draws.borrow();
+        let of = |node: &str| -> Vec<u64> {
+            got.iter()
+                .filter(|(n, _)| *n == node)
+                .map(|(_, v)| *v)
+                .collect()
+        };
+        let a = of("a");
+        assert_eq!(a.len(), 3);
+        assert_eq!(a[0], first_boot, "the first boot keeps its stream");
+        assert!(a[0] != a[1] && a[1] != a[2] && a[0] != a[2], "{a:?}");
+        assert_eq!(a[1], w.net.rng.stream("node:a:boot1:x").next_u64());
+        let b = of("b");
+        assert_eq!(b, vec![w.net.rng.stream("node:b:x").next_u64(); 2]);
     }
 }
