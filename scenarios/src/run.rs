@@ -346,12 +346,16 @@ fn summarize(
             }
         })
         .collect();
+    let idle_links = l.scenario.record.idle_links;
     let mut links = Vec::new();
     for l in w.links() {
         for (d, ch) in l.dirs.iter().enumerate() {
             let from = w.node_name(l.ends[d].0).to_string();
             let to = w.node_name(l.ends[1 - d].0).to_string();
             let s = ch.stats;
+            if !idle_links && s.tx_packets == 0 {
+                continue;
+            }
             links.push(LinkSummary {
                 id: format!("{}:{}->{}", l.name, from, to),
                 link: l.name.clone(),

@@ -1155,7 +1155,7 @@ pub enum FaultDecl {
     },
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Serialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(deny_unknown_fields, rename = "Record")]
 pub struct Record {
     /// Trace categories written to trace.jsonl (all when empty and --trace is given).
@@ -1170,6 +1170,21 @@ pub struct Record {
     /// occupancy, throughput). Off by default.
     #[serde(default)]
     pub series_interval: Option<Duration>,
+    /// List link directions that sent no frame in summary.json (default). `false` leaves
+    /// them out, which keeps the summary of a large topology with light traffic small.
+    #[serde(default = "yes")]
+    pub idle_links: bool,
+}
+
+impl Default for Record {
+    fn default() -> Self {
+        Record {
+            trace: Vec::new(),
+            tcp_series: false,
+            series_interval: None,
+            idle_links: true,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Serialize, Eq)]

@@ -207,3 +207,30 @@ fn the_large_example_runs_at_a_small_k() {
     assert_eq!(g.messages.received, g.messages.sent);
     assert!(g.rumors[0].informed >= 110, "{:?}", g.rumors[0]);
 }
+
+/// `record: (idle_links: false)` leaves the link directions that sent no frame out of
+/// summary.json and changes nothing else: the same run, the same busy directions.
+#[test]
+fn idle_links_can_be_left_out_of_the_summary() {
+    let apps = r#"Ping(from: "dc-pod0-edge0-h0", to: "dc-pod3-edge1-h1", count: 2)"#;
+    let all = run(&fabric(4, apps), &RunOptions::default()).unwrap();
+    let src = fabric(4, apps).source.replace(
+        "    apps: [",
+        "    record: (idle_links: false),\n    apps: [",
+    );
+    let l = load_str("ft.ron", &src, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let busy = run(&l, &RunOptions::default()).unwrap();
+    assert_eq!(all.summary.trace_digest, busy.summary.trace_digest);
+    let used: Vec<&str> = all
+        .summary
+        .links
+        .iter()
+        .filter(|d| d.tx_packets > 0)
+        .map(|d| d.id.as_str())
+        .collect();
+    let listed: Vec<&str> = busy.summary.links.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(listed, used);
+    // 48 links, two directions each; ARP's broadcasts and the pings' path use some.
+    assert_eq!(all.summary.links.len(), 96);
+    assert!(!listed.is_empty() && listed.len() < 96, "{}", listed.len());
+}
