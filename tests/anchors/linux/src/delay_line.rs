@@ -35,6 +35,16 @@ pub struct Options {
     /// Seed of the loss decisions.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Loss decisions to replay on the data direction, one `0` or `1` a line (as
+    /// `linux-anchor netdes --drop-pattern-out` writes them): packet k is dropped when
+    /// line k says 1; past the last line the seeded `--loss` decides.
+    #[arg(long)]
+    drop_pattern: Option<PathBuf>,
+    /// Extra delay (ms) of the first IPv4 packet of the data direction (the SYN), as the
+    /// first packet of netdes's dumbbell waits for its routers' ARP resolution across the
+    /// bottleneck (the anchor's layer-3 path has no ARP).
+    #[arg(long, default_value_t = 0.0)]
+    first_packet_extra_ms: f64,
     /// Transmit queue length of the TUN devices (packets the kernel may hold for a reader).
     #[arg(long, default_value_t = 4000)]
     tx_queue_len: u32,
@@ -70,12 +80,58 @@ impl SplitMix64 {
     }
 }
 
+/// The loss decisions of one direction: a replayed pattern first, then Bernoulli draws.
+pub struct Loss {
+    pattern: Vec<bool>,
+    next: usize,
+    p: f64,
+    rng: SplitMix64,
+}
+
+impl Loss {
+    pub fn new(pattern: Vec<bool>, p: f64, seed: u64) -> Self {
+        Loss {
+            pattern,
+            next: 0,
+            p,
+            rng: SplitMix64::new(seed),
+        }
+    }
+
+    /// Whether the next packet is lost.
+    pub fn drops_next(&mut self) -> bool {
+        if let Some(&lost) = self.pattern.get(self.next) {
+            self.next += 1;
+            return lost;
+        }
+        self.p > 0.0 && self.rng.next_f64() < self.p
+    }
+}
+
+/// Parses a drop pattern: one `0` or `1` a line.
+pub fn parse_pattern(text: &str) -> Result<Vec<bool>, String> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| match l.trim() {
+            "0" => Ok(false),
+            "1" => Ok(true),
+            other => Err(format!("line {}: expected 0 or 1, found {other:?}", i + 1)),
+        })
+        .collect()
+}
+
 /// Counters a reader updates while the writer and the main thread look on.
 #[derive(Default)]
 struct ReaderCounters {
     packets: AtomicU64,
     bytes: AtomicU64,
     dropped: AtomicU64,
+    not_ipv4: AtomicU64,
+}
+
+/// An IPv4 packet (version nibble 4) as a TUN device without packet information hands it.
+pub fn is_ipv4(packet: &[u8]) -> bool {
+    packet.first().is_some_and(|b| b >> 4 == 4)
 }
 
 /// Lateness is kept in 1-µs buckets up to this many µs (and one bucket for the rest), so
@@ -156,8 +212,8 @@ fn open(name: &str, tx_queue_len: u32) -> std::io::Result<Arc<SyncDevice>> {
 fn direction(
     dev: Arc<SyncDevice>,
     delay: Duration,
-    loss: f64,
-    seed: u64,
+    first_extra: Duration,
+    loss: Loss,
     stop_at: Instant,
 ) -> (Arc<ReaderCounters>, std::thread::JoinHandle<WriterStats>) {
     let counters = Arc::new(ReaderCounters::default());
@@ -166,7 +222,8 @@ fn direction(
         let dev = Arc::clone(&dev);
         let counters = Arc::clone(&counters);
         std::thread::spawn(move || {
-            let mut rng = SplitMix64::new(seed);
+            let mut loss = loss;
+            let mut first_extra = Some(first_extra);
             let mut buf = vec![0u8; 65536];
             loop {
                 let n = match dev.recv(&mut buf) {
@@ -176,10 +233,18 @@ fn direction(
                         return;
                     }
                 };
-                let due = Instant::now() + delay;
+                let mut due = Instant::now() + delay;
+                if is_ipv4(&buf[..n]) {
+                    due += first_extra.take().unwrap_or_default();
+                }
                 counters.packets.fetch_add(1, Ordering::Relaxed);
                 counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
-                if loss > 0.0 && rng.next_f64() < loss {
+                // Only IPv4 packets (the experiment's) draw a loss decision, so that a
+                // replayed pattern stays aligned; anything else the kernel sends into the
+                // device (IPv6 neighbour discovery, should IPv6 be on) is only delayed.
+                if !is_ipv4(&buf[..n]) {
+                    counters.not_ipv4.fetch_add(1, Ordering::Relaxed);
+                } else if loss.drops_next() {
                     counters.dropped.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
@@ -225,6 +290,13 @@ pub fn run(o: &Options) -> Result<(), String> {
     if let Err(e) = std::fs::write("/proc/self/timerslack_ns", "1") {
         eprintln!("delay line: cannot set timer slack: {e}");
     }
+    let pattern = match &o.drop_pattern {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: {e}", path.display()))
+            .and_then(|t| parse_pattern(&t).map_err(|e| format!("{}: {e}", path.display())))?,
+        None => Vec::new(),
+    };
+    let pattern_len = pattern.len();
     let data = open(&o.data_tun, o.tx_queue_len).map_err(|e| format!("{}: {e}", o.data_tun))?;
     let ack = open(&o.ack_tun, o.tx_queue_len).map_err(|e| format!("{}: {e}", o.ack_tun))?;
     let delay = Duration::from_secs_f64(o.one_way_ms / 1e3);
@@ -232,8 +304,11 @@ pub fn run(o: &Options) -> Result<(), String> {
         .duration_since(SystemTime::now())
         .unwrap_or_default();
     let stop_at = Instant::now() + until_stop;
-    let (data_in, data_out) = direction(data, delay, o.loss, o.seed, stop_at);
-    let (ack_in, ack_out) = direction(ack, delay, 0.0, 0, stop_at);
+    let first_extra = Duration::from_secs_f64(o.first_packet_extra_ms.max(0.0) / 1e3);
+    let data_loss = Loss::new(pattern, o.loss, o.seed);
+    let (data_in, data_out) = direction(data, delay, first_extra, data_loss, stop_at);
+    let no_loss = Loss::new(Vec::new(), 0.0, 0);
+    let (ack_in, ack_out) = direction(ack, delay, Duration::ZERO, no_loss, stop_at);
     let summarize = |name: &str, c: &ReaderCounters, w: std::thread::JoinHandle<WriterStats>| {
         let w = w.join().unwrap_or_default();
         json!({
@@ -241,6 +316,7 @@ pub fn run(o: &Options) -> Result<(), String> {
             "packets_in": c.packets.load(Ordering::Relaxed),
             "bytes_in": c.bytes.load(Ordering::Relaxed),
             "random_drops": c.dropped.load(Ordering::Relaxed),
+            "not_ipv4": c.not_ipv4.load(Ordering::Relaxed),
             "written": w.written,
             "send_errors": w.send_errors,
             "lateness": w.lateness_summary(),
@@ -250,6 +326,7 @@ pub fn run(o: &Options) -> Result<(), String> {
         "one_way_ms": o.one_way_ms,
         "loss": o.loss,
         "seed": o.seed,
+        "drop_pattern_len": pattern_len,
         "data": summarize("data", &data_in, data_out),
         "ack": summarize("ack", &ack_in, ack_out),
     });
@@ -272,6 +349,25 @@ mod tests {
         assert_ne!(draws(7), draws(8));
         let n = draws(7);
         assert!((14_500..15_500).contains(&n), "{n}");
+    }
+
+    #[test]
+    fn a_replayed_pattern_comes_before_the_random_draws() {
+        let pattern = parse_pattern("0\n1\n1\n0\n").expect("parses");
+        let mut l = Loss::new(pattern, 0.0, 1);
+        let got: Vec<bool> = (0..6).map(|_| l.drops_next()).collect();
+        assert_eq!(got, [false, true, true, false, false, false]);
+        let mut always = Loss::new(vec![false], 0.999_999, 1);
+        assert!(!always.drops_next());
+        assert!(always.drops_next());
+        assert!(parse_pattern("0\n2\n").unwrap_err().contains("line 2"));
+    }
+
+    #[test]
+    fn only_ipv4_packets_are_recognised_as_the_experiments() {
+        assert!(is_ipv4(&[0x45, 0, 0, 40]));
+        assert!(!is_ipv4(&[0x60, 0, 0, 0]));
+        assert!(!is_ipv4(&[]));
     }
 
     #[test]
