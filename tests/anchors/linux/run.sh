@@ -21,7 +21,7 @@
 #   --sender-gso  leave GSO on at the senders (TSO autosizing: 1 ms of data per skb; the
 #               bottleneck still sees MTU-sized packets, tbf segments them); default off,
 #               one segment per skb and per pacing step, as netdes sends
-#   --pcap      capture the senders' packets (headers) into DIR/sender.pcap (dumpcap)
+#   --pcap      capture the senders' packets (headers) into DIR/sender.pcap (dumpcap; with --keep)
 #   --keep      directory for the raw outputs (ss samples, per-second byte counts, ...)
 #
 # Prints one JSON line (see tests/anchors/linux/src/report.rs).
