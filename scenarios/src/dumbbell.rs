@@ -43,6 +43,11 @@ pub struct Dumbbell {
     /// The largest send and receive buffer (the max of `tcp_wmem` and `tcp_rmem`, payload
     /// bytes) on every host; `None` keeps Linux's defaults (4 MB and 6 MB).
     pub tcp_buffer_max: Option<u64>,
+    /// One ping from `left` to `right` at 0 s, so that the routers' ARP across the
+    /// bottleneck is resolved before the flows start (start them later than 2 x delay).
+    /// Otherwise the first SYN waits for it, which adds 2 x delay to its RTT: the
+    /// handshake's RTT sample, from which BBR sets its first pacing rate.
+    pub warm_arp: bool,
 }
 
 impl Default for Dumbbell {
@@ -62,6 +67,7 @@ impl Default for Dumbbell {
             delayed_ack: true,
             record: None,
             tcp_buffer_max: None,
+            warm_arp: false,
         }
     }
 }
@@ -137,6 +143,12 @@ impl Dumbbell {
         }
         let _ = writeln!(s, "    ],");
         let _ = writeln!(s, "    apps: [");
+        if self.warm_arp {
+            let _ = writeln!(
+                s,
+                "        Ping(name: \"warm-arp\", from: \"left\", to: \"right\", count: 1),"
+            );
+        }
         for i in 0..self.flows {
             let _ = writeln!(s, "        TcpSink(on: \"d{i}\", port: {}),", 5000 + i);
             let cc = match self.flow_cc.get(i) {
@@ -186,6 +198,59 @@ mod tests {
         // The bottleneck is the first link; only its left-to-right direction is lossy.
         assert!(o.summary.links[0].loss_drops > 0);
         assert_eq!(o.summary.links[1].loss_drops, 0);
+    }
+
+    #[test]
+    fn a_warm_up_ping_resolves_arp_across_the_bottleneck_before_the_flows() {
+        // When the SYN left s0 and when s0 was established, from the trace.
+        let handshake = |warm_arp: bool| {
+            let d = Dumbbell {
+                delay_ms: 48.0,
+                start_s: 0.5,
+                duration_s: 1.0,
+                warm_arp,
+                record: Some("(trace: [Tcp])".into()),
+                ..Dumbbell::default()
+            };
+            let l = crate::load_str("dumbbell.ron", &d.to_ron(), &[]).expect("loads");
+            let dir = std::env::temp_dir().join(format!(
+                "netdes-dumbbell-warm-arp-{}-{warm_arp}",
+                std::process::id()
+            ));
+            let o = crate::run(
+                &l,
+                &crate::RunOptions {
+                    out_dir: Some(dir.clone()),
+                    ..Default::default()
+                },
+            )
+            .expect("runs");
+            let trace = std::fs::read_to_string(dir.join("trace.jsonl")).expect("trace");
+            let _ = std::fs::remove_dir_all(&dir);
+            let ping = o.summary.flows.iter().find(|f| f.id == "warm-arp");
+            assert_eq!(ping.map(|p| p.rx_packets), warm_arp.then_some(1));
+            let at = |to: &str| {
+                trace
+                    .lines()
+                    .find(|l| {
+                        l.contains(r#""node":"s0""#) && l.contains(&format!(r#""to":"{to}""#))
+                    })
+                    .and_then(|l| l.strip_prefix(r#"{"t_ns":"#))
+                    .and_then(|l| l.split(',').next())
+                    .and_then(|t| t.parse::<u64>().ok())
+                    .expect(to)
+            };
+            at("ESTABLISHED") - at("SYN_SENT")
+        };
+        // The base RTT is 2 x (1 + 48 + 1) ms, and ARP on the two access links (still
+        // cold) adds 2 x 2 ms; ARP across the bottleneck would add 2 x 48 ms more.
+        let warm = handshake(true);
+        let cold = handshake(false);
+        assert!((104_000_000..104_100_000).contains(&warm), "{warm}");
+        assert!(
+            (warm + 96_000_000..warm + 96_100_000).contains(&cold),
+            "{cold} vs {warm}"
+        );
     }
 
     #[test]

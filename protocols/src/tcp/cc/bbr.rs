@@ -975,6 +975,18 @@ impl CongestionControl for Bbr {
     fn pacing_rate(&self) -> Option<u64> {
         (self.pacing_rate > 0).then_some(self.pacing_rate)
     }
+
+    /// The mode, with ProbeBW split by the long-term sampler: `probe_bw_lt` while it paces
+    /// at the policed rate with gain 1 (Linux `lt_use_bw`).
+    fn phase(&self) -> Option<&'static str> {
+        Some(match self.mode {
+            BbrMode::Startup => "startup",
+            BbrMode::Drain => "drain",
+            BbrMode::ProbeBw if self.lt_use_bw => "probe_bw_lt",
+            BbrMode::ProbeBw => "probe_bw",
+            BbrMode::ProbeRtt => "probe_rtt",
+        })
+    }
 }
 
 #[cfg(test)]
@@ -1531,6 +1543,7 @@ mod tests {
         assert!(used.is_some_and(|r| r <= 12), "{used:?}");
         let lt = d.cc.bandwidth();
         assert!(lt.abs_diff(policed) <= policed / 20, "{lt} vs {policed}");
+        assert_eq!(d.cc.phase(), Some("probe_bw_lt"));
         assert_eq!(d.cc.pacing_gain(), UNIT);
         assert_eq!(d.cc.pacing_rate(), Some(rate_with_gain(lt, UNIT)));
         for _ in 0..47 {
@@ -1540,6 +1553,7 @@ mod tests {
         d.round(1, per_round, policed);
         assert!(!d.cc.lt_use_bw);
         assert_eq!(d.cc.mode(), BbrMode::ProbeBw);
+        assert_eq!(d.cc.phase(), Some("probe_bw"));
     }
 
     #[test]
