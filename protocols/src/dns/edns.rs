@@ -188,15 +188,20 @@ mod tests {
         encode(&q(Some(opt(1232)))).unwrap()
     }
 
-    #[test]
-    fn malformed_opt_records_make_the_message_undecodable() {
-        use crate::dns::wire::MalformedDns;
-        // Two OPT records (RFC 6891 6.1.1 forbids it).
+    /// The same query with its OPT record twice (RFC 6891 6.1.1 forbids it).
+    fn query_with_two_opt_records() -> Vec<u8> {
         let mut two = query_bytes();
         let opt_rr = two[two.len() - 11..].to_vec();
         two.extend_from_slice(&opt_rr);
         two[11] = 2; // ARCOUNT
-                     // An OPT record in the answer section (6.1.1: additional section only).
+        two
+    }
+
+    #[test]
+    fn malformed_opt_records_make_the_message_undecodable() {
+        use crate::dns::wire::MalformedDns;
+        let two = query_with_two_opt_records();
+        // An OPT record in the answer section (6.1.1: additional section only).
         let mut in_answer = query_bytes();
         in_answer[7] = 1; // ANCOUNT
         in_answer[11] = 0; // ARCOUNT
@@ -222,10 +227,7 @@ mod tests {
         use crate::dns::resolver::{Client, Resolver, ResolverConfig, ResolverOut};
         use sim_core::rng::RngFactory;
         use std::net::SocketAddrV4;
-        let mut two = query_bytes();
-        let opt_rr = two[two.len() - 11..].to_vec();
-        two.extend_from_slice(&opt_rr);
-        two[11] = 2; // ARCOUNT
+        let two = query_with_two_opt_records();
         let mut r = Resolver::new(ResolverConfig::default(), RngFactory::new(1).stream("ids"));
         let client = Client::Udp(SocketAddrV4::new(Ipv4Addr::new(10, 9, 0, 1), 40000));
         let mut out = Vec::new();
