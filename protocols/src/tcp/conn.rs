@@ -260,6 +260,13 @@ pub(crate) struct Conn {
     /// No segment that is lost and not yet retransmitted starts below this offset (Linux
     /// `retransmit_skb_hint`): where the search for the next one begins.
     rtx_hint: u64,
+    /// Where RACK's loss scan starts ([`Conn::rack_detect_loss`]): every segment below is
+    /// SACKed, lost and not yet retransmitted, or retransmitted after RACK's segment was
+    /// sent, and so has nothing to tell the scan, as long as RACK's segment was not sent
+    /// after the earliest of those retransmissions, `rack_scan_oldest` (send time and end).
+    /// Linux keeps such segments out of its time-sorted list instead.
+    rack_scan_from: u64,
+    rack_scan_oldest: Option<(SimTime, u64)>,
     sacked_bytes: u64,
     lost_bytes: u64,
     retrans_bytes: u64,
@@ -418,6 +425,8 @@ impl Conn {
             rtx: VecDeque::new(),
             sacked: SackedRanges::default(),
             rtx_hint: u64::MAX,
+            rack_scan_from: 0,
+            rack_scan_oldest: None,
             sacked_bytes: 0,
             lost_bytes: 0,
             retrans_bytes: 0,
@@ -727,6 +736,8 @@ impl Conn {
         self.rtx = VecDeque::new();
         self.sacked = SackedRanges::default();
         self.rtx_hint = u64::MAX;
+        self.rack_scan_from = 0;
+        self.rack_scan_oldest = None;
         self.sacked_bytes = 0;
         self.lost_bytes = 0;
         self.retrans_bytes = 0;
@@ -1594,6 +1605,10 @@ impl Conn {
         }
         seg.flags |= SENT_RETRANS | SENT_EVER_RETRANS;
         seg.sent_at = ctx.now;
+        if seg.start < self.rack_scan_from {
+            let sent = (ctx.now, seg.end);
+            self.rack_scan_oldest = Some(self.rack_scan_oldest.map_or(sent, |o| o.min(sent)));
+        }
         let tx = self.tx_snapshot(ctx);
         self.rtx[i].tx = tx;
         self.paced(ctx, data_len);
@@ -2381,7 +2396,25 @@ impl Conn {
             self.rtt.srtt(),
         );
         let mut longest: Option<SimDuration> = None;
-        let (mut i, mut cursor) = (0, 0);
+        // Start past the segments that cannot have anything to say (see `rack_scan_from`),
+        // unless RACK's segment was sent after one of the retransmissions among them.
+        let mut oldest = self.rack_scan_oldest;
+        let mut from = self.rack_scan_from;
+        if oldest.is_some_and(|(t, end)| self.rack.sent_before(t, end)) {
+            (from, oldest) = (0, None);
+        }
+        self.debug_check_rack_scan_from(from, oldest);
+        let mut i = if self.rtx.front().is_none_or(|s| s.start >= from) {
+            0
+        } else {
+            self.rtx.partition_point(|s| s.start < from)
+        };
+        let mut cursor = self
+            .rtx
+            .get(i)
+            .map_or(0, |s| self.sacked.cursor_at(s.start));
+        // The first segment the next scan has to look at again, if any.
+        let mut next_from = None;
         while i < self.rtx.len() {
             let s = self.rtx[i];
             if s.has(SENT_SACKED) {
@@ -2397,11 +2430,17 @@ impl Conn {
                 // original: past the first original sent after RACK's segment, every
                 // segment was.
                 if s.has(SENT_EVER_RETRANS) {
+                    if next_from.is_none() {
+                        let sent = (s.sent_at, s.end);
+                        oldest = Some(oldest.map_or(sent, |o| o.min(sent)));
+                    }
                     continue;
                 }
+                next_from.get_or_insert(s.start);
                 break;
             };
             if wait > SimDuration::ZERO {
+                next_from.get_or_insert(s.start);
                 longest = Some(longest.map_or(wait, |l| l.max(wait)));
                 continue;
             }
@@ -2418,7 +2457,25 @@ impl Conn {
             }
             self.note_lost(ctx.now, &s);
         }
+        self.rack_scan_from = next_from.unwrap_or(self.snd_nxt);
+        self.rack_scan_oldest = oldest;
         longest
+    }
+
+    /// Debug builds: no segment below `from` has anything to tell RACK's loss scan.
+    fn debug_check_rack_scan_from(&self, from: u64, oldest: Option<(SimTime, u64)>) {
+        if cfg!(debug_assertions) {
+            for s in self.rtx.iter().take_while(|s| s.start < from) {
+                let waiting = s.has(SENT_LOST) && !s.has(SENT_RETRANS);
+                let retransmitted_later = s.has(SENT_EVER_RETRANS)
+                    && !self.rack.sent_before(s.sent_at, s.end)
+                    && oldest.is_some_and(|o| o <= (s.sent_at, s.end));
+                assert!(
+                    s.has(SENT_SACKED) || waiting || retransmitted_later,
+                    "RACK scan would skip {s:?} (from {from}, oldest {oldest:?})"
+                );
+            }
+        }
     }
 
     /// Linux `tcp_rack_reo_timeout`: the reordering window passed; what RACK now finds
