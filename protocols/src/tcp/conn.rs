@@ -258,8 +258,10 @@ pub(crate) struct Conn {
     /// The SACKed stretches of `rtx`, for walks that jump over them.
     sacked: SackedRanges,
     /// No segment that is lost and not yet retransmitted starts below this offset (Linux
-    /// `retransmit_skb_hint`): where the search for the next one begins.
+    /// `retransmit_skb_hint`): where the search for the next one begins...
     rtx_hint: u64,
+    /// ...and none ends above this one: where the search can give up.
+    rtx_hint_end: u64,
     /// Where RACK's loss scan starts ([`Conn::rack_detect_loss`]): every segment below is
     /// SACKed, lost and not yet retransmitted, or retransmitted after RACK's segment was
     /// sent, and so has nothing to tell the scan, as long as RACK's segment was not sent
@@ -425,6 +427,7 @@ impl Conn {
             rtx: VecDeque::new(),
             sacked: SackedRanges::default(),
             rtx_hint: u64::MAX,
+            rtx_hint_end: 0,
             rack_scan_from: 0,
             rack_scan_oldest: None,
             sacked_bytes: 0,
@@ -736,6 +739,7 @@ impl Conn {
         self.rtx = VecDeque::new();
         self.sacked = SackedRanges::default();
         self.rtx_hint = u64::MAX;
+        self.rtx_hint_end = 0;
         self.rack_scan_from = 0;
         self.rack_scan_oldest = None;
         self.sacked_bytes = 0;
@@ -1493,12 +1497,22 @@ impl Conn {
     /// from this retransmission, so a head that needs several retransmissions, each found
     /// lost by RACK a round trip later, does not time out while the repair progresses.
     fn retransmit_next_lost(&mut self, ctx: &mut Ctx<'_>) -> bool {
-        let hint = self.rtx_hint;
+        let (hint, hint_end) = (self.rtx_hint, self.rtx_hint_end);
         let mut i = self.rtx.partition_point(|s| s.start < hint);
-        let mut cursor = 0;
+        let mut cursor = self
+            .rtx
+            .get(i)
+            .map_or(0, |s| self.sacked.cursor_at(s.start));
         loop {
-            let Some(s) = self.rtx.get(i) else {
+            let Some(s) = self.rtx.get(i).filter(|s| s.end <= hint_end) else {
+                debug_assert!(
+                    self.rtx
+                        .iter()
+                        .all(|s| !s.has(SENT_LOST) || s.has(SENT_RETRANS)),
+                    "a lost segment waits beyond the retransmission hints"
+                );
                 self.rtx_hint = u64::MAX;
+                self.rtx_hint_end = 0;
                 return false;
             };
             if s.has(SENT_SACKED) {
@@ -1563,10 +1577,11 @@ impl Conn {
         }
     }
 
-    /// A segment starting at `start` may have become lost and not retransmitted: the
-    /// search for the next retransmission must look there again.
-    fn lower_rtx_hint(&mut self, start: u64) {
+    /// The segment `[start, end)` may have become lost and not retransmitted: the search
+    /// for the next retransmission must look there again.
+    fn lower_rtx_hint(&mut self, start: u64, end: u64) {
         self.rtx_hint = self.rtx_hint.min(start);
+        self.rtx_hint_end = self.rtx_hint_end.max(end);
     }
 
     /// Retransmits `rtx[i]` (split to the current MSS first if it grew too big for it).
@@ -2339,7 +2354,7 @@ impl Conn {
             CaState::Recovery => {
                 if news.una_advanced && !self.sack_ok {
                     // NewReno partial ACK (RFC 6582): the next hole is lost too.
-                    self.lower_rtx_hint(0);
+                    self.lower_rtx_hint(0, u64::MAX);
                     let mut newly_lost = None;
                     if let Some(s) = self.rtx.front_mut() {
                         if !s.has(SENT_LOST) {
@@ -2444,7 +2459,7 @@ impl Conn {
                 longest = Some(longest.map_or(wait, |l| l.max(wait)));
                 continue;
             }
-            self.lower_rtx_hint(s.start);
+            self.lower_rtx_hint(s.start, s.end);
             let seg = &mut self.rtx[i - 1];
             if seg.has(SENT_RETRANS) {
                 seg.flags &= !SENT_RETRANS;
@@ -2701,7 +2716,7 @@ impl Conn {
             }
             let lost = sacked_above_segs >= 3 || sacked_above_bytes > 2 * mss;
             if lost && !s.has(SENT_LOST) && !s.has(SENT_RETRANS) {
-                self.lower_rtx_hint(s.start);
+                self.lower_rtx_hint(s.start, s.end);
                 self.rtx[i].flags |= SENT_LOST;
                 self.lost_bytes += s.len();
                 self.note_lost(now, &s);
@@ -2726,7 +2741,7 @@ impl Conn {
         self.fast_retransmits += 1;
         if !self.sack_ok {
             // NewReno: the first unacknowledged segment is lost.
-            self.lower_rtx_hint(0);
+            self.lower_rtx_hint(0, u64::MAX);
             if let Some(s) = self.rtx.front_mut() {
                 if !s.has(SENT_LOST) {
                     s.flags |= SENT_LOST;
@@ -3333,7 +3348,7 @@ impl Conn {
         let (rack_rtt, now) = (self.rack.rtt(), ctx.now);
         let recent = |s: &Sent, first: bool| rack && !first && s.sent_at + rack_rtt > now;
         let mut first = true;
-        self.rtx_hint = 0;
+        self.lower_rtx_hint(0, u64::MAX);
         for i in 0..self.rtx.len() {
             let s = self.rtx[i];
             if s.has(SENT_SACKED) {
@@ -3436,7 +3451,7 @@ impl Conn {
                 if mss < self.win.mss {
                     self.win.mss = mss;
                     // Linux tcp_simple_retransmit: too-big segments are lost; resend now.
-                    self.lower_rtx_hint(0);
+                    self.lower_rtx_hint(0, u64::MAX);
                     for i in 0..self.rtx.len() {
                         let s = &mut self.rtx[i];
                         let data = s.len() - s.has(SENT_FIN) as u64;
