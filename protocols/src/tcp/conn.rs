@@ -1139,9 +1139,7 @@ impl Conn {
         }
         let max = if self.ts_ok { 3 } else { 4 };
         let base = self.irs + 1;
-        let recent = self
-            .last_ooo
-            .and_then(|o| self.rcvbuf.ooo_ranges().find(|(s, e)| *s <= o && o < *e));
+        let recent = self.last_ooo.and_then(|o| self.rcvbuf.ooo_range_holding(o));
         if let Some((s, e)) = recent {
             blocks.push(base + s as u32, base + e as u32);
         }
