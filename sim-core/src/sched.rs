@@ -207,14 +207,42 @@ impl MinHeap {
         self.v[i] = e;
     }
 
-    /// Removes the earliest entry.
+    /// Removes the earliest entry. The last entry fills the hole, and almost always
+    /// belongs near the bottom: the hole first moves down to a leaf along the earlier
+    /// children (one comparison per level instead of two), then the entry moves up from
+    /// there to its place (Floyd's bottom-up heapsort).
     #[inline]
     fn pop(&mut self) {
-        if let Some(last) = self.v.pop() {
-            if !self.v.is_empty() {
-                self.sift_down(last);
-            }
+        let Some(last) = self.v.pop() else {
+            return;
+        };
+        let n = self.v.len();
+        if n == 0 {
+            return;
         }
+        let mut i = 0;
+        loop {
+            let mut c = 2 * i + 1;
+            if c >= n {
+                break;
+            }
+            if c + 1 < n && self.v[c + 1].key() < self.v[c].key() {
+                c += 1;
+            }
+            self.v[i] = self.v[c];
+            i = c;
+        }
+        let key = last.key();
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            let p = self.v[parent];
+            if key >= p.key() {
+                break;
+            }
+            self.v[i] = p;
+            i = parent;
+        }
+        self.v[i] = last;
     }
 
     /// Replaces the earliest entry (the heap is not empty) by `e`.

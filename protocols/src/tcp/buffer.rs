@@ -350,6 +350,25 @@ impl RecvBuffer {
         })
     }
 
+    /// The out-of-order range (as [`Self::ooo_ranges`] merges them) that holds offset
+    /// `off`, found with a binary search: the receiver looks for the range of the latest
+    /// arrival on every ACK it sends.
+    pub fn ooo_range_holding(&self, off: u64) -> Option<(u64, u64)> {
+        let end_of = |i: usize| self.ooo[i].0 + self.ooo[i].1.len() as u64;
+        let i = self.ooo.partition_point(|(s, q)| s + q.len() as u64 <= off);
+        if self.ooo.get(i).is_none_or(|(s, _)| *s > off) {
+            return None;
+        }
+        let (mut first, mut last) = (i, i);
+        while first > 0 && end_of(first - 1) == self.ooo[first].0 {
+            first -= 1;
+        }
+        while last + 1 < self.ooo.len() && self.ooo[last + 1].0 == end_of(last) {
+            last += 1;
+        }
+        Some((self.ooo[first].0, end_of(last)))
+    }
+
     /// Takes up to `max` readable bytes, appending the pieces to `out`.
     pub fn read(&mut self, max: u64, out: &mut Vec<Payload>) -> u64 {
         let mut got = 0;
@@ -484,6 +503,10 @@ mod tests {
         assert_eq!(r.insert(300, &pat(300, 50)), 0);
         assert_eq!(r.insert(200, &pat(200, 300)), 0);
         assert_eq!(r.ooo_ranges().collect::<Vec<_>>(), vec![(100, 500)]);
+        assert_eq!(r.ooo_range_holding(100), Some((100, 500)));
+        assert_eq!(r.ooo_range_holding(499), Some((100, 500)));
+        assert_eq!(r.ooo_range_holding(500), None);
+        assert_eq!(r.ooo_range_holding(99), None);
         assert_eq!(r.held(), 400);
         // Contiguous pattern pieces are held as one.
         assert_eq!(r.ooo.len(), 1);
@@ -510,6 +533,25 @@ mod tests {
         assert_eq!(v.verified, 250);
         // A duplicate is ignored.
         assert_eq!(r.insert(0, &pat(0, 100)), 0);
+    }
+
+    /// Byte payloads are not coalesced: adjacent entries still form one range.
+    #[test]
+    fn range_holding_an_offset_spans_adjacent_entries() {
+        let mut r = RecvBuffer::default();
+        let bytes = |n: usize| Payload::bytes(&vec![7u8; n]);
+        r.insert(100, &bytes(10));
+        r.insert(110, &bytes(10));
+        r.insert(120, &bytes(10));
+        r.insert(200, &bytes(10));
+        r.insert(90, &bytes(10));
+        assert!(r.ooo.len() >= 4);
+        let ranges: Vec<_> = r.ooo_ranges().collect();
+        assert_eq!(ranges, vec![(90, 130), (200, 210)]);
+        for off in 0..260 {
+            let expect = ranges.iter().copied().find(|(s, e)| *s <= off && off < *e);
+            assert_eq!(r.ooo_range_holding(off), expect, "offset {off}");
+        }
     }
 
     #[test]

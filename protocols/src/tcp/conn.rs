@@ -258,8 +258,17 @@ pub(crate) struct Conn {
     /// The SACKed stretches of `rtx`, for walks that jump over them.
     sacked: SackedRanges,
     /// No segment that is lost and not yet retransmitted starts below this offset (Linux
-    /// `retransmit_skb_hint`): where the search for the next one begins.
+    /// `retransmit_skb_hint`): where the search for the next one begins...
     rtx_hint: u64,
+    /// ...and none ends above this one: where the search can give up.
+    rtx_hint_end: u64,
+    /// Where RACK's loss scan starts ([`Conn::rack_detect_loss`]): every segment below is
+    /// SACKed, lost and not yet retransmitted, or retransmitted after RACK's segment was
+    /// sent, and so has nothing to tell the scan, as long as RACK's segment was not sent
+    /// after the earliest of those retransmissions, `rack_scan_oldest` (send time and end).
+    /// Linux keeps such segments out of its time-sorted list instead.
+    rack_scan_from: u64,
+    rack_scan_oldest: Option<(SimTime, u64)>,
     sacked_bytes: u64,
     lost_bytes: u64,
     retrans_bytes: u64,
@@ -418,6 +427,9 @@ impl Conn {
             rtx: VecDeque::new(),
             sacked: SackedRanges::default(),
             rtx_hint: u64::MAX,
+            rtx_hint_end: 0,
+            rack_scan_from: 0,
+            rack_scan_oldest: None,
             sacked_bytes: 0,
             lost_bytes: 0,
             retrans_bytes: 0,
@@ -727,6 +739,9 @@ impl Conn {
         self.rtx = VecDeque::new();
         self.sacked = SackedRanges::default();
         self.rtx_hint = u64::MAX;
+        self.rtx_hint_end = 0;
+        self.rack_scan_from = 0;
+        self.rack_scan_oldest = None;
         self.sacked_bytes = 0;
         self.lost_bytes = 0;
         self.retrans_bytes = 0;
@@ -1124,9 +1139,7 @@ impl Conn {
         }
         let max = if self.ts_ok { 3 } else { 4 };
         let base = self.irs + 1;
-        let recent = self
-            .last_ooo
-            .and_then(|o| self.rcvbuf.ooo_ranges().find(|(s, e)| *s <= o && o < *e));
+        let recent = self.last_ooo.and_then(|o| self.rcvbuf.ooo_range_holding(o));
         if let Some((s, e)) = recent {
             blocks.push(base + s as u32, base + e as u32);
         }
@@ -1482,12 +1495,22 @@ impl Conn {
     /// from this retransmission, so a head that needs several retransmissions, each found
     /// lost by RACK a round trip later, does not time out while the repair progresses.
     fn retransmit_next_lost(&mut self, ctx: &mut Ctx<'_>) -> bool {
-        let hint = self.rtx_hint;
+        let (hint, hint_end) = (self.rtx_hint, self.rtx_hint_end);
         let mut i = self.rtx.partition_point(|s| s.start < hint);
-        let mut cursor = 0;
+        let mut cursor = self
+            .rtx
+            .get(i)
+            .map_or(0, |s| self.sacked.cursor_at(s.start));
         loop {
-            let Some(s) = self.rtx.get(i) else {
+            let Some(s) = self.rtx.get(i).filter(|s| s.end <= hint_end) else {
+                debug_assert!(
+                    self.rtx
+                        .iter()
+                        .all(|s| !s.has(SENT_LOST) || s.has(SENT_RETRANS)),
+                    "a lost segment waits beyond the retransmission hints"
+                );
                 self.rtx_hint = u64::MAX;
+                self.rtx_hint_end = 0;
                 return false;
             };
             if s.has(SENT_SACKED) {
@@ -1552,10 +1575,11 @@ impl Conn {
         }
     }
 
-    /// A segment starting at `start` may have become lost and not retransmitted: the
-    /// search for the next retransmission must look there again.
-    fn lower_rtx_hint(&mut self, start: u64) {
+    /// The segment `[start, end)` may have become lost and not retransmitted: the search
+    /// for the next retransmission must look there again.
+    fn lower_rtx_hint(&mut self, start: u64, end: u64) {
         self.rtx_hint = self.rtx_hint.min(start);
+        self.rtx_hint_end = self.rtx_hint_end.max(end);
     }
 
     /// Retransmits `rtx[i]` (split to the current MSS first if it grew too big for it).
@@ -1594,6 +1618,10 @@ impl Conn {
         }
         seg.flags |= SENT_RETRANS | SENT_EVER_RETRANS;
         seg.sent_at = ctx.now;
+        if seg.start < self.rack_scan_from {
+            let sent = (ctx.now, seg.end);
+            self.rack_scan_oldest = Some(self.rack_scan_oldest.map_or(sent, |o| o.min(sent)));
+        }
         let tx = self.tx_snapshot(ctx);
         self.rtx[i].tx = tx;
         self.paced(ctx, data_len);
@@ -2324,7 +2352,7 @@ impl Conn {
             CaState::Recovery => {
                 if news.una_advanced && !self.sack_ok {
                     // NewReno partial ACK (RFC 6582): the next hole is lost too.
-                    self.lower_rtx_hint(0);
+                    self.lower_rtx_hint(0, u64::MAX);
                     let mut newly_lost = None;
                     if let Some(s) = self.rtx.front_mut() {
                         if !s.has(SENT_LOST) {
@@ -2381,7 +2409,25 @@ impl Conn {
             self.rtt.srtt(),
         );
         let mut longest: Option<SimDuration> = None;
-        let (mut i, mut cursor) = (0, 0);
+        // Start past the segments that cannot have anything to say (see `rack_scan_from`),
+        // unless RACK's segment was sent after one of the retransmissions among them.
+        let mut oldest = self.rack_scan_oldest;
+        let mut from = self.rack_scan_from;
+        if oldest.is_some_and(|(t, end)| self.rack.sent_before(t, end)) {
+            (from, oldest) = (0, None);
+        }
+        self.debug_check_rack_scan_from(from, oldest);
+        let mut i = if self.rtx.front().is_none_or(|s| s.start >= from) {
+            0
+        } else {
+            self.rtx.partition_point(|s| s.start < from)
+        };
+        let mut cursor = self
+            .rtx
+            .get(i)
+            .map_or(0, |s| self.sacked.cursor_at(s.start));
+        // The first segment the next scan has to look at again, if any.
+        let mut next_from = None;
         while i < self.rtx.len() {
             let s = self.rtx[i];
             if s.has(SENT_SACKED) {
@@ -2397,15 +2443,21 @@ impl Conn {
                 // original: past the first original sent after RACK's segment, every
                 // segment was.
                 if s.has(SENT_EVER_RETRANS) {
+                    if next_from.is_none() {
+                        let sent = (s.sent_at, s.end);
+                        oldest = Some(oldest.map_or(sent, |o| o.min(sent)));
+                    }
                     continue;
                 }
+                next_from.get_or_insert(s.start);
                 break;
             };
             if wait > SimDuration::ZERO {
+                next_from.get_or_insert(s.start);
                 longest = Some(longest.map_or(wait, |l| l.max(wait)));
                 continue;
             }
-            self.lower_rtx_hint(s.start);
+            self.lower_rtx_hint(s.start, s.end);
             let seg = &mut self.rtx[i - 1];
             if seg.has(SENT_RETRANS) {
                 seg.flags &= !SENT_RETRANS;
@@ -2418,7 +2470,25 @@ impl Conn {
             }
             self.note_lost(ctx.now, &s);
         }
+        self.rack_scan_from = next_from.unwrap_or(self.snd_nxt);
+        self.rack_scan_oldest = oldest;
         longest
+    }
+
+    /// Debug builds: no segment below `from` has anything to tell RACK's loss scan.
+    fn debug_check_rack_scan_from(&self, from: u64, oldest: Option<(SimTime, u64)>) {
+        if cfg!(debug_assertions) {
+            for s in self.rtx.iter().take_while(|s| s.start < from) {
+                let waiting = s.has(SENT_LOST) && !s.has(SENT_RETRANS);
+                let retransmitted_later = s.has(SENT_EVER_RETRANS)
+                    && !self.rack.sent_before(s.sent_at, s.end)
+                    && oldest.is_some_and(|o| o <= (s.sent_at, s.end));
+                assert!(
+                    s.has(SENT_SACKED) || waiting || retransmitted_later,
+                    "RACK scan would skip {s:?} (from {from}, oldest {oldest:?})"
+                );
+            }
+        }
     }
 
     /// Linux `tcp_rack_reo_timeout`: the reordering window passed; what RACK now finds
@@ -2644,7 +2714,7 @@ impl Conn {
             }
             let lost = sacked_above_segs >= 3 || sacked_above_bytes > 2 * mss;
             if lost && !s.has(SENT_LOST) && !s.has(SENT_RETRANS) {
-                self.lower_rtx_hint(s.start);
+                self.lower_rtx_hint(s.start, s.end);
                 self.rtx[i].flags |= SENT_LOST;
                 self.lost_bytes += s.len();
                 self.note_lost(now, &s);
@@ -2669,7 +2739,7 @@ impl Conn {
         self.fast_retransmits += 1;
         if !self.sack_ok {
             // NewReno: the first unacknowledged segment is lost.
-            self.lower_rtx_hint(0);
+            self.lower_rtx_hint(0, u64::MAX);
             if let Some(s) = self.rtx.front_mut() {
                 if !s.has(SENT_LOST) {
                     s.flags |= SENT_LOST;
@@ -3276,7 +3346,7 @@ impl Conn {
         let (rack_rtt, now) = (self.rack.rtt(), ctx.now);
         let recent = |s: &Sent, first: bool| rack && !first && s.sent_at + rack_rtt > now;
         let mut first = true;
-        self.rtx_hint = 0;
+        self.lower_rtx_hint(0, u64::MAX);
         for i in 0..self.rtx.len() {
             let s = self.rtx[i];
             if s.has(SENT_SACKED) {
@@ -3379,7 +3449,7 @@ impl Conn {
                 if mss < self.win.mss {
                     self.win.mss = mss;
                     // Linux tcp_simple_retransmit: too-big segments are lost; resend now.
-                    self.lower_rtx_hint(0);
+                    self.lower_rtx_hint(0, u64::MAX);
                     for i in 0..self.rtx.len() {
                         let s = &mut self.rtx[i];
                         let data = s.len() - s.has(SENT_FIN) as u64;

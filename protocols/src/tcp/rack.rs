@@ -110,6 +110,12 @@ impl Rack {
         Some(deadline.saturating_since(now))
     }
 
+    /// Whether a segment sent at `sent_at` ending at `end` was sent before RACK's segment,
+    /// so that [`Rack::loss_wait`] has an answer for it.
+    pub fn sent_before(&self, sent_at: SimTime, end: u64) -> bool {
+        sent_after(self.xmit_time, self.end, sent_at, end)
+    }
+
     /// Whether anything was ever delivered (RACK has a reference segment).
     pub fn rtt(&self) -> SimDuration {
         self.rtt

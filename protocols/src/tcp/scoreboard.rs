@@ -74,6 +74,12 @@ impl SackedRanges {
             .map(|&(_, e)| e)
     }
 
+    /// A cursor for [`Self::run_end_walking`] for a walk that starts at offset `off`: the
+    /// same as one moved there from 0, found with a binary search.
+    pub fn cursor_at(&self, off: u64) -> usize {
+        self.ranges.partition_point(|&(_, e)| e <= off)
+    }
+
     #[cfg(test)]
     pub fn as_slice(&self) -> &[(u64, u64)] {
         &self.ranges
@@ -147,6 +153,11 @@ mod tests {
                 assert_eq!(r.as_slice(), &expect[..]);
                 let mut cursor = 0;
                 for (i, &b) in bits.iter().enumerate() {
+                    let mut from_here = r.cursor_at(i as u64);
+                    assert_eq!(
+                        r.run_end_walking(&mut from_here, i as u64),
+                        r.run_end(i as u64)
+                    );
                     let end = expect
                         .iter()
                         .find(|(s, e)| *s <= i as u64 && (i as u64) < *e);

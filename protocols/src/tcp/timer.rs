@@ -6,8 +6,6 @@
 //! This keeps the host's scheduler to one pending timer per host.
 
 use sim_core::time::SimTime;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
@@ -44,24 +42,60 @@ pub struct Deadlines {
     queued: [Option<SimTime>; TIMER_KINDS],
 }
 
+/// A queued entry: (deadline, slot, generation) packed into one key, then the kind; they
+/// pop in the order of the tuple (deadline, slot, generation, kind).
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    key: u128,
+    kind: u8,
+}
+
+impl Entry {
+    fn new(at: SimTime, slot: u32, gen: u32, kind: TimerKind) -> Self {
+        Entry {
+            key: (at.as_nanos() as u128) << 64 | (slot as u128) << 32 | gen as u128,
+            kind: kind as u8,
+        }
+    }
+
+    #[inline]
+    fn before(&self, other: &Entry) -> bool {
+        (self.key, self.kind) < (other.key, other.kind)
+    }
+
+    fn time(&self) -> SimTime {
+        SimTime::from_nanos((self.key >> 64) as u64)
+    }
+}
+
+/// A binary min-heap of entries (a few per connection; every paced segment pushes and pops
+/// one), moving a hole instead of swapping.
 #[derive(Debug, Default)]
 pub struct TimerQueue {
-    heap: BinaryHeap<Reverse<(SimTime, u32, u32, u8)>>,
+    heap: Vec<Entry>,
 }
 
 impl TimerQueue {
     pub fn next(&self) -> Option<SimTime> {
-        self.heap.peek().map(|Reverse(e)| e.0)
+        self.heap.first().map(Entry::time)
     }
 
     /// Pops the next entry due at or before `now`: (slot, generation, kind, entry time).
     pub fn pop_due(&mut self, now: SimTime) -> Option<(u32, u32, TimerKind, SimTime)> {
-        match self.heap.peek() {
-            Some(Reverse((t, ..))) if *t <= now => {}
-            _ => return None,
+        let top = *self.heap.first()?;
+        if top.time() > now {
+            return None;
         }
-        let Reverse((t, slot, gen, kind)) = self.heap.pop()?;
-        Some((slot, gen, TimerKind::ALL[kind as usize], t))
+        let last = self.heap.pop()?;
+        if !self.heap.is_empty() {
+            self.sift_down(last);
+        }
+        Some((
+            (top.key >> 32) as u32,
+            top.key as u32,
+            TimerKind::ALL[top.kind as usize],
+            top.time(),
+        ))
     }
 
     pub fn clear(&mut self) {
@@ -69,7 +103,41 @@ impl TimerQueue {
     }
 
     fn push(&mut self, at: SimTime, slot: u32, gen: u32, kind: TimerKind) {
-        self.heap.push(Reverse((at, slot, gen, kind as u8)));
+        let e = Entry::new(at, slot, gen, kind);
+        let mut i = self.heap.len();
+        self.heap.push(e);
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            let p = self.heap[parent];
+            if !e.before(&p) {
+                break;
+            }
+            self.heap[i] = p;
+            i = parent;
+        }
+        self.heap[i] = e;
+    }
+
+    /// Places `e` at the root (which is free) or below it.
+    fn sift_down(&mut self, e: Entry) {
+        let n = self.heap.len();
+        let mut i = 0;
+        loop {
+            let mut c = 2 * i + 1;
+            if c >= n {
+                break;
+            }
+            if c + 1 < n && self.heap[c + 1].before(&self.heap[c]) {
+                c += 1;
+            }
+            let child = self.heap[c];
+            if !child.before(&e) {
+                break;
+            }
+            self.heap[i] = child;
+            i = c;
+        }
+        self.heap[i] = e;
     }
 }
 
@@ -141,6 +209,40 @@ mod tests {
         let (s, g, kind, t) = q.pop_due(SimTime::from_nanos(30)).unwrap();
         assert!(d.due(&mut q, s, g, kind, t, SimTime::from_nanos(30)));
         assert_eq!(q.next(), None);
+    }
+
+    /// Pops in the order of (deadline, slot, generation, kind), as a sorted list would.
+    #[test]
+    fn pops_in_tuple_order() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut q = TimerQueue::default();
+        let mut reference = Vec::new();
+        for round in 0..2000u64 {
+            if rnd(3) > 0 {
+                let (t, slot, gen) = (round / 4 + rnd(40), rnd(4) as u32, rnd(3) as u32);
+                let kind = TimerKind::ALL[rnd(TIMER_KINDS as u64) as usize];
+                q.push(SimTime::from_nanos(t), slot, gen, kind);
+                reference.push((SimTime::from_nanos(t), slot, gen, kind));
+            } else {
+                let now = SimTime::from_nanos(round / 4 + rnd(20));
+                reference.sort();
+                let expect = reference
+                    .first()
+                    .filter(|e| e.0 <= now)
+                    .map(|&(t, s, g, k)| (s, g, k, t));
+                if expect.is_some() {
+                    reference.remove(0);
+                }
+                assert_eq!(q.pop_due(now), expect);
+                assert_eq!(q.next(), reference.iter().min().map(|e| e.0));
+            }
+        }
     }
 
     #[test]

@@ -225,19 +225,26 @@ fn splitmix64(state: &mut u64) -> u64 {
 /// Bandwidth `bw` (bytes/s) times `gain`, less the pacing margin (Linux
 /// `bbr_rate_bytes_per_sec`).
 fn rate_with_gain(bw: u64, gain: u64) -> u64 {
-    let r = bw as u128 * gain as u128 * (100 - PACING_MARGIN_PERCENT) as u128;
-    (r / (UNIT as u128 * 100)).min(u64::MAX as u128) as u64
+    mul_div(bw, gain * (100 - PACING_MARGIN_PERCENT), UNIT * 100)
+}
+
+/// `a * b / c` (c > 0), saturated to u64: in 64 bits when the product fits (every ACK
+/// does a few of these; 128-bit division is a library call), else in 128.
+fn mul_div(a: u64, b: u64, c: u64) -> u64 {
+    match a.checked_mul(b) {
+        Some(p) => p / c,
+        None => (a as u128 * b as u128 / c as u128).min(u64::MAX as u128) as u64,
+    }
 }
 
 /// Bytes per second when `bytes` take `d`.
 fn per_sec(bytes: u64, d: SimDuration) -> u64 {
-    let ns = d.as_nanos().max(1) as u128;
-    (bytes as u128 * NANOS_PER_SEC / ns).min(u64::MAX as u128) as u64
+    mul_div(bytes, NANOS_PER_SEC as u64, d.as_nanos().max(1))
 }
 
 /// Bytes sent in `d` at `bw` bytes per second.
 fn bytes_in(bw: u64, d: SimDuration) -> u64 {
-    (bw as u128 * d.as_nanos() as u128 / NANOS_PER_SEC).min(u64::MAX as u128) as u64
+    mul_div(bw, d.as_nanos(), NANOS_PER_SEC as u64)
 }
 
 /// BBR v1. See the module documentation.
@@ -448,9 +455,17 @@ impl Bbr {
         let Some(min_rtt) = self.min_rtt else {
             return INIT_CWND * self.mss;
         };
-        let w = bw as u128 * min_rtt.as_nanos() as u128 * gain as u128;
-        w.div_ceil(NANOS_PER_SEC * UNIT as u128)
-            .min(u64::MAX as u128 / 2) as u64
+        const DIV: u64 = NANOS_PER_SEC as u64 * UNIT;
+        match bw
+            .checked_mul(min_rtt.as_nanos())
+            .and_then(|w| w.checked_mul(gain))
+        {
+            Some(w) => w.div_ceil(DIV).min(u64::MAX / 2),
+            None => {
+                let w = bw as u128 * min_rtt.as_nanos() as u128 * gain as u128;
+                w.div_ceil(DIV as u128).min(u64::MAX as u128 / 2) as u64
+            }
+        }
     }
 
     /// Linux `bbr_quantization_budget`: room for three send quanta, rounded up to an even
@@ -1115,6 +1130,35 @@ mod tests {
 
     // RB-CC-03: Startup paces at 2.885 times the estimate, which doubles each round, and
     // the pipe is full after three rounds without 25% growth.
+    /// The 64-bit shortcut gives what 128-bit arithmetic gives, saturated, near and past
+    /// the overflow of the product too.
+    #[test]
+    fn mul_div_matches_128_bit_arithmetic() {
+        let wide = |a: u64, b: u64, c: u64| {
+            (a as u128 * b as u128 / c as u128).min(u64::MAX as u128) as u64
+        };
+        let values = [
+            0,
+            1,
+            7,
+            1_000,
+            12_500_000,
+            1 << 32,
+            (1 << 32) + 1,
+            NANOS_PER_SEC as u64,
+            u64::MAX / 3,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        for &a in &values {
+            for &b in &values {
+                for &c in &values[1..] {
+                    assert_eq!(mul_div(a, b, c), wide(a, b, c), "{a} * {b} / {c}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn startup_grows_by_the_high_gain_and_exits_after_three_flat_rounds() {
         let mut d = Driver::new(Bbr::with_seed(1));
