@@ -192,9 +192,15 @@ impl MinHeap {
 
     #[inline(always)]
     fn push(&mut self, e: HeapEntry) {
-        let key = e.key();
-        let mut i = self.v.len();
+        let i = self.v.len();
         self.v.push(e);
+        self.sift_up(i, e);
+    }
+
+    /// Puts `e` in the hole at `i` or above it, moving later parents down.
+    #[inline(always)]
+    fn sift_up(&mut self, mut i: usize, e: HeapEntry) {
+        let key = e.key();
         while i > 0 {
             let parent = (i - 1) / 2;
             let p = self.v[parent];
@@ -232,17 +238,7 @@ impl MinHeap {
             self.v[i] = self.v[c];
             i = c;
         }
-        let key = last.key();
-        while i > 0 {
-            let parent = (i - 1) / 2;
-            let p = self.v[parent];
-            if key >= p.key() {
-                break;
-            }
-            self.v[i] = p;
-            i = parent;
-        }
-        self.v[i] = last;
+        self.sift_up(i, last);
     }
 
     /// Replaces the earliest entry (the heap is not empty) by `e`.
