@@ -30,7 +30,8 @@ use super::{TcpCounters, TcpEnv, TcpEvent, TcpInfo, TcpSocketId, TcpState};
 use sim_core::packet::{Ecn, Payload};
 use sim_core::time::{SimDuration, SimTime};
 use sim_core::trace::TraceValue;
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddrV4;
 
 /// Linux's `TCP_MAX_QUICKACKS`.
@@ -145,6 +146,10 @@ impl Sent {
     }
     fn has(&self, f: u8) -> bool {
         self.flags & f != 0
+    }
+    /// Marked lost and not retransmitted since.
+    fn waits_for_retransmission(&self) -> bool {
+        self.has(SENT_LOST) && !self.has(SENT_RETRANS)
     }
 }
 
@@ -264,11 +269,14 @@ pub(crate) struct Conn {
     rtx_hint_end: u64,
     /// Where RACK's loss scan starts ([`Conn::rack_detect_loss`]): every segment below is
     /// SACKed, lost and not yet retransmitted, or retransmitted after RACK's segment was
-    /// sent, and so has nothing to tell the scan, as long as RACK's segment was not sent
-    /// after the earliest of those retransmissions, `rack_scan_oldest` (send time and end).
-    /// Linux keeps such segments out of its time-sorted list instead.
+    /// sent, and so has nothing to tell the scan yet. Linux keeps such segments out of its
+    /// time-sorted list instead.
     rack_scan_from: u64,
-    rack_scan_oldest: Option<(SimTime, u64)>,
+    /// The retransmissions below `rack_scan_from`, earliest first, as (send time, end):
+    /// once RACK's segment was sent after one, the scan starts from it again. An entry
+    /// outlives its retransmission if that is SACKed, acknowledged, found lost or sent
+    /// again, and is then dropped.
+    rack_scan_retrans: BinaryHeap<Reverse<(SimTime, u64)>>,
     sacked_bytes: u64,
     lost_bytes: u64,
     retrans_bytes: u64,
@@ -429,7 +437,7 @@ impl Conn {
             rtx_hint: u64::MAX,
             rtx_hint_end: 0,
             rack_scan_from: 0,
-            rack_scan_oldest: None,
+            rack_scan_retrans: BinaryHeap::new(),
             sacked_bytes: 0,
             lost_bytes: 0,
             retrans_bytes: 0,
@@ -741,7 +749,7 @@ impl Conn {
         self.rtx_hint = u64::MAX;
         self.rtx_hint_end = 0;
         self.rack_scan_from = 0;
-        self.rack_scan_oldest = None;
+        self.rack_scan_retrans = BinaryHeap::new();
         self.sacked_bytes = 0;
         self.lost_bytes = 0;
         self.retrans_bytes = 0;
@@ -1619,8 +1627,7 @@ impl Conn {
         seg.flags |= SENT_RETRANS | SENT_EVER_RETRANS;
         seg.sent_at = ctx.now;
         if seg.start < self.rack_scan_from {
-            let sent = (ctx.now, seg.end);
-            self.rack_scan_oldest = Some(self.rack_scan_oldest.map_or(sent, |o| o.min(sent)));
+            self.rack_scan_retrans.push(Reverse((ctx.now, seg.end)));
         }
         let tx = self.tx_snapshot(ctx);
         self.rtx[i].tx = tx;
@@ -2410,13 +2417,29 @@ impl Conn {
         );
         let mut longest: Option<SimDuration> = None;
         // Start past the segments that cannot have anything to say (see `rack_scan_from`),
-        // unless RACK's segment was sent after one of the retransmissions among them.
-        let mut oldest = self.rack_scan_oldest;
-        let mut from = self.rack_scan_from;
-        if oldest.is_some_and(|(t, end)| self.rack.sent_before(t, end)) {
-            (from, oldest) = (0, None);
+        // or at the lowest of the retransmissions among them that RACK's segment was
+        // sent after.
+        let recorded_below = self.rack_scan_from;
+        let mut from = recorded_below;
+        while let Some(&Reverse((t, end))) = self.rack_scan_retrans.peek() {
+            if !self.rack.sent_before(t, end) {
+                break;
+            }
+            self.rack_scan_retrans.pop();
+            // The segment that ends there (its start may have moved: a partial ACK, or a
+            // split before a later retransmission), if that retransmission is still out.
+            let k = self.rtx.partition_point(|s| s.end < end);
+            if let Some(s) = self.rtx.get(k).filter(|s| {
+                s.end == end
+                    && s.sent_at == t
+                    && s.has(SENT_EVER_RETRANS)
+                    && !s.has(SENT_SACKED)
+                    && !s.waits_for_retransmission()
+            }) {
+                from = from.min(s.start);
+            }
         }
-        self.debug_check_rack_scan_from(from, oldest);
+        self.debug_check_rack_scan_from(from);
         let mut i = if self.rtx.front().is_none_or(|s| s.start >= from) {
             0
         } else {
@@ -2443,9 +2466,9 @@ impl Conn {
                 // original: past the first original sent after RACK's segment, every
                 // segment was.
                 if s.has(SENT_EVER_RETRANS) {
-                    if next_from.is_none() {
-                        let sent = (s.sent_at, s.end);
-                        oldest = Some(oldest.map_or(sent, |o| o.min(sent)));
+                    // Those below `recorded_below` are recorded already.
+                    if next_from.is_none() && s.start >= recorded_below {
+                        self.rack_scan_retrans.push(Reverse((s.sent_at, s.end)));
                     }
                     continue;
                 }
@@ -2471,21 +2494,19 @@ impl Conn {
             self.note_lost(ctx.now, &s);
         }
         self.rack_scan_from = next_from.unwrap_or(self.snd_nxt);
-        self.rack_scan_oldest = oldest;
         longest
     }
 
     /// Debug builds: no segment below `from` has anything to tell RACK's loss scan.
-    fn debug_check_rack_scan_from(&self, from: u64, oldest: Option<(SimTime, u64)>) {
+    fn debug_check_rack_scan_from(&self, from: u64) {
         if cfg!(debug_assertions) {
             for s in self.rtx.iter().take_while(|s| s.start < from) {
                 let waiting = s.has(SENT_LOST) && !s.has(SENT_RETRANS);
-                let retransmitted_later = s.has(SENT_EVER_RETRANS)
-                    && !self.rack.sent_before(s.sent_at, s.end)
-                    && oldest.is_some_and(|o| o <= (s.sent_at, s.end));
+                let retransmitted_later =
+                    s.has(SENT_EVER_RETRANS) && !self.rack.sent_before(s.sent_at, s.end);
                 assert!(
                     s.has(SENT_SACKED) || waiting || retransmitted_later,
-                    "RACK scan would skip {s:?} (from {from}, oldest {oldest:?})"
+                    "RACK scan would skip {s:?} (from {from})"
                 );
             }
         }
