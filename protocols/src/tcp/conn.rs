@@ -1504,7 +1504,7 @@ impl Conn {
     /// lost by RACK a round trip later, does not time out while the repair progresses.
     fn retransmit_next_lost(&mut self, ctx: &mut Ctx<'_>) -> bool {
         let (hint, hint_end) = (self.rtx_hint, self.rtx_hint_end);
-        let mut i = self.rtx.partition_point(|s| s.start < hint);
+        let mut i = self.index_from(0, hint);
         let mut cursor = self
             .rtx
             .get(i)
@@ -1566,21 +1566,30 @@ impl Conn {
     /// The index of the first segment at or after `end`, where the SACKed run that holds
     /// segment `i` ends.
     fn index_past_run(&self, i: usize, end: u64) -> usize {
-        match self.rtx.get(i) {
-            Some(s) => {
-                debug_assert!(end >= s.end, "scoreboard out of step with the queue");
-                // Segments are mostly full-sized: guess the index past the run from its
-                // length, and search only if the guess is wrong.
-                let mss = (self.win.mss as u64).max(1);
-                let guess = i + (end - s.start).div_ceil(mss) as usize;
-                let past = |k: usize| self.rtx.get(k).is_none_or(|x| x.start >= end);
-                if guess > i && past(guess) && !past(guess - 1) {
-                    return guess;
-                }
-                self.rtx.partition_point(|x| x.start < end)
-            }
-            _ => i,
+        debug_assert!(
+            self.rtx.get(i).is_none_or(|s| end >= s.end),
+            "scoreboard out of step with the queue"
+        );
+        self.index_from(i, end)
+    }
+
+    /// The index of the first segment that starts at or after `off`, at or after index
+    /// `i` (no segment before `i` does). Segments are mostly full-sized: the index is
+    /// guessed from the distance, and searched for only if the guess is wrong.
+    fn index_from(&self, i: usize, off: u64) -> usize {
+        let Some(s) = self.rtx.get(i) else {
+            return i;
+        };
+        if s.start >= off {
+            return i;
         }
+        let mss = (self.win.mss as u64).max(1);
+        let guess = i.saturating_add((off - s.start).div_ceil(mss) as usize);
+        let past = |k: usize| self.rtx.get(k).is_none_or(|x| x.start >= off);
+        if past(guess) && !past(guess - 1) {
+            return guess;
+        }
+        self.rtx.partition_point(|x| x.start < off)
     }
 
     /// The segment `[start, end)` may have become lost and not retransmitted: the search
@@ -2065,7 +2074,7 @@ impl Conn {
                     continue; // D-SACK or bogus
                 }
                 let (lo, hi) = (lo as u64, hi as u64);
-                let mut i = self.rtx.partition_point(|s| s.start < lo);
+                let mut i = self.index_from(0, lo);
                 while i < self.rtx.len() {
                     if self.rtx[i].start >= hi {
                         break;
@@ -2440,11 +2449,7 @@ impl Conn {
             }
         }
         self.debug_check_rack_scan_from(from);
-        let mut i = if self.rtx.front().is_none_or(|s| s.start >= from) {
-            0
-        } else {
-            self.rtx.partition_point(|s| s.start < from)
-        };
+        let mut i = self.index_from(0, from);
         let mut cursor = self
             .rtx
             .get(i)
