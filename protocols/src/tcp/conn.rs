@@ -2257,6 +2257,13 @@ impl Conn {
         if self.tlp_high_seq.is_some() {
             self.process_tlp_ack(ctx, ack, news.una_advanced, is_dupack && !newly_sacked);
         }
+        // With nothing outstanding before this ACK (a pure receiver's case) Linux's
+        // tcp_ack stops here (`if (!prior_packets) goto no_queue`): no loss detection,
+        // no controller.
+        if prior_una == self.snd_nxt {
+            debug_assert!(!fin_acked);
+            return None;
+        }
         // Loss detection and recovery (Linux tcp_fastretrans_alert), then the controller.
         let reorder_timer = self.recovery(ctx, &news);
         // Linux tcp_set_xmit_timer: a loss probe or the RTO, unless RACK armed its timer.
@@ -2265,11 +2272,8 @@ impl Conn {
             self.rearm_rto(ctx);
         }
         self.cong_control(ctx, &news);
-
-        if prior_una < self.snd_nxt {
-            // Something was outstanding: a point of the sender's time series.
-            self.probe(ctx);
-        }
+        // Something was outstanding: a point of the sender's time series.
+        self.probe(ctx);
         if fin_acked {
             if let Some(o) = self.on_fin_acked(ctx) {
                 return Some(o);
@@ -2651,8 +2655,8 @@ impl Conn {
     }
 
     /// Hands the ACK to the congestion controller (Linux `tcp_cong_control`): a controller
-    /// that sets the window itself hears of every ACK; the others grow the window on ACKs
-    /// of new data outside fast recovery.
+    /// that sets the window itself hears of every ACK that found data outstanding; the
+    /// others grow the window on ACKs of new data outside fast recovery.
     fn cong_control(&mut self, ctx: &mut Ctx<'_>, news: &AckNews) {
         let full_control = self.cc.controls_window();
         let grows = news.una_advanced && !matches!(self.ca, CaState::Recovery | CaState::Cwr);
