@@ -30,7 +30,8 @@ use super::{TcpCounters, TcpEnv, TcpEvent, TcpInfo, TcpSocketId, TcpState};
 use sim_core::packet::{Ecn, Payload};
 use sim_core::time::{SimDuration, SimTime};
 use sim_core::trace::TraceValue;
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddrV4;
 
 /// Linux's `TCP_MAX_QUICKACKS`.
@@ -145,6 +146,10 @@ impl Sent {
     }
     fn has(&self, f: u8) -> bool {
         self.flags & f != 0
+    }
+    /// Marked lost and not retransmitted since.
+    fn waits_for_retransmission(&self) -> bool {
+        self.has(SENT_LOST) && !self.has(SENT_RETRANS)
     }
 }
 
@@ -264,11 +269,14 @@ pub(crate) struct Conn {
     rtx_hint_end: u64,
     /// Where RACK's loss scan starts ([`Conn::rack_detect_loss`]): every segment below is
     /// SACKed, lost and not yet retransmitted, or retransmitted after RACK's segment was
-    /// sent, and so has nothing to tell the scan, as long as RACK's segment was not sent
-    /// after the earliest of those retransmissions, `rack_scan_oldest` (send time and end).
-    /// Linux keeps such segments out of its time-sorted list instead.
+    /// sent, and so has nothing to tell the scan yet. Linux keeps such segments out of its
+    /// time-sorted list instead.
     rack_scan_from: u64,
-    rack_scan_oldest: Option<(SimTime, u64)>,
+    /// The retransmissions below `rack_scan_from`, earliest first, as (send time, end):
+    /// once RACK's segment was sent after one, the scan starts from it again. An entry
+    /// outlives its retransmission if that is SACKed, acknowledged, found lost or sent
+    /// again, and is then dropped.
+    rack_scan_retrans: BinaryHeap<Reverse<(SimTime, u64)>>,
     sacked_bytes: u64,
     lost_bytes: u64,
     retrans_bytes: u64,
@@ -429,7 +437,7 @@ impl Conn {
             rtx_hint: u64::MAX,
             rtx_hint_end: 0,
             rack_scan_from: 0,
-            rack_scan_oldest: None,
+            rack_scan_retrans: BinaryHeap::new(),
             sacked_bytes: 0,
             lost_bytes: 0,
             retrans_bytes: 0,
@@ -741,7 +749,7 @@ impl Conn {
         self.rtx_hint = u64::MAX;
         self.rtx_hint_end = 0;
         self.rack_scan_from = 0;
-        self.rack_scan_oldest = None;
+        self.rack_scan_retrans = BinaryHeap::new();
         self.sacked_bytes = 0;
         self.lost_bytes = 0;
         self.retrans_bytes = 0;
@@ -1496,7 +1504,7 @@ impl Conn {
     /// lost by RACK a round trip later, does not time out while the repair progresses.
     fn retransmit_next_lost(&mut self, ctx: &mut Ctx<'_>) -> bool {
         let (hint, hint_end) = (self.rtx_hint, self.rtx_hint_end);
-        let mut i = self.rtx.partition_point(|s| s.start < hint);
+        let mut i = self.index_from(0, hint);
         let mut cursor = self
             .rtx
             .get(i)
@@ -1558,21 +1566,30 @@ impl Conn {
     /// The index of the first segment at or after `end`, where the SACKed run that holds
     /// segment `i` ends.
     fn index_past_run(&self, i: usize, end: u64) -> usize {
-        match self.rtx.get(i) {
-            Some(s) => {
-                debug_assert!(end >= s.end, "scoreboard out of step with the queue");
-                // Segments are mostly full-sized: guess the index past the run from its
-                // length, and search only if the guess is wrong.
-                let mss = (self.win.mss as u64).max(1);
-                let guess = i + (end - s.start).div_ceil(mss) as usize;
-                let past = |k: usize| self.rtx.get(k).is_none_or(|x| x.start >= end);
-                if guess > i && past(guess) && !past(guess - 1) {
-                    return guess;
-                }
-                self.rtx.partition_point(|x| x.start < end)
-            }
-            _ => i,
+        debug_assert!(
+            self.rtx.get(i).is_none_or(|s| end >= s.end),
+            "scoreboard out of step with the queue"
+        );
+        self.index_from(i, end)
+    }
+
+    /// The index of the first segment that starts at or after `off`, at or after index
+    /// `i` (no segment before `i` does). Segments are mostly full-sized: the index is
+    /// guessed from the distance, and searched for only if the guess is wrong.
+    fn index_from(&self, i: usize, off: u64) -> usize {
+        let Some(s) = self.rtx.get(i) else {
+            return i;
+        };
+        if s.start >= off {
+            return i;
         }
+        let mss = (self.win.mss as u64).max(1);
+        let guess = i.saturating_add((off - s.start).div_ceil(mss) as usize);
+        let past = |k: usize| self.rtx.get(k).is_none_or(|x| x.start >= off);
+        if past(guess) && !past(guess - 1) {
+            return guess;
+        }
+        self.rtx.partition_point(|x| x.start < off)
     }
 
     /// The segment `[start, end)` may have become lost and not retransmitted: the search
@@ -1619,8 +1636,7 @@ impl Conn {
         seg.flags |= SENT_RETRANS | SENT_EVER_RETRANS;
         seg.sent_at = ctx.now;
         if seg.start < self.rack_scan_from {
-            let sent = (ctx.now, seg.end);
-            self.rack_scan_oldest = Some(self.rack_scan_oldest.map_or(sent, |o| o.min(sent)));
+            self.rack_scan_retrans.push(Reverse((ctx.now, seg.end)));
         }
         let tx = self.tx_snapshot(ctx);
         self.rtx[i].tx = tx;
@@ -2058,7 +2074,7 @@ impl Conn {
                     continue; // D-SACK or bogus
                 }
                 let (lo, hi) = (lo as u64, hi as u64);
-                let mut i = self.rtx.partition_point(|s| s.start < lo);
+                let mut i = self.index_from(0, lo);
                 while i < self.rtx.len() {
                     if self.rtx[i].start >= hi {
                         break;
@@ -2241,6 +2257,13 @@ impl Conn {
         if self.tlp_high_seq.is_some() {
             self.process_tlp_ack(ctx, ack, news.una_advanced, is_dupack && !newly_sacked);
         }
+        // With nothing outstanding before this ACK (a pure receiver's case) Linux's
+        // tcp_ack stops here (`if (!prior_packets) goto no_queue`): no loss detection,
+        // no controller.
+        if prior_una == self.snd_nxt {
+            debug_assert!(!fin_acked);
+            return None;
+        }
         // Loss detection and recovery (Linux tcp_fastretrans_alert), then the controller.
         let reorder_timer = self.recovery(ctx, &news);
         // Linux tcp_set_xmit_timer: a loss probe or the RTO, unless RACK armed its timer.
@@ -2249,11 +2272,8 @@ impl Conn {
             self.rearm_rto(ctx);
         }
         self.cong_control(ctx, &news);
-
-        if prior_una < self.snd_nxt {
-            // Something was outstanding: a point of the sender's time series.
-            self.probe(ctx);
-        }
+        // Something was outstanding: a point of the sender's time series.
+        self.probe(ctx);
         if fin_acked {
             if let Some(o) = self.on_fin_acked(ctx) {
                 return Some(o);
@@ -2410,18 +2430,30 @@ impl Conn {
         );
         let mut longest: Option<SimDuration> = None;
         // Start past the segments that cannot have anything to say (see `rack_scan_from`),
-        // unless RACK's segment was sent after one of the retransmissions among them.
-        let mut oldest = self.rack_scan_oldest;
-        let mut from = self.rack_scan_from;
-        if oldest.is_some_and(|(t, end)| self.rack.sent_before(t, end)) {
-            (from, oldest) = (0, None);
+        // or at the lowest of the retransmissions among them that RACK's segment was
+        // sent after.
+        let recorded_below = self.rack_scan_from;
+        let mut from = recorded_below;
+        while let Some(&Reverse((t, end))) = self.rack_scan_retrans.peek() {
+            if !self.rack.sent_before(t, end) {
+                break;
+            }
+            self.rack_scan_retrans.pop();
+            // The segment that ends there (its start may have moved: a partial ACK, or a
+            // split before a later retransmission), if that retransmission is still out.
+            let k = self.rtx.partition_point(|s| s.end < end);
+            if let Some(s) = self.rtx.get(k).filter(|s| {
+                s.end == end
+                    && s.sent_at == t
+                    && s.has(SENT_EVER_RETRANS)
+                    && !s.has(SENT_SACKED)
+                    && !s.waits_for_retransmission()
+            }) {
+                from = from.min(s.start);
+            }
         }
-        self.debug_check_rack_scan_from(from, oldest);
-        let mut i = if self.rtx.front().is_none_or(|s| s.start >= from) {
-            0
-        } else {
-            self.rtx.partition_point(|s| s.start < from)
-        };
+        self.debug_check_rack_scan_from(from);
+        let mut i = self.index_from(0, from);
         let mut cursor = self
             .rtx
             .get(i)
@@ -2443,9 +2475,9 @@ impl Conn {
                 // original: past the first original sent after RACK's segment, every
                 // segment was.
                 if s.has(SENT_EVER_RETRANS) {
-                    if next_from.is_none() {
-                        let sent = (s.sent_at, s.end);
-                        oldest = Some(oldest.map_or(sent, |o| o.min(sent)));
+                    // Those below `recorded_below` are recorded already.
+                    if next_from.is_none() && s.start >= recorded_below {
+                        self.rack_scan_retrans.push(Reverse((s.sent_at, s.end)));
                     }
                     continue;
                 }
@@ -2471,21 +2503,19 @@ impl Conn {
             self.note_lost(ctx.now, &s);
         }
         self.rack_scan_from = next_from.unwrap_or(self.snd_nxt);
-        self.rack_scan_oldest = oldest;
         longest
     }
 
     /// Debug builds: no segment below `from` has anything to tell RACK's loss scan.
-    fn debug_check_rack_scan_from(&self, from: u64, oldest: Option<(SimTime, u64)>) {
+    fn debug_check_rack_scan_from(&self, from: u64) {
         if cfg!(debug_assertions) {
             for s in self.rtx.iter().take_while(|s| s.start < from) {
                 let waiting = s.has(SENT_LOST) && !s.has(SENT_RETRANS);
-                let retransmitted_later = s.has(SENT_EVER_RETRANS)
-                    && !self.rack.sent_before(s.sent_at, s.end)
-                    && oldest.is_some_and(|o| o <= (s.sent_at, s.end));
+                let retransmitted_later =
+                    s.has(SENT_EVER_RETRANS) && !self.rack.sent_before(s.sent_at, s.end);
                 assert!(
                     s.has(SENT_SACKED) || waiting || retransmitted_later,
-                    "RACK scan would skip {s:?} (from {from}, oldest {oldest:?})"
+                    "RACK scan would skip {s:?} (from {from})"
                 );
             }
         }
@@ -2625,8 +2655,8 @@ impl Conn {
     }
 
     /// Hands the ACK to the congestion controller (Linux `tcp_cong_control`): a controller
-    /// that sets the window itself hears of every ACK; the others grow the window on ACKs
-    /// of new data outside fast recovery.
+    /// that sets the window itself hears of every ACK that found data outstanding; the
+    /// others grow the window on ACKs of new data outside fast recovery.
     fn cong_control(&mut self, ctx: &mut Ctx<'_>, news: &AckNews) {
         let full_control = self.cc.controls_window();
         let grows = news.una_advanced && !matches!(self.ca, CaState::Recovery | CaState::Cwr);

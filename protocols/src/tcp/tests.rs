@@ -1732,6 +1732,63 @@ fn a_flight_after_idle_is_sampled_from_its_first_send() {
     }
 }
 
+thread_local! {
+    /// Bytes in flight before each ACK the `ack-counter-<host>` controllers heard.
+    static ACKS_HEARD: std::cell::RefCell<[Vec<u64>; 2]> =
+        const { std::cell::RefCell::new([Vec::new(), Vec::new()]) };
+}
+
+/// A controller that sets the window itself (as BBR does) and records each ACK it hears.
+#[derive(Debug)]
+struct AckCounter(usize);
+
+impl super::cc::CongestionControl for AckCounter {
+    fn name(&self) -> &'static str {
+        ["ack-counter-0", "ack-counter-1"][self.0]
+    }
+    fn on_ack(&mut self, _w: &mut super::cc::Window, ack: &super::cc::AckSample) {
+        ACKS_HEARD.with(|v| v.borrow_mut()[self.0].push(ack.prior_in_flight));
+    }
+    fn ssthresh(&mut self, w: &super::cc::Window, _in_flight: u64) -> u64 {
+        w.cwnd
+    }
+    fn controls_window(&self) -> bool {
+        true
+    }
+}
+
+// Linux tcp_ack: with nothing outstanding before an ACK (`!prior_packets`, a receiver's
+// case) it skips loss detection and tcp_cong_control, so even a controller that sets the
+// window on every ACK (BBR's bbr_main) does not hear the ACK field of the data it
+// receives; it hears every ACK of its own data.
+#[test]
+fn a_controller_hears_only_acks_that_find_data_outstanding() {
+    super::cc::register("ack-counter-0", || Box::new(AckCounter(0)));
+    super::cc::register("ack-counter-1", || Box::new(AckCounter(1)));
+    let cfg = |host: usize| TcpConfig {
+        congestion_control: format!("ack-counter-{host}"),
+        ..TcpConfig::default()
+    };
+    let mut p = Pair::new(cfg(0), cfg(1), SimDuration::from_millis(10));
+    let (c, s) = connected(&mut p);
+    ACKS_HEARD.with(|v| v.borrow_mut().iter_mut().for_each(Vec::clear));
+    p.hosts[0].send(c, &pattern(0, 20 * 1448));
+    p.run_until(p.now + SimDuration::from_millis(200));
+    let heard = ACKS_HEARD.with(|v| v.borrow().clone());
+    assert!(heard[0].len() >= 10, "{heard:?}");
+    assert!(heard[0].iter().all(|&f| f > 0), "{heard:?}");
+    assert!(
+        heard[1].is_empty(),
+        "the receiver's controller heard {heard:?}"
+    );
+    // The other way: now host 1 has data outstanding, and its controller hears the ACKs.
+    p.hosts[1].send(s, &pattern(0, 4 * 1448));
+    p.run_until(p.now + SimDuration::from_millis(200));
+    let heard = ACKS_HEARD.with(|v| v.borrow().clone());
+    assert!(!heard[1].is_empty(), "{heard:?}");
+    assert!(heard[1].iter().all(|&f| f > 0), "{heard:?}");
+}
+
 // Linux tcp_enter_loss: after an RTO the window is what is still presumed in flight plus
 // one segment. With RACK, segments sent within the last RACK RTT are not presumed lost:
 // here two lost segments time out while three sent 10 ms before the RTO are still on

@@ -293,7 +293,8 @@ pub trait CongestionControl: std::fmt::Debug {
     fn ssthresh(&mut self, w: &Window, in_flight: u64) -> u64;
     fn on_event(&mut self, _w: &mut Window, _ev: CcEvent) {}
     /// True for controllers that set the window in every state (BBR): the connection then
-    /// calls `on_ack` during recovery too and does not apply PRR.
+    /// calls `on_ack` on every ACK that finds data outstanding (as Linux calls
+    /// `cong_control`), during recovery too, and does not apply PRR.
     fn controls_window(&self) -> bool {
         false
     }
