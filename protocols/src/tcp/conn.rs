@@ -1504,6 +1504,10 @@ impl Conn {
     /// lost by RACK a round trip later, does not time out while the repair progresses.
     fn retransmit_next_lost(&mut self, ctx: &mut Ctx<'_>) -> bool {
         let (hint, hint_end) = (self.rtx_hint, self.rtx_hint_end);
+        if hint == u64::MAX {
+            // Nothing became lost since the last search came up empty.
+            return false;
+        }
         let mut i = self.index_from(0, hint);
         let mut cursor = self
             .rtx

@@ -2086,6 +2086,35 @@ fn ecn_client(cc: &str) -> (Host, super::TcpSocketId, u32) {
     (h, s, iss)
 }
 
+// Linux tcp_ack: an ACK that finds nothing outstanding goes to no_queue before
+// tcp_fastretrans_alert, so an ECN-Echo on it (here on the peer's data, our side having
+// sent nothing) starts no window reduction; the same echo once data is out does.
+#[test]
+fn an_ecn_echo_with_nothing_outstanding_reduces_nothing() {
+    let (mut h, s, iss) = ecn_client("newreno");
+    let port = h.tcp.info(s).unwrap().local.port();
+    let before = h.tcp.info(s).unwrap();
+    h.env.now = at_ms(20);
+    h.inject(
+        PEER,
+        seg(80, port, ACK | PSH | ECE, 5001, iss + 1, 65535),
+        pattern(0, 100),
+    );
+    let info = h.tcp.info(s).unwrap();
+    assert_eq!(info.ca_state, "open");
+    assert_eq!((info.cwnd, info.ssthresh), (before.cwnd, before.ssthresh));
+    // With data outstanding the echo does start one.
+    h.send(s, &pattern(0, 4 * 1448));
+    h.take_sent();
+    h.env.now = at_ms(30);
+    h.inject(
+        PEER,
+        seg(80, port, ACK | ECE, 5101, iss + 1 + 1448, 65535),
+        Payload::empty(),
+    );
+    assert_eq!(h.tcp.info(s).unwrap().ca_state, "cwr");
+}
+
 // RFC 3168 6.1.2 with Linux's CWR state: an ECN-Echo takes ssthresh from the controller
 // once per window of data and PRR brings cwnd down to it; the first new data segment
 // after the reduction carries CWR; further ECEs before the window is acknowledged do
