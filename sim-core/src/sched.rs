@@ -227,18 +227,25 @@ impl MinHeap {
             return;
         }
         let mut i = 0;
-        loop {
-            let mut c = 2 * i + 1;
-            if c >= n {
-                break;
-            }
-            if c + 1 < n && self.v[c + 1].key() < self.v[c].key() {
-                c += 1;
-            }
+        while let Some(c) = self.earlier_child(i, n) {
             self.v[i] = self.v[c];
             i = c;
         }
         self.sift_up(i, last);
+    }
+
+    /// The earlier of the children of `i` among the first `n` entries, if it has any.
+    #[inline(always)]
+    fn earlier_child(&self, i: usize, n: usize) -> Option<usize> {
+        let c = 2 * i + 1;
+        if c >= n {
+            return None;
+        }
+        Some(if c + 1 < n && self.v[c + 1].key() < self.v[c].key() {
+            c + 1
+        } else {
+            c
+        })
     }
 
     /// Replaces the earliest entry (the heap is not empty) by `e`.
@@ -255,14 +262,7 @@ impl MinHeap {
         let key = e.key();
         let n = self.v.len();
         let mut i = 0;
-        loop {
-            let mut c = 2 * i + 1;
-            if c >= n {
-                break;
-            }
-            if c + 1 < n && self.v[c + 1].key() < self.v[c].key() {
-                c += 1;
-            }
+        while let Some(c) = self.earlier_child(i, n) {
             let child = self.v[c];
             if child.key() >= key {
                 break;
