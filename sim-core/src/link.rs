@@ -6,15 +6,20 @@
 //! (it handles [`PacketId`]s, lengths and whether a packet is ECN-capable) nor schedule
 //! events: the world asks it what happens and schedules accordingly, so a channel can be
 //! driven in a unit test. When the queue discipline marks a packet instead of dropping it,
-//! the channel says so (`ce` in [`Offer`] and [`NextFrame`]) and the world sets the CE
+//! the channel says so (`ce` in [`Offer`] and [`Transmission`]) and the world sets the CE
 //! codepoint in the packet. Frames CoDel drops when dequeuing are kept in a reusable buffer
 //! for the world to free ([`Channel::drain_aqm_dropped`]).
 //!
 //! Timing (RB-LINK-01): a frame of S bytes (its Ethernet wire length) whose transmission
 //! starts at t finishes serializing at t + S*8/R and arrives at t + S*8/R + D (+ jitter).
 //! Frames are serialized one after another; a frame waits in the queue while another is
-//! being serialized. Impairments are applied when a frame finishes serializing, so a lost
-//! frame still used the link.
+//! being serialized. A frame's fate (loss, jitter, duplication, reordering, corruption) is
+//! decided when its serialization starts, drawing from the channel's random stream in the
+//! order frames start (which is the order they finish); a lost frame still uses the link
+//! for its serialization time. The world schedules the frame's arrival at once, and asks
+//! the channel for the next frame ([`Channel::finish`]) only when frames wait behind the
+//! one being serialized (the `wake` times): a frame that leaves an empty queue costs one
+//! event, its arrival, not two.
 
 use crate::aqm::{Aqm, CoDelState, Head, RedState};
 use crate::rng::SimRng;
@@ -121,17 +126,17 @@ pub struct ChannelStats {
     pub max_queue_packets: u64,
 }
 
-/// What happens to a frame offered to a channel. `ce`: the queue discipline marked it; set
-/// its ECN field to CE.
+/// What happens to a frame offered to a channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Offer {
-    /// The channel was idle: serialization starts now and ends after `duration`.
-    Transmit {
-        duration: SimDuration,
-        ce: bool,
-    },
+    /// The channel was idle: serialization starts now.
+    Transmit(Transmission),
+    /// The frame waits in the queue. `ce`: the queue discipline marked it. `wake`: it is
+    /// the only frame waiting, so the world must call [`Channel::finish`] at this time,
+    /// when the frame in service has been serialized (with [`Channel::service_gen`]).
     Queued {
         ce: bool,
+        wake: Option<SimTime>,
     },
     /// Refused: the queue is at its hard limit.
     DroppedQueueFull,
@@ -140,13 +145,27 @@ pub enum Offer {
     DroppedDown,
 }
 
-/// The next frame to serialize, how long it takes, and whether the queue discipline marked
-/// it (set its ECN field to CE before it goes out).
+/// A frame whose serialization starts now: how long it takes, whether the queue
+/// discipline marked it (set its ECN field to CE before it goes out), and what happens to
+/// it on the wire. `wake`: frames wait behind it, so the world must call
+/// [`Channel::finish`] at this time, when it has been serialized.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NextFrame {
+pub struct Transmission {
     pub pkt: PacketId,
     pub duration: SimDuration,
     pub ce: bool,
+    pub fate: Fate,
+    pub wake: Option<SimTime>,
+}
+
+/// The frame being serialized: until when, whether it will arrive (its `Arrive` is then
+/// already scheduled), and the duplicate the world made of it, if any.
+#[derive(Clone, Copy, Debug)]
+struct InService {
+    pkt: PacketId,
+    until: SimTime,
+    arrives: bool,
+    copy: Option<PacketId>,
 }
 
 /// A frame waiting in the queue.
@@ -180,7 +199,15 @@ pub struct Channel {
     pub stats: ChannelStats,
     queue: VecDeque<Queued>,
     queued_bytes: u64,
-    in_service: Option<(PacketId, u32)>,
+    /// The frame serialized last, kept until the channel next notices it is idle (a frame
+    /// finishing with an empty queue needs no event).
+    in_service: Option<InService>,
+    /// Bumped when the queue is flushed, so that a `finish` call the world scheduled
+    /// before can be recognised as stale.
+    service_gen: u32,
+    /// Frames cut off mid-serialization by a crash of the sending node, whose arrival is
+    /// already scheduled: they must not arrive ([`Self::take_aborted`]).
+    aborted: Vec<PacketId>,
     up: bool,
     /// Bumped when the link goes down, so frames in flight can be recognised as lost.
     epoch: u32,
@@ -209,6 +236,8 @@ impl Channel {
             queue: VecDeque::new(),
             queued_bytes: 0,
             in_service: None,
+            service_gen: 0,
+            aborted: Vec::new(),
             up: true,
             epoch: 0,
             last_arrival: SimTime::ZERO,
@@ -234,8 +263,13 @@ impl Channel {
     pub fn queued_bytes(&self) -> u64 {
         self.queued_bytes
     }
-    pub fn is_busy(&self) -> bool {
-        self.in_service.is_some()
+    /// Serializing a frame at `now`, or frames are waiting.
+    pub fn is_busy(&self, now: SimTime) -> bool {
+        self.in_service.is_some_and(|s| s.until > now) || !self.queue.is_empty()
+    }
+    /// What a `finish` call must carry to be current; see [`Offer::Queued`].
+    pub fn service_gen(&self) -> u32 {
+        self.service_gen
     }
     /// RED's average queue (packets or bytes); 0 for other disciplines.
     pub fn red_average(&self) -> f64 {
@@ -257,13 +291,64 @@ impl Channel {
         d
     }
 
-    fn start(&mut self, pkt: PacketId, wire_len: u32) -> SimDuration {
-        let d = self.serialization(wire_len);
-        self.in_service = Some((pkt, wire_len));
+    /// Starts serializing a frame at `now` and decides its fate, drawing the channel's
+    /// impairments in the order frames start, which is the order they finish.
+    fn start(&mut self, now: SimTime, pkt: PacketId, wire_len: u32, ce: bool) -> Transmission {
+        let duration = self.serialization(wire_len);
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += wire_len as u64;
-        self.stats.busy_ns = self.stats.busy_ns.saturating_add(d.as_nanos());
-        d
+        self.stats.busy_ns = self.stats.busy_ns.saturating_add(duration.as_nanos());
+        let until = now + duration;
+        let fate = self.decide_fate(until);
+        self.in_service = Some(InService {
+            pkt,
+            until,
+            arrives: fate != Fate::Lost,
+            copy: None,
+        });
+        Transmission {
+            pkt,
+            duration,
+            ce,
+            fate,
+            wake: (!self.queue.is_empty()).then_some(until),
+        }
+    }
+
+    /// Records the duplicate the world made of the frame in service (its fate said
+    /// `duplicate_at`), so that a crash aborting the frame aborts the copy too.
+    pub fn note_copy(&mut self, copy: PacketId) {
+        if let Some(s) = self.in_service.as_mut() {
+            s.copy = Some(copy);
+        }
+    }
+
+    /// True (once) if `pkt` was cut off mid-serialization by a crash of the sending node;
+    /// the world then frees it instead of delivering it.
+    pub fn take_aborted(&mut self, pkt: PacketId) -> bool {
+        if self.aborted.is_empty() {
+            return false;
+        }
+        match self.aborted.iter().position(|&p| p == pkt) {
+            Some(i) => {
+                self.aborted.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets the last frame if it has been serialized by `now` and nothing waits: the
+    /// channel is idle again, since the time that frame finished.
+    fn retire_finished(&mut self, now: SimTime) {
+        if let Some(s) = self.in_service {
+            if s.until <= now && self.queue.is_empty() {
+                self.in_service = None;
+                if matches!(self.config.aqm, Aqm::Red(_)) {
+                    self.red.start_idle(s.until);
+                }
+            }
+        }
     }
 
     /// Offers a frame of `wire_len` bytes at `now`; `ect`: its ECN field is not Not-ECT, so
@@ -274,6 +359,7 @@ impl Channel {
             self.stats.down_drops += 1;
             return Offer::DroppedDown;
         }
+        self.retire_finished(now);
         let mut ce = false;
         if let Aqm::Red(red) = &self.config.aqm {
             let backlog = if red.bytes {
@@ -296,10 +382,7 @@ impl Channel {
             // Queued and dequeued at once: a sojourn time of zero.
             self.codel.pass_through();
             self.stats.ecn_marks += ce as u64;
-            return Offer::Transmit {
-                duration: self.start(pkt, wire_len),
-                ce,
-            };
+            return Offer::Transmit(self.start(now, pkt, wire_len, ce));
         }
         let limit = self.config.queue;
         let over_packets = limit
@@ -315,6 +398,11 @@ impl Channel {
         if self.queue.capacity() == 0 {
             self.queue.reserve(QUEUE_INITIAL_CAPACITY);
         }
+        let wake = if self.queue.is_empty() {
+            self.in_service.map(|s| s.until)
+        } else {
+            None
+        };
         self.queue.push_back(Queued {
             pkt,
             len: wire_len,
@@ -324,21 +412,20 @@ impl Channel {
         self.queued_bytes += wire_len as u64;
         self.stats.max_queue_packets = self.stats.max_queue_packets.max(self.queue.len() as u64);
         self.stats.ecn_marks += ce as u64;
-        Offer::Queued { ce }
+        Offer::Queued { ce, wake }
     }
 
-    /// The frame in service has been serialized at `now`. Returns it with its fate, and the
-    /// next frame to serialize, if any. Frames CoDel dropped on the way are then in
-    /// [`Self::drain_aqm_dropped`].
-    pub fn finish(&mut self, now: SimTime) -> Option<(PacketId, Fate, Option<NextFrame>)> {
-        let (pkt, _) = self.in_service.take()?;
-        let fate = self.decide_fate(now);
-        let next = self.dequeue(now).map(|(q, ce)| NextFrame {
-            pkt: q.pkt,
-            duration: self.start(q.pkt, q.len),
-            ce,
-        });
-        Some((pkt, fate, next))
+    /// The frame in service has been serialized at `now`, as a `wake` time said: starts
+    /// the next frame, if one is left (frames CoDel dropped on the way are then in
+    /// [`Self::drain_aqm_dropped`]). Does nothing for a `gen` from before a flush.
+    pub fn finish(&mut self, now: SimTime, gen: u32) -> Option<Transmission> {
+        if gen != self.service_gen {
+            return None;
+        }
+        let s = self.in_service.take()?;
+        debug_assert_eq!(s.until, now, "finish called when the frame in service ends");
+        let (q, ce) = self.dequeue(now)?;
+        Some(self.start(now, q.pkt, q.len, ce))
     }
 
     /// Takes the next frame to send from the queue, with whether to mark it CE.
@@ -455,19 +542,34 @@ impl Channel {
         }
     }
 
-    /// Takes the channel down: queued frames and the frame in service are dropped and
-    /// returned so their storage can be freed; frames in flight will be recognised by epoch.
-    pub fn set_down(&mut self) -> Vec<PacketId> {
+    /// Takes the channel down at `now`: queued frames are dropped and returned so their
+    /// storage can be freed; frames in flight, the one being serialized included, will be
+    /// recognised by epoch when they arrive.
+    pub fn set_down(&mut self, now: SimTime) -> Vec<PacketId> {
         self.up = false;
         self.epoch = self.epoch.wrapping_add(1);
-        self.flush()
+        self.drop_all(now, false)
     }
 
-    /// Drops everything queued or in service (the sending node crashed), keeping the link up.
-    pub fn flush(&mut self) -> Vec<PacketId> {
-        let mut dropped: Vec<PacketId> =
-            self.in_service.take().map(|(p, _)| p).into_iter().collect();
-        dropped.extend(self.queue.drain(..).map(|q| q.pkt));
+    /// Drops everything queued or being serialized at `now` (the sending node crashed),
+    /// keeping the link up. Returns the queued frames, to be freed; the frame cut off
+    /// mid-serialization is recognised by [`Self::take_aborted`] when it would arrive.
+    pub fn flush(&mut self, now: SimTime) -> Vec<PacketId> {
+        self.drop_all(now, true)
+    }
+
+    fn drop_all(&mut self, now: SimTime, abort_in_service: bool) -> Vec<PacketId> {
+        self.service_gen = self.service_gen.wrapping_add(1);
+        if let Some(s) = self.in_service.take() {
+            if s.until > now && s.arrives {
+                self.stats.down_drops += 1;
+                if abort_in_service {
+                    self.aborted.push(s.pkt);
+                    self.aborted.extend(s.copy);
+                }
+            }
+        }
+        let dropped: Vec<PacketId> = self.queue.drain(..).map(|q| q.pkt).collect();
         self.queued_bytes = 0;
         self.stats.down_drops += dropped.len() as u64;
         dropped
@@ -499,44 +601,78 @@ mod tests {
         });
         assert_eq!(
             c.offer(SimTime::ZERO, PacketId(1), 1000, false),
-            Offer::Transmit {
+            Offer::Transmit(Transmission {
+                pkt: PacketId(1),
                 duration: SimDuration::from_micros(1000),
-                ce: false
-            }
-        );
-        assert_eq!(
-            c.offer(SimTime::ZERO, PacketId(2), 500, false),
-            Offer::Queued { ce: false }
-        );
-        let t1 = SimTime(1_000_000);
-        let (p, fate, next) = c.finish(t1).unwrap();
-        assert_eq!(p, PacketId(1));
-        assert_eq!(
-            fate,
-            Fate::Arrives {
-                at: SimTime(11_000_000),
-                corrupted: false,
-                duplicate_at: None
-            }
-        );
-        assert_eq!(
-            next,
-            Some(NextFrame {
-                pkt: PacketId(2),
-                duration: SimDuration::from_micros(500),
-                ce: false
+                ce: false,
+                fate: Fate::Arrives {
+                    at: SimTime(11_000_000),
+                    corrupted: false,
+                    duplicate_at: None
+                },
+                wake: None
             })
         );
-        let (_, fate, next) = c.finish(SimTime(1_500_000)).unwrap();
+        // The first frame to wait asks for a wake-up when the link frees; the next does not.
+        let t1 = SimTime(1_000_000);
         assert_eq!(
-            fate,
-            Fate::Arrives {
-                at: SimTime(11_500_000),
-                corrupted: false,
-                duplicate_at: None
+            c.offer(SimTime::ZERO, PacketId(2), 500, false),
+            Offer::Queued {
+                ce: false,
+                wake: Some(t1)
             }
         );
-        assert_eq!(next, None);
+        assert_eq!(
+            c.offer(SimTime(10), PacketId(3), 500, false),
+            Offer::Queued {
+                ce: false,
+                wake: None
+            }
+        );
+        assert!(c.is_busy(SimTime(999_999)));
+        assert_eq!(
+            c.finish(t1, c.service_gen()),
+            Some(Transmission {
+                pkt: PacketId(2),
+                duration: SimDuration::from_micros(500),
+                ce: false,
+                fate: Fate::Arrives {
+                    at: SimTime(11_500_000),
+                    corrupted: false,
+                    duplicate_at: None
+                },
+                wake: Some(SimTime(1_500_000))
+            })
+        );
+        let last = c.finish(SimTime(1_500_000), c.service_gen()).unwrap();
+        assert_eq!((last.pkt, last.wake), (PacketId(3), None));
+        // Nothing waits behind the last frame: the link is idle once it is serialized, and
+        // the next frame starts at once.
+        assert!(c.is_busy(SimTime(1_999_999)));
+        assert!(!c.is_busy(SimTime(2_000_000)));
+        assert!(matches!(
+            c.offer(SimTime(2_000_000), PacketId(4), 500, false),
+            Offer::Transmit(Transmission {
+                pkt: PacketId(4),
+                ..
+            })
+        ));
+        // A wake-up scheduled before a flush is stale.
+        c.offer(SimTime(2_000_000), PacketId(5), 500, false);
+        let stale = c.service_gen();
+        assert_eq!(c.flush(SimTime(2_100_000)), vec![PacketId(5)]);
+        assert_eq!(c.finish(SimTime(2_500_000), stale), None);
+        // The frame cut off mid-serialization must not arrive.
+        assert!(c.take_aborted(PacketId(4)));
+        assert!(!c.take_aborted(PacketId(4)));
+    }
+
+    /// The fate of a frame offered to an idle channel at `t`.
+    fn fate_alone(c: &mut Channel, t: SimTime, pkt: u32) -> Fate {
+        match c.offer(t, PacketId(pkt), 100, false) {
+            Offer::Transmit(tx) => tx.fate,
+            other => panic!("the channel is busy at {t:?}: {other:?}"),
+        }
     }
 
     // RB-LINK-02
@@ -554,10 +690,10 @@ mod tests {
             Offer::Transmit { .. }
         ));
         for i in 1..=3 {
-            assert_eq!(
+            assert!(matches!(
                 c.offer(SimTime::ZERO, PacketId(i), 100, false),
-                Offer::Queued { ce: false }
-            );
+                Offer::Queued { ce: false, .. }
+            ));
         }
         assert_eq!(
             c.offer(SimTime::ZERO, PacketId(4), 100, false),
@@ -580,18 +716,18 @@ mod tests {
             c.offer(SimTime::ZERO, PacketId(0), 600, false),
             Offer::Transmit { .. }
         ));
-        assert_eq!(
+        assert!(matches!(
             c.offer(SimTime::ZERO, PacketId(1), 600, false),
-            Offer::Queued { ce: false }
-        );
+            Offer::Queued { ce: false, .. }
+        ));
         assert_eq!(
             c.offer(SimTime::ZERO, PacketId(2), 600, false),
             Offer::DroppedQueueFull
         );
-        assert_eq!(
+        assert!(matches!(
             c.offer(SimTime::ZERO, PacketId(3), 400, false),
-            Offer::Queued { ce: false }
-        );
+            Offer::Queued { ce: false, .. }
+        ));
     }
 
     // RB-LINK-03
@@ -603,8 +739,7 @@ mod tests {
         });
         let mut lost = 0;
         for i in 0..20_000 {
-            c.offer(SimTime::ZERO, PacketId(i), 100, false);
-            if c.finish(SimTime(i as u64)).unwrap().1 == Fate::Lost {
+            if fate_alone(&mut c, SimTime(i as u64 * 1000), i) == Fate::Lost {
                 lost += 1;
             }
         }
@@ -625,8 +760,7 @@ mod tests {
         });
         let mut outcomes = Vec::new();
         for i in 0..50_000 {
-            c.offer(SimTime::ZERO, PacketId(i), 100, false);
-            outcomes.push(c.finish(SimTime(i as u64)).unwrap().1 == Fate::Lost);
+            outcomes.push(fate_alone(&mut c, SimTime(i as u64 * 1000), i) == Fate::Lost);
         }
         let losses = outcomes.iter().filter(|&&l| l).count() as f64;
         let bursts = outcomes.windows(2).filter(|w| !w[0] && w[1]).count() as f64;
@@ -644,8 +778,7 @@ mod tests {
         });
         let mut last = SimTime::ZERO;
         for i in 0..1000 {
-            c.offer(SimTime::ZERO, PacketId(i), 100, false);
-            if let Fate::Arrives { at, .. } = c.finish(SimTime(i as u64 * 1000)).unwrap().1 {
+            if let Fate::Arrives { at, .. } = fate_alone(&mut c, SimTime(i as u64 * 1000), i) {
                 assert!(at >= last);
                 last = at;
             }
@@ -657,12 +790,9 @@ mod tests {
             ..Default::default()
         });
         let arrivals: Vec<SimTime> = (0..100)
-            .map(|i| {
-                c.offer(SimTime::ZERO, PacketId(i), 100, false);
-                match c.finish(SimTime(i as u64 * 1000)).unwrap().1 {
-                    Fate::Arrives { at, .. } => at,
-                    Fate::Lost => unreachable!(),
-                }
+            .map(|i| match fate_alone(&mut c, SimTime(i as u64 * 1000), i) {
+                Fate::Arrives { at, .. } => at,
+                Fate::Lost => unreachable!(),
             })
             .collect();
         assert!(
@@ -677,8 +807,12 @@ mod tests {
         let mut c = chan(ChannelConfig::default());
         c.offer(SimTime::ZERO, PacketId(0), 100, false);
         c.offer(SimTime::ZERO, PacketId(1), 100, false);
-        let dropped = c.set_down();
-        assert_eq!(dropped, vec![PacketId(0), PacketId(1)]);
+        // The queued frame is returned to be freed; the one being serialized is in flight
+        // and recognised by the epoch when it would arrive.
+        let dropped = c.set_down(SimTime::ZERO);
+        assert_eq!(dropped, vec![PacketId(1)]);
+        assert_eq!(c.stats.down_drops, 2);
+        assert!(!c.take_aborted(PacketId(0)));
         assert_eq!(
             c.offer(SimTime::ZERO, PacketId(2), 100, false),
             Offer::DroppedDown
@@ -732,9 +866,9 @@ mod tests {
             assert_eq!(c.red_average(), avg, "after frame {i}");
         }
         assert!(avg > 3.0);
-        // Serving frames does not move it; the last finish finds the queue empty at 10 ms.
-        for k in 1..=10 {
-            c.finish(ms(k)).unwrap();
+        // Serving frames does not move it; the last frame leaves the queue empty at 10 ms.
+        for k in 1..=9 {
+            c.finish(ms(k), c.service_gen()).unwrap();
         }
         assert_eq!(c.red_average(), avg);
         // 37.5 ms idle = 37 slots of an avpkt (1000-byte) frame: (1 - w)^37.
@@ -764,7 +898,7 @@ mod tests {
             assert!(
                 !matches!(
                     c.offer(SimTime::ZERO, PacketId(i), 1000, true),
-                    Offer::Queued { ce: true } | Offer::Transmit { ce: true, .. }
+                    Offer::Queued { ce: true, .. } | Offer::Transmit(Transmission { ce: true, .. })
                 ),
                 "frame {i}"
             );
@@ -777,10 +911,10 @@ mod tests {
         );
         // ECN-capable: marked and queued, up to the hard limit, which still drops.
         for i in 6..10 {
-            assert_eq!(
+            assert!(matches!(
                 c.offer(SimTime::ZERO, PacketId(i), 1000, true),
-                Offer::Queued { ce: true }
-            );
+                Offer::Queued { ce: true, .. }
+            ));
         }
         assert_eq!(
             c.offer(SimTime::ZERO, PacketId(10), 1000, true),
@@ -857,14 +991,18 @@ mod tests {
             });
             c.config.aqm = aqm;
             let mut fates = Vec::new();
+            let mut t = SimTime::ZERO;
             for i in 0..2000u32 {
-                let t = SimTime(i as u64 * 1000);
                 // Keep 20 frames waiting: RED's average sits between its thresholds.
                 while c.queue_len() < 20 {
-                    c.offer(t, PacketId(i), 100, false);
+                    if let Offer::Transmit(tx) = c.offer(t, PacketId(i), 100, false) {
+                        fates.push(tx.fate == Fate::Lost);
+                    }
                 }
-                if let Some((_, fate, _)) = c.finish(t) {
-                    fates.push(fate == Fate::Lost);
+                // 100 bytes at 1 Gb/s.
+                t += SimDuration(800);
+                if let Some(tx) = c.finish(t, c.service_gen()) {
+                    fates.push(tx.fate == Fate::Lost);
                 }
             }
             (fates, c.stats.aqm_drops)
@@ -897,7 +1035,7 @@ mod tests {
         let (mut drops, mut marks) = (Vec::new(), Vec::new());
         let mut t = ms(1);
         while t <= end {
-            let (_, _, next) = c.finish(t).unwrap();
+            let next = c.finish(t, c.service_gen());
             drops.extend(c.drain_aqm_dropped().map(|p| (t, p)));
             let next = next.expect("the queue never runs dry here");
             if next.ce {
@@ -987,7 +1125,7 @@ mod tests {
             }
             let mut drops = Vec::new();
             for k in 1..=3000 {
-                c.finish(ms(k)).unwrap();
+                c.finish(ms(k), c.service_gen()).unwrap();
                 drops.extend(c.drain_aqm_dropped().map(|_| ms(k)));
                 c.offer(ms(k), PacketId(waiting + k as u32), 1000, false);
             }

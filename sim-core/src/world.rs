@@ -10,7 +10,7 @@
 
 use crate::capture::PcapSink;
 use crate::ip::{IpNode, SendError, SendRequest, Upcall, IP_TIMER_BIT};
-use crate::link::{Channel, Fate, Offer, PacketId};
+use crate::link::{Channel, Fate, Offer, PacketId, Transmission};
 use crate::metrics::{FlowTable, NodeCounters, NodeMetrics};
 use crate::packet::{Frame, FrameBody, Ipv4Packet};
 use crate::rng::{RngFactory, SimRng};
@@ -56,10 +56,12 @@ macro_rules! node_trace {
 #[derive(Clone, Copy, Debug)]
 #[repr(u32)]
 pub(crate) enum Event {
-    /// A channel finished serializing its current frame.
+    /// A channel finished serializing its current frame and frames wait behind it.
+    /// `gen`: the channel's service generation when this was scheduled.
     TxDone {
         link: u32,
         dir: u8,
+        gen: u32,
     },
     /// A frame reaches the far end of a channel.
     Arrive {
@@ -436,15 +438,13 @@ impl Net {
         let now = self.now();
         let l = &mut self.links[link.0 as usize];
         match l.dirs[side as usize].offer(now, pkt, wire_len, ect) {
-            Offer::Transmit { duration, ce } => {
+            Offer::Transmit(tx) => self.start_transmission(link, side, tx),
+            Offer::Queued { ce, wake } => {
                 if ce {
                     self.mark_ce(link, side, pkt);
                 }
-                self.start_transmission(link, side, pkt, duration)
-            }
-            Offer::Queued { ce } => {
-                if ce {
-                    self.mark_ce(link, side, pkt);
+                if let Some(at) = wake {
+                    self.schedule_tx_done(link, side, at);
                 }
             }
             Offer::DroppedAqm => {
@@ -502,8 +502,14 @@ impl Net {
         }
     }
 
-    fn start_transmission(&mut self, link: LinkId, side: u8, pkt: PacketId, d: SimDuration) {
+    /// A frame starts on `link`'s direction `side`: captured as it leaves, then lost,
+    /// or its arrival (and that of a duplicate) scheduled now.
+    fn start_transmission(&mut self, link: LinkId, side: u8, tx: Transmission) {
         let now = self.now();
+        let pkt = tx.pkt;
+        if tx.ce {
+            self.mark_ce(link, side, pkt);
+        }
         let l = &self.links[link.0 as usize];
         let (node, _) = l.ends[side as usize];
         let link_cap = l.capture;
@@ -517,11 +523,73 @@ impl Net {
                 }
             }
         }
+        match tx.fate {
+            Fate::Lost => {
+                if self.tracer.enabled(Category::Link) {
+                    let name = self.links[link.0 as usize].name.clone();
+                    node_trace!(self, Category::Link, node, "drop", "link" => name, "reason" => "loss");
+                }
+                self.packets.take(pkt);
+            }
+            Fate::Arrives {
+                at,
+                corrupted,
+                duplicate_at,
+            } => {
+                if corrupted {
+                    if let Some(Frame {
+                        body: FrameBody::Ipv4(p),
+                        ..
+                    }) = self.packets.frame_mut(pkt)
+                    {
+                        p.corrupted = true;
+                    }
+                }
+                let l = &self.links[link.0 as usize];
+                let (lane, epoch) = (l.lanes[side as usize], l.dirs[side as usize].epoch());
+                if let Some(dup_at) = duplicate_at {
+                    if let Some((_, f)) = self.packets.get(pkt) {
+                        let copy = f.clone();
+                        let id = self.packets.insert(copy);
+                        self.links[link.0 as usize].dirs[side as usize].note_copy(id);
+                        self.sched.schedule_in_lane(
+                            lane,
+                            dup_at,
+                            Event::Arrive {
+                                link: link.0,
+                                dir: side,
+                                epoch,
+                                pkt: id,
+                            },
+                        );
+                    }
+                }
+                self.sched.schedule_in_lane(
+                    lane,
+                    at,
+                    Event::Arrive {
+                        link: link.0,
+                        dir: side,
+                        epoch,
+                        pkt,
+                    },
+                );
+            }
+        }
+        if let Some(at) = tx.wake {
+            self.schedule_tx_done(link, side, at);
+        }
+    }
+
+    /// Has the world call [`Channel::finish`] for `link`'s direction `side` at `at`.
+    fn schedule_tx_done(&mut self, link: LinkId, side: u8, at: SimTime) {
+        let gen = self.links[link.0 as usize].dirs[side as usize].service_gen();
         self.sched.schedule(
-            now + d,
+            at,
             Event::TxDone {
                 link: link.0,
                 dir: side,
+                gen,
             },
         );
     }
@@ -856,9 +924,9 @@ impl World {
     #[inline(always)]
     fn dispatch(&mut self, t: SimTime, ev: Event) {
         match ev {
-            Event::TxDone { link, dir } => {
+            Event::TxDone { link, dir, gen } => {
                 self.digest(t, 1, (link as u64) << 8 | dir as u64, None);
-                self.tx_done(link, dir);
+                self.tx_done(link, dir, gen);
             }
             Event::Arrive {
                 link,
@@ -957,73 +1025,12 @@ impl World {
         }
     }
 
-    fn tx_done(&mut self, link: u32, dir: u8) {
+    fn tx_done(&mut self, link: u32, dir: u8, gen: u32) {
         let now = self.net.now();
-        let Some((pkt, fate, next)) = self.net.links[link as usize].dirs[dir as usize].finish(now)
-        else {
-            return;
-        };
-        let epoch = self.net.links[link as usize].dirs[dir as usize].epoch();
-        match fate {
-            Fate::Lost => {
-                if self.net.tracer.enabled(Category::Link) {
-                    let l = &self.net.links[link as usize];
-                    let from = self.net.names[l.ends[dir as usize].0 .0 as usize].clone();
-                    let name = l.name.clone();
-                    trace_event!(self.net.tracer, Category::Link, now, &from, "drop", "link" => name, "reason" => "loss");
-                }
-                self.net.packets.take(pkt);
-            }
-            Fate::Arrives {
-                at,
-                corrupted,
-                duplicate_at,
-            } => {
-                if corrupted {
-                    if let Some(Frame {
-                        body: FrameBody::Ipv4(p),
-                        ..
-                    }) = self.net.packets.frame_mut(pkt)
-                    {
-                        p.corrupted = true;
-                    }
-                }
-                let lane = self.net.links[link as usize].lanes[dir as usize];
-                if let Some(dup_at) = duplicate_at {
-                    if let Some((_, f)) = self.net.packets.get(pkt) {
-                        let copy = f.clone();
-                        let id = self.net.packets.insert(copy);
-                        self.net.sched.schedule_in_lane(
-                            lane,
-                            dup_at,
-                            Event::Arrive {
-                                link,
-                                dir,
-                                epoch,
-                                pkt: id,
-                            },
-                        );
-                    }
-                }
-                self.net.sched.schedule_in_lane(
-                    lane,
-                    at,
-                    Event::Arrive {
-                        link,
-                        dir,
-                        epoch,
-                        pkt,
-                    },
-                );
-            }
-        }
+        let next = self.net.links[link as usize].dirs[dir as usize].finish(now, gen);
         self.net.free_aqm_dropped(LinkId(link), dir);
-        if let Some(n) = next {
-            if n.ce {
-                self.net.mark_ce(LinkId(link), dir, n.pkt);
-            }
-            self.net
-                .start_transmission(LinkId(link), dir, n.pkt, n.duration);
+        if let Some(tx) = next {
+            self.net.start_transmission(LinkId(link), dir, tx);
         }
     }
 
@@ -1031,10 +1038,13 @@ impl World {
         if self.net.packets.get(pkt).is_none() {
             return;
         }
-        let l = &self.net.links[link as usize];
-        if l.dirs[dir as usize].epoch() != epoch {
+        let l = &mut self.net.links[link as usize];
+        let channel = &mut l.dirs[dir as usize];
+        if channel.epoch() != epoch || channel.take_aborted(pkt) {
+            // The link went down while the frame was in flight, or the sender crashed
+            // while serializing it.
             self.net.packets.take(pkt);
-            return; // the link went down while the frame was in flight
+            return;
         }
         let (node, port) = l.ends[1 - dir as usize];
         let n = node.0 as usize;
@@ -1090,7 +1100,7 @@ impl World {
                 let mut dropped = Vec::new();
                 for d in link.dirs.iter_mut() {
                     if down {
-                        dropped.extend(d.set_down());
+                        dropped.extend(d.set_down(now));
                     } else {
                         d.set_up();
                     }
@@ -1122,7 +1132,8 @@ impl World {
                 self.net.epochs[i] = self.net.epochs[i].wrapping_add(1);
                 let ports = self.net.ports[i].clone();
                 for b in ports {
-                    let dropped = self.net.links[b.link.0 as usize].dirs[b.side as usize].flush();
+                    let dropped =
+                        self.net.links[b.link.0 as usize].dirs[b.side as usize].flush(now);
                     for p in dropped {
                         self.net.packets.take(p);
                     }
@@ -1297,6 +1308,22 @@ mod tests {
 
     /// Builds the world; returns it with both nodes' upcall logs.
     fn world(a: Script, b: Script) -> (World, [Rc<RefCell<Vec<Upcall>>>; 2]) {
+        world_with(
+            a,
+            b,
+            ChannelConfig {
+                delay: SimDuration::from_millis(1),
+                ..Default::default()
+            },
+        )
+    }
+
+    /// The same, with both directions of the link configured as `c`.
+    fn world_with(
+        a: Script,
+        b: Script,
+        c: ChannelConfig,
+    ) -> (World, [Rc<RefCell<Vec<Upcall>>>; 2]) {
         let mut w = World::new(1);
         let logs = [Rc::default(), Rc::default()];
         for (i, (addr, script)) in [(Ipv4Addr::UNSPECIFIED, a), (B, b)].into_iter().enumerate() {
@@ -1332,10 +1359,6 @@ mod tests {
                 },
             );
         }
-        let c = ChannelConfig {
-            delay: SimDuration::from_millis(1),
-            ..Default::default()
-        };
         w.add_link("a-b", NodeId(0), NodeId(1), 1500, c.clone(), c);
         (w, logs)
     }
@@ -1457,6 +1480,39 @@ mod tests {
         assert!(!a.ifaces[0].is_configured());
         assert!(a.routes.is_empty(), "{:?}", a.routes);
         assert_eq!(a.primary_addr(), None);
+    }
+
+    #[test]
+    fn a_crash_cuts_off_the_frame_being_serialized_and_its_duplicate() {
+        // a broadcasts three datagrams at boot; each 60-byte frame takes 10 ms at 48 kb/s
+        // and every frame is duplicated. a crashes at 15 ms, while the second is on the
+        // wire: only the first (and its copy) reaches b.
+        let a: Script = Rc::new(|cx, token| {
+            if token == 0 {
+                for _ in 0..3 {
+                    let mut req = SendRequest::new(Ipv4Addr::BROADCAST, ip_proto::UDP, datagram());
+                    req.iface = Some(0);
+                    cx.send(req).unwrap();
+                }
+            }
+        });
+        let (mut w, [_, lb]) = world_with(
+            a,
+            Rc::new(|_, _| {}),
+            ChannelConfig {
+                rate_bps: 48_000,
+                delay: SimDuration::from_millis(1),
+                duplicate: 1.0,
+                ..Default::default()
+            },
+        );
+        w.schedule_fault(SimTime(15_000_000), FaultAction::NodeCrash(NodeId(0)));
+        w.start();
+        run_until(&mut w, 1);
+        assert_eq!(lb.borrow().len(), 2, "{:?}", lb.borrow());
+        let stats = w.links()[0].dirs[0].stats;
+        assert_eq!((stats.tx_packets, stats.down_drops), (2, 2));
+        assert_eq!(w.net.packets.live(), 0, "every frame was freed");
     }
 
     #[test]
