@@ -56,6 +56,17 @@ pub struct TcpConfig {
     /// `sk_pacing_rate`); controllers that pace (BBR) do regardless. Not a Linux sysctl:
     /// on Linux this is `net.core.default_qdisc = fq`.
     pub pacing: bool,
+    /// Send paced data in GSO bursts, as Linux does by default: each wake-up of the
+    /// pacing clock sends up to `tcp_tso_autosize` segments back to back (about 1 ms at the
+    /// pacing rate), and the clock then waits for all of them. `false` is `ethtool -K
+    /// <dev> gso off tso off`: one segment per wake-up. Not a Linux sysctl (`tcp_gso`).
+    pub gso: bool,
+    /// The fewest segments in a GSO burst, for controllers that do not choose
+    /// (net.ipv4.tcp_min_tso_segs).
+    pub min_tso_segs: u32,
+    /// A GSO burst grows by 64 KB >> (min RTT in µs >> this), so that flows with a short
+    /// RTT send bigger bursts (net.ipv4.tcp_tso_rtt_log; 0 turns it off).
+    pub tso_rtt_log: u8,
     /// Acknowledge every segment at once, never delaying (Linux's per-route `quickack 1`;
     /// there is no sysctl).
     pub quickack: bool,
@@ -108,6 +119,9 @@ impl Default for TcpConfig {
             congestion_control: "cubic".to_string(),
             slow_start_after_idle: true,
             pacing: false,
+            gso: true,
+            min_tso_segs: 2,
+            tso_rtt_log: 9,
             quickack: false,
             delack_min: SimDuration::from_millis(40),
             delack_max: SimDuration::from_millis(200),
@@ -150,6 +164,9 @@ impl TcpConfig {
         "tcp_congestion_control",
         "tcp_slow_start_after_idle",
         "tcp_pacing",
+        "tcp_gso",
+        "tcp_min_tso_segs",
+        "tcp_tso_rtt_log",
         "tcp_quickack",
         "tcp_delack_min",
         "tcp_delack_max",

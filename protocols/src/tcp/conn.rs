@@ -42,6 +42,45 @@ const OOW_RATELIMIT: SimDuration = SimDuration::from_millis(500);
 pub const DEFAULT_PEER_MSS: u16 = 536;
 /// Linux's `TCP_TIMEOUT_INIT`: the base of the SYN retry schedule.
 const TIMEOUT_INIT: SimDuration = SimDuration::from_secs(1);
+/// What the pacing clock charges for one GSO burst (one Linux skb): where it started
+/// (the clock or now, whichever is later), the payload bytes sent in it so far, and the
+/// credit for starting late (now minus the clock, if the clock was behind).
+#[derive(Clone, Copy, Debug, Default)]
+struct PacedBurst {
+    base: SimTime,
+    bytes: u64,
+    credit: u64,
+}
+
+/// The largest GSO burst in bytes: Linux's `sk_gso_max_size`, the device's 64 KB less
+/// `MAX_TCP_HEADER + 1`.
+const GSO_MAX_BYTES: u64 = 65536 - 321;
+/// Linux's default `sk_pacing_shift`: a GSO burst is about 1 ms of data at the pacing rate.
+const PACING_SHIFT: u32 = 10;
+
+/// Linux `tcp_tso_autosize`: segments of `mss` bytes in a GSO burst at a pacing rate of
+/// `rate` bytes per second: rate >> 10 (about 1 ms), plus 64 KB >> (min RTT in µs >>
+/// `rtt_log`) while that shift is under 32, at most 64 KB, at least `floor`.
+pub(super) fn tso_autosize(
+    rate: u64,
+    mss: u64,
+    min_rtt: Option<SimDuration>,
+    rtt_log: Option<u8>,
+    floor: u32,
+) -> u32 {
+    let mut bytes = rate >> PACING_SHIFT;
+    if let (Some(min_rtt), Some(log)) = (min_rtt, rtt_log) {
+        let shift = (min_rtt.as_nanos() / 1000)
+            .checked_shr(log as u32)
+            .unwrap_or(0);
+        if shift < 32 {
+            bytes += GSO_MAX_BYTES >> shift;
+        }
+    }
+    let segs = bytes.min(GSO_MAX_BYTES) / mss.max(1);
+    (segs.min(u32::MAX as u64) as u32).max(floor).max(1)
+}
+
 /// Data segments sent before pacing starts to count (Linux `tcp_update_skb_after_send`).
 const UNPACED_SEGS: u64 = 10;
 
@@ -319,6 +358,10 @@ pub(crate) struct Conn {
     tlp_retrans: bool,
     /// Earliest time the next segment may leave when pacing.
     pacing_next: SimTime,
+    /// The GSO burst being sent: what the pacing clock charges for it.
+    burst: PacedBurst,
+    /// The next paced segment joins `burst` instead of starting a new one.
+    burst_continues: bool,
     cwnd_usage_seq: u64,
     rcv_rtt: RcvRtt,
     last_send: SimTime,
@@ -469,6 +512,8 @@ impl Conn {
             tlp_high_seq: None,
             tlp_retrans: false,
             pacing_next: SimTime::ZERO,
+            burst: PacedBurst::default(),
+            burst_continues: false,
             cwnd_usage_seq: 0,
             rcv_rtt: RcvRtt::default(),
             last_send: SimTime::ZERO,
@@ -1265,16 +1310,23 @@ impl Conn {
         let mut sent_new = false;
         let nothing_was_out = self.snd_una == self.snd_nxt;
         let mut hit_cwnd = false;
-        let pacing = self.pacing_rate(ctx.cfg).is_some();
+        let pacing = self.pacing_rate(ctx.cfg);
+        // Segments the current GSO burst may still take: when pacing, the clock is checked
+        // once per burst (Linux checks it per skb), and the burst then leaves back to back.
+        let mut burst_left = 0;
         loop {
             if self.in_flight() >= self.win.cwnd {
                 hit_cwnd = true;
                 break;
             }
-            if pacing && ctx.now < self.pacing_next && self.has_something_to_send() {
-                let wait = self.pacing_next.saturating_since(ctx.now);
-                self.set_timer(ctx, TimerKind::Pacing, wait);
-                break;
+            if let (Some(rate), 0) = (pacing, burst_left) {
+                if ctx.now < self.pacing_next && self.has_something_to_send() {
+                    let wait = self.pacing_next.saturating_since(ctx.now);
+                    self.set_timer(ctx, TimerKind::Pacing, wait);
+                    break;
+                }
+                burst_left = self.tso_segs(ctx.cfg, rate);
+                self.burst_continues = false;
             }
             if self.snd_una == self.snd_nxt && self.has_something_to_send() {
                 self.cc.on_event(&mut self.win, CcEvent::TxStart);
@@ -1282,6 +1334,8 @@ impl Conn {
             }
             if self.ca != CaState::Open && self.retransmit_next_lost(ctx) {
                 sent_any = true;
+                burst_left = burst_left.saturating_sub(1);
+                self.burst_continues = burst_left > 0;
                 continue;
             }
             if !self.send_new_segment(ctx, None) {
@@ -1289,7 +1343,12 @@ impl Conn {
             }
             sent_any = true;
             sent_new = true;
+            burst_left = burst_left.saturating_sub(1);
+            self.burst_continues = burst_left > 0;
         }
+        // Segments sent from elsewhere (retransmission timeout, loss probe, window probe)
+        // are bursts of their own.
+        self.burst_continues = false;
         // Linux tcp_event_new_data_sent, then one loss probe per tail (tcp_write_xmit).
         if sent_new && (nothing_was_out || self.xmit_timer == XmitTimer::LossProbe) {
             self.rearm_rto(ctx);
@@ -1364,12 +1423,12 @@ impl Conn {
     }
 
     /// Advances the pacing clock past a data segment of `len` payload bytes just sent
-    /// (Linux `tcp_update_skb_after_send`, the EDT model): the time its payload takes at
-    /// the rate (Linux divides the headerless `skb->len`, so a rate in payload bytes per
-    /// second, as BBR's delivery rate is, sends that many payload bytes), less up to half
-    /// of it as credit for sending late. The first data segments leave back to back, as
-    /// the original fq qdisc did not pace a flow's first 10 MSS: the 10th is the first
-    /// whose time counts.
+    /// (Linux `tcp_update_skb_after_send`, the EDT model), charging its GSO burst as one
+    /// skb: the time the burst's payload takes at the rate (Linux divides the headerless
+    /// `skb->len`, so a rate in payload bytes per second, as BBR's delivery rate is, sends
+    /// that many payload bytes), less up to half of it as credit for starting late. The
+    /// first data segments leave back to back, as the original fq qdisc did not pace a
+    /// flow's first 10 MSS: a burst counts once the 10th has been sent.
     fn paced(&mut self, ctx: &Ctx<'_>, len: u64) {
         if len > 0 {
             self.data_segs_out += 1;
@@ -1377,15 +1436,43 @@ impl Conn {
         let Some(rate) = self.pacing_rate(ctx.cfg) else {
             return;
         };
-        let prior = self.pacing_next;
-        self.pacing_next = prior.max(ctx.now);
+        if !self.burst_continues {
+            let prior = self.pacing_next;
+            let base = prior.max(ctx.now);
+            self.burst = PacedBurst {
+                base,
+                bytes: 0,
+                credit: base.saturating_since(prior).as_nanos(),
+            };
+        }
+        self.burst.bytes += len;
+        let b = self.burst;
+        self.pacing_next = b.base;
         if self.data_segs_out < UNPACED_SEGS {
             return;
         }
-        let len_ns = (len as u128 * 1_000_000_000 / rate as u128) as u64;
-        let credit = self.pacing_next.saturating_since(prior).as_nanos();
-        let ns = len_ns - credit.min(len_ns / 2);
+        let len_ns = (b.bytes as u128 * 1_000_000_000 / rate as u128) as u64;
+        let ns = len_ns - b.credit.min(len_ns / 2);
         self.pacing_next += SimDuration::from_nanos(ns);
+    }
+
+    /// Segments per GSO burst when pacing at `rate` (Linux `tcp_tso_autosize`): about
+    /// 1 ms of data (`sk_pacing_shift`), plus 64 KB >> (min RTT in µs >> `tso_rtt_log`)
+    /// for short RTTs, at most 64 KB, at least the controller's minimum (BBR: 1 below 1.2
+    /// Mb/s, else 2) or `tcp_min_tso_segs`. One without GSO.
+    fn tso_segs(&self, cfg: &TcpConfig, rate: u64) -> u32 {
+        if !cfg.gso {
+            return 1;
+        }
+        let floor = self.cc.min_tso_segs().unwrap_or(cfg.min_tso_segs);
+        let rtt_log = (cfg.tso_rtt_log > 0).then_some(cfg.tso_rtt_log);
+        tso_autosize(
+            rate,
+            self.win.mss as u64,
+            self.rtt.min_rtt(),
+            rtt_log,
+            floor,
+        )
     }
 
     /// Switches to another controller (TCP_CONGESTION), which starts from the current

@@ -1444,10 +1444,12 @@ fn paws_drops_a_segment_with_an_old_timestamp() {
 // headerless skb->len), less up to half of it as credit for leaving late; a connection's
 // first 10 data segments are not paced (as the original fq did not pace a flow's first
 // 10 MSS).
+// Without GSO (`tcp_gso: false`), every segment is a burst of its own.
 #[test]
 fn pacing_spaces_segments_by_payload_after_the_first_ten() {
     let cfg = TcpConfig {
         pacing: true,
+        gso: false,
         ..TcpConfig::default()
     };
     let mut h = Host::new(Ipv4Addr::new(10, 0, 0, 1), cfg);
@@ -1494,6 +1496,71 @@ fn pacing_spaces_segments_by_payload_after_the_first_ten() {
             "segment {i}"
         );
     }
+}
+
+// With GSO (Linux's default), the pacing clock lets a burst of `tcp_tso_autosize` segments
+// go back to back and charges the burst as one skb. At 584 000 B/s a millisecond is 570
+// bytes, less than a segment, so bursts are `tcp_min_tso_segs` = 2 segments; the RTT (100
+// ms) is too long for `tcp_tso_rtt_log` to add anything.
+#[test]
+fn pacing_sends_gso_bursts_and_charges_each_as_one() {
+    let cfg = TcpConfig {
+        pacing: true,
+        ..TcpConfig::default()
+    };
+    let mut h = Host::new(Ipv4Addr::new(10, 0, 0, 1), cfg);
+    let s = h.connect(std::net::SocketAddrV4::new(PEER, 80));
+    let syn = h.take_sent().remove(0);
+    let iss = syn.seg.seq.0;
+    h.advance_to(at_ms(100));
+    let mut sa = seg(80, syn.seg.src_port, SYN | ACK, 5000, iss + 1, 65535);
+    sa.options.mss = Some(1460);
+    h.inject(PEER, sa, Payload::empty());
+    h.take_sent();
+    assert_eq!(h.send(s, &pattern(0, 20 * 1460)), 20 * 1460);
+    let times = |h: &mut Host| -> Vec<u64> {
+        h.take_sent()
+            .iter()
+            .filter(|x| x.len() > 0)
+            .map(|x| x.at.as_nanos())
+            .collect()
+    };
+    // The initial window leaves at once in five bursts of two. The fifth holds the 10th
+    // segment, so it is the first charged: 2 x 1460 B at 2 x 10 x 1460 B / 100 ms = 10 ms.
+    assert_eq!(times(&mut h), vec![100_000_000; 10]);
+    h.advance_to(at_ms(200));
+    h.inject(
+        PEER,
+        seg(80, syn.seg.src_port, ACK, 5001, iss + 1 + 10 * 1460, 65535),
+        Payload::empty(),
+    );
+    h.advance_to(at_ms(300));
+    // At 584 000 B/s a burst of two takes 5 ms. The first starts 90 ms after the clock
+    // (110 ms), so half of its 5 ms is forgiven.
+    let ms = |x: f64| (x * 1e6) as u64;
+    assert_eq!(
+        times(&mut h),
+        [200.0, 200.0, 202.5, 202.5, 207.5, 207.5, 212.5, 212.5, 217.5, 217.5].map(ms)
+    );
+}
+
+#[test]
+fn gso_bursts_follow_linux_tcp_tso_autosize() {
+    use super::conn::tso_autosize;
+    let ms = SimDuration::from_millis;
+    // 100 Mb/s: 12 207 bytes a millisecond, 8 segments of 1448.
+    assert_eq!(tso_autosize(12_500_000, 1448, Some(ms(20)), Some(9), 2), 8);
+    // A 1 ms RTT (1000 µs >> 9 = 1) adds 65 215 >> 1 = 32 607 bytes: 30 segments.
+    assert_eq!(tso_autosize(12_500_000, 1448, Some(ms(1)), Some(9), 2), 30);
+    assert_eq!(tso_autosize(12_500_000, 1448, Some(ms(1)), None, 2), 8);
+    // At most 64 KB less MAX_TCP_HEADER + 1: 45 segments.
+    assert_eq!(
+        tso_autosize(10_000_000_000, 1448, Some(ms(20)), Some(9), 2),
+        45
+    );
+    // Slow flows send their floor: BBR's 1 below 1.2 Mb/s, tcp_min_tso_segs otherwise.
+    assert_eq!(tso_autosize(100_000, 1448, Some(ms(20)), Some(9), 1), 1);
+    assert_eq!(tso_autosize(100_000, 1448, None, Some(9), 2), 2);
 }
 
 /// Two losses in one window without SACK: NewReno (RFC 6582) retransmits the second hole

@@ -432,12 +432,16 @@ impl Bbr {
     /// Linux `bbr_tso_segs_goal`: segments per send quantum, about 1 ms at the pacing rate.
     fn send_quantum_segs(&self) -> u64 {
         let bytes = (self.pacing_rate >> PACING_SHIFT).min(QUANTUM_MAX_BYTES);
-        let min_segs = if self.pacing_rate < MIN_TSO_RATE / 8 {
+        (bytes / self.mss).clamp(self.tso_segs_floor(), 127)
+    }
+
+    /// Linux `bbr_min_tso_segs`: one segment per burst below 1.2 Mb/s, else two.
+    fn tso_segs_floor(&self) -> u64 {
+        if self.pacing_rate < MIN_TSO_RATE / 8 {
             1
         } else {
             2
-        };
-        (bytes / self.mss).clamp(min_segs, 127)
+        }
     }
 
     /// Linux `bbr_save_cwnd`: the last good window, to restore after recovery or ProbeRTT.
@@ -989,6 +993,10 @@ impl CongestionControl for Bbr {
 
     fn pacing_rate(&self) -> Option<u64> {
         (self.pacing_rate > 0).then_some(self.pacing_rate)
+    }
+
+    fn min_tso_segs(&self) -> Option<u32> {
+        Some(self.tso_segs_floor() as u32)
     }
 
     /// The mode, with ProbeBW split by the long-term sampler: `probe_bw_lt` while it paces

@@ -1445,6 +1445,15 @@ impl CongestionControl for Bbr3 {
         (self.pacing_rate > 0).then_some(self.pacing_rate)
     }
 
+    /// Linux BBRv3's `bbr_min_tso_segs`: one segment per burst below 1.2 Mb/s, else two.
+    fn min_tso_segs(&self) -> Option<u32> {
+        Some(if self.pacing_rate < 1_200_000 / 8 {
+            1
+        } else {
+            2
+        })
+    }
+
     fn ecn_mode(&self) -> EcnMode {
         self.ecn_mode
     }

@@ -303,6 +303,11 @@ pub trait CongestionControl: std::fmt::Debug {
     fn pacing_rate(&self) -> Option<u64> {
         None
     }
+    /// The fewest segments in a GSO burst (Linux `min_tso_segs`), if the controller
+    /// chooses; else the connection uses `tcp_min_tso_segs`.
+    fn min_tso_segs(&self) -> Option<u32> {
+        None
+    }
     /// Reno (RFC 5681): without SACK, the first ACK of new data ends fast recovery.
     /// NewReno and everything after it (RFC 6582) wait for the whole flight.
     fn partial_ack_ends_recovery(&self) -> bool {
