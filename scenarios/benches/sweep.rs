@@ -6,11 +6,19 @@
 //! ```
 //!
 //! The sweep is `scenarios/sweeps/bulk-loss.ron` (2 controllers x 4 loss rates) with
-//! `--replications` seeds per point (default 6: 48 runs). Each configuration runs
+//! `--replications` seeds per point (default 6: 48 runs; BENCHMARKS.md's figures use 120
+//! with `--repeat=5`, long enough to average out this VM's drift). Each configuration runs
 //! `--repeat` times (default 3) into fresh directories and the best time counts, which
 //! filters out other load on the machine. Prints one JSON line with the wall times, their
 //! ratio, the CPU time of each configuration and the load average. Run it on an otherwise
 //! idle machine: the ratio measures the sweep's scaling only if two cores are free.
+//!
+//! Between repeats it also times a calibration: a loop of pure arithmetic, twice on one
+//! thread and then once on each of two threads. `machine_ratio` is the best two-thread
+//! time over the best one-thread time: what a perfectly parallel job gets on this machine
+//! (0.5 on two dedicated cores; more when the two virtual CPUs are not independent, or
+//! are shared with other load). A sweep ratio close to `machine_ratio` means the sweep
+//! itself loses nothing to its second job.
 
 use scenarios::sweep::{progress::Silent, run_sweep, Sweep, SweepOptions};
 use std::path::Path;
@@ -40,6 +48,30 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// The calibration's unit of work: about 0.2 s of integer arithmetic, nothing shared.
+fn spin() -> u64 {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..150_000_000u64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    std::hint::black_box(x)
+}
+
+/// Wall seconds for two units of `spin` on one thread, and on two threads side by side.
+fn calibrate() -> (f64, f64) {
+    let t = Instant::now();
+    std::hint::black_box(spin() ^ spin());
+    let one = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        let h = s.spawn(spin);
+        std::hint::black_box(spin() ^ h.join().unwrap_or(0));
+    });
+    (one, t.elapsed().as_secs_f64())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let replications = arg(&args, "replications", 6);
@@ -52,7 +84,10 @@ fn main() {
     let tmp = std::env::temp_dir().join(format!("netdes-sweep-bench-{}", std::process::id()));
     let mut best = [f64::INFINITY; 2];
     let mut cpu = [f64::INFINITY; 2];
+    let mut spin_best = [f64::INFINITY; 2];
     for r in 0..repeat {
+        let (one, two) = calibrate();
+        spin_best = [spin_best[0].min(one), spin_best[1].min(two)];
         for (i, jobs) in [1usize, 2].into_iter().enumerate() {
             let out = tmp.join(format!("j{jobs}-{r}"));
             let _ = std::fs::remove_dir_all(&out);
@@ -77,12 +112,13 @@ fn main() {
     // wall ratio then approaches 0.5. A wall ratio far above cpu2/cpu1 / 2 means the cores
     // were busy with something else.
     println!(
-        "{{\"bench\":\"sweep\",\"runs\":{runs},\"repeat\":{repeat},\"jobs1_s\":{:.3},\"jobs2_s\":{:.3},\"ratio\":{:.3},\"jobs1_cpu_s\":{:.2},\"jobs2_cpu_s\":{:.2},\"cores\":{},\"loadavg\":{:?}}}",
+        "{{\"bench\":\"sweep\",\"runs\":{runs},\"repeat\":{repeat},\"jobs1_s\":{:.3},\"jobs2_s\":{:.3},\"ratio\":{:.3},\"jobs1_cpu_s\":{:.2},\"jobs2_cpu_s\":{:.2},\"machine_ratio\":{:.3},\"cores\":{},\"loadavg\":{:?}}}",
         best[0],
         best[1],
         best[1] / best[0],
         cpu[0],
         cpu[1],
+        spin_best[1] / spin_best[0],
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
     );
