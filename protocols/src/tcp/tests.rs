@@ -1444,12 +1444,14 @@ fn paws_drops_a_segment_with_an_old_timestamp() {
 // headerless skb->len), less up to half of it as credit for leaving late; a connection's
 // first 10 data segments are not paced (as the original fq did not pace a flow's first
 // 10 MSS).
-// Without GSO (`tcp_gso: false`), every segment is a burst of its own.
-#[test]
-fn pacing_spaces_segments_by_payload_after_the_first_ten() {
+/// The send times (ns) of the data segments a paced sender (`tcp_pacing` on, `gso` as
+/// given) sends of 20 written: its SYN-ACK comes 100 ms after the SYN, so the first 10
+/// leave then; the ACK of those comes at 200 ms (cwnd 20, SRTT 100 ms: 2 x 20 x 1460 B /
+/// 100 ms = 584 000 B/s) and the other 10 leave by 300 ms.
+fn paced_send_times(gso: bool) -> (Vec<u64>, Vec<u64>) {
     let cfg = TcpConfig {
         pacing: true,
-        gso: false,
+        gso,
         ..TcpConfig::default()
     };
     let mut h = Host::new(Ipv4Addr::new(10, 0, 0, 1), cfg);
@@ -1462,7 +1464,6 @@ fn pacing_spaces_segments_by_payload_after_the_first_ten() {
     h.inject(PEER, sa, Payload::empty());
     h.take_sent();
     assert_eq!(h.send(s, &pattern(0, 20 * 1460)), 20 * 1460);
-    // The initial window goes out at once, unpaced.
     let times = |h: &mut Host| -> Vec<u64> {
         h.take_sent()
             .iter()
@@ -1470,11 +1471,7 @@ fn pacing_spaces_segments_by_payload_after_the_first_ten() {
             .map(|x| x.at.as_nanos())
             .collect()
     };
-    assert_eq!(times(&mut h), vec![100_000_000; 10]);
-    // Their ACK 100 ms later: cwnd 20, SRTT 100 ms, so 2 x 20 x 1460 B / 100 ms = 584 000
-    // B/s, one 1460-byte segment per 2.5 ms (the headers would make it 2.568 ms). The
-    // first of them leaves late (the 10th segment's slot ended at 105 ms), so half its
-    // time is forgiven.
+    let first = times(&mut h);
     h.advance_to(at_ms(200));
     h.inject(
         PEER,
@@ -1482,10 +1479,20 @@ fn pacing_spaces_segments_by_payload_after_the_first_ten() {
         Payload::empty(),
     );
     h.advance_to(at_ms(300));
-    let sent = times(&mut h);
-    // The other 10 segments written, paced.
-    assert_eq!(sent.len(), 10);
     assert_eq!(h.tcp.info(s).unwrap().cwnd, 20 * 1460);
+    (first, times(&mut h))
+}
+
+// Without GSO (`tcp_gso: false`), every segment is a burst of its own.
+#[test]
+fn pacing_spaces_segments_by_payload_after_the_first_ten() {
+    let (first, sent) = paced_send_times(false);
+    // The initial window goes out at once, unpaced.
+    assert_eq!(first, vec![100_000_000; 10]);
+    // One 1460-byte segment per 2.5 ms at 584 000 B/s (the headers would make it 2.568
+    // ms). The first of them leaves late (the 10th segment's slot ended at 105 ms), so
+    // half its time is forgiven.
+    assert_eq!(sent.len(), 10);
     let gap = 1460u64 * 1_000_000_000 / 584_000;
     assert_eq!(gap, 2_500_000);
     assert_eq!(sent[0], 200_000_000);
@@ -1504,42 +1511,15 @@ fn pacing_spaces_segments_by_payload_after_the_first_ten() {
 // ms) is too long for `tcp_tso_rtt_log` to add anything.
 #[test]
 fn pacing_sends_gso_bursts_and_charges_each_as_one() {
-    let cfg = TcpConfig {
-        pacing: true,
-        ..TcpConfig::default()
-    };
-    let mut h = Host::new(Ipv4Addr::new(10, 0, 0, 1), cfg);
-    let s = h.connect(std::net::SocketAddrV4::new(PEER, 80));
-    let syn = h.take_sent().remove(0);
-    let iss = syn.seg.seq.0;
-    h.advance_to(at_ms(100));
-    let mut sa = seg(80, syn.seg.src_port, SYN | ACK, 5000, iss + 1, 65535);
-    sa.options.mss = Some(1460);
-    h.inject(PEER, sa, Payload::empty());
-    h.take_sent();
-    assert_eq!(h.send(s, &pattern(0, 20 * 1460)), 20 * 1460);
-    let times = |h: &mut Host| -> Vec<u64> {
-        h.take_sent()
-            .iter()
-            .filter(|x| x.len() > 0)
-            .map(|x| x.at.as_nanos())
-            .collect()
-    };
+    let (first, sent) = paced_send_times(true);
     // The initial window leaves at once in five bursts of two. The fifth holds the 10th
     // segment, so it is the first charged: 2 x 1460 B at 2 x 10 x 1460 B / 100 ms = 10 ms.
-    assert_eq!(times(&mut h), vec![100_000_000; 10]);
-    h.advance_to(at_ms(200));
-    h.inject(
-        PEER,
-        seg(80, syn.seg.src_port, ACK, 5001, iss + 1 + 10 * 1460, 65535),
-        Payload::empty(),
-    );
-    h.advance_to(at_ms(300));
+    assert_eq!(first, vec![100_000_000; 10]);
     // At 584 000 B/s a burst of two takes 5 ms. The first starts 90 ms after the clock
     // (110 ms), so half of its 5 ms is forgiven.
     let ms = |x: f64| (x * 1e6) as u64;
     assert_eq!(
-        times(&mut h),
+        sent,
         [200.0, 200.0, 202.5, 202.5, 207.5, 207.5, 212.5, 212.5, 217.5, 217.5].map(ms)
     );
 }
