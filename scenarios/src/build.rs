@@ -25,6 +25,8 @@ pub const IP_SYSCTLS: &[&str] = &[
     "arp_retries",
     "arp_retry_interval_ms",
     "arp_cache_timeout_s",
+    "arp_delay_first_probe_s",
+    "arp_ucast_probes",
     "ipfrag_time_s",
     "icmp_echo_ignore_all",
 ];
@@ -353,6 +355,10 @@ pub(crate) fn ip_config(d: &L3Decl) -> Result<IpConfig, SysctlError> {
             "arp_cache_timeout_s" => {
                 c.arp_cache_timeout = SimDuration::from_secs(int(0, u64::MAX / 1_000_000_000)?)
             }
+            "arp_delay_first_probe_s" => {
+                c.arp_delay_first_probe = SimDuration::from_secs(int(0, u64::MAX / 1_000_000_000)?)
+            }
+            "arp_ucast_probes" => c.arp_ucast_probes = int(0, 255)? as u8,
             "ipfrag_time_s" => {
                 c.reassembly_timeout =
                     SimDuration::from_secs(int(0, u64::MAX / 1_000_000_000)?.max(1))

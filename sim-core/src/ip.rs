@@ -10,11 +10,15 @@
 //! timeout), RB-IP-05 (ECMP), RB-ARP-01/02 (resolution, caching, ageing, retries, host
 //! unreachable on failure).
 //!
-//! ARP is a simplification of Linux's neighbour state machine: an entry is usable for
-//! `arp_cache_timeout` after it was last confirmed; after that the next packet triggers a new
-//! broadcast request. Resolution sends `arp_retries` requests `arp_retry_interval` apart
-//! (Linux: mcast_solicit 3, retrans_time 1 s) and then fails: queued packets are dropped and
-//! their senders get ICMP host unreachable (a local sender from the node itself, as Linux does).
+//! ARP follows Linux's neighbour state machine, simplified: an entry is REACHABLE for
+//! `arp_cache_timeout` after it was last confirmed, then STALE. A packet to a stale entry
+//! still goes to its MAC and starts a re-confirmation (DELAY for `arp_delay_first_probe`,
+//! then PROBE: up to `arp_ucast_probes` requests unicast to that MAC, `arp_retry_interval`
+//! apart); any ARP packet from the neighbour confirms it, and if none comes the entry is
+//! dropped (FAILED) and the next packet resolves afresh. Resolution sends `arp_retries`
+//! broadcast requests `arp_retry_interval` apart (Linux: mcast_solicit 3, retrans_time 1 s)
+//! and then fails: queued packets are dropped and their senders get ICMP host unreachable
+//! (a local sender from the node itself, as Linux does).
 //!
 //! Run-time configuration (what `ip addr`, `ip route` and a packet socket give a Linux
 //! program, for stacks that configure the node themselves, e.g. a DHCP client): an
@@ -54,8 +58,14 @@ pub struct IpConfig {
     pub arp_retries: u8,
     /// Time between ARP requests (retrans_time_ms).
     pub arp_retry_interval: SimDuration,
-    /// How long a resolved entry is used without being confirmed again.
+    /// How long a resolved entry is REACHABLE after it was last confirmed; it is STALE then.
     pub arp_cache_timeout: SimDuration,
+    /// How long a stale entry in use waits before its first unicast probe (Linux's
+    /// `delay_first_probe_time`, DELAY).
+    pub arp_delay_first_probe: SimDuration,
+    /// Unicast requests sent to re-confirm a stale entry in use before it is dropped
+    /// (Linux's `ucast_solicit`, PROBE).
+    pub arp_ucast_probes: u8,
     /// Packets held per unresolved neighbour (Linux's unres_qlen_bytes default holds ~101).
     pub arp_queue_len: usize,
     /// net.ipv4.ipfrag_time
@@ -71,6 +81,8 @@ impl Default for IpConfig {
             arp_retries: 3,
             arp_retry_interval: SimDuration::from_secs(1),
             arp_cache_timeout: SimDuration::from_secs(60),
+            arp_delay_first_probe: SimDuration::from_secs(5),
+            arp_ucast_probes: 3,
             arp_queue_len: 101,
             reassembly_timeout: SimDuration::from_secs(30),
             echo_reply: true,
@@ -212,6 +224,11 @@ pub enum SendError {
 /// Timer tokens with this bit belong to the IP layer; the rest are the stack's.
 pub(crate) const IP_TIMER_BIT: u64 = 1 << 63;
 const TIMER_ARP: u64 = 1 << 56;
+
+/// The token of the ARP timer (retry, delay or probe) for `target` on `iface`.
+fn arp_timer_token(iface: u16, target: Ipv4Addr) -> u64 {
+    IP_TIMER_BIT | TIMER_ARP | ((iface as u64) << 32) | u32::from(target) as u64
+}
 const TIMER_REASSEMBLY: u64 = 2 << 56;
 const TIMER_KIND_MASK: u64 = 0x7f << 56;
 
@@ -220,9 +237,14 @@ enum NeighState {
         sent: u8,
         timer: Option<TimerHandle>,
     },
-    Reachable {
+    /// Confirmed at `confirmed`: REACHABLE until `arp_cache_timeout` later, STALE after.
+    Reachable { mac: MacAddr, confirmed: SimTime },
+    /// A stale entry that was used, being re-confirmed while packets still go to `mac`:
+    /// DELAY while `sent` is 0, then PROBE with `sent` unicast requests out.
+    Reconfirming {
         mac: MacAddr,
-        confirmed: SimTime,
+        sent: u8,
+        timer: Option<TimerHandle>,
     },
 }
 
@@ -907,7 +929,45 @@ impl IpNode {
                 }
                 false
             }
-            _ => {
+            Some(Neighbor {
+                state: state @ (NeighState::Reachable { .. } | NeighState::Reconfirming { .. }),
+                ..
+            }) => {
+                // Stale (a fresh entry was served above): the packet still goes to the
+                // cached MAC; the first use starts the delay before unicast probes.
+                let (mac, start_delay) = match *state {
+                    NeighState::Reachable { mac, .. } => (mac, true),
+                    NeighState::Reconfirming { mac, .. } => (mac, false),
+                    NeighState::Incomplete { .. } => unreachable!("matched above"),
+                };
+                if start_delay {
+                    *state = NeighState::Reconfirming {
+                        mac,
+                        sent: 0,
+                        timer: None,
+                    };
+                    let delay = self.config.arp_delay_first_probe;
+                    let timer = net.set_timer(self.node, delay, arp_timer_token(iface, next));
+                    if let Some(Neighbor {
+                        state: NeighState::Reconfirming { timer: t, .. },
+                        ..
+                    }) = self.neighbors.get_mut(&(iface, next))
+                    {
+                        *t = Some(timer);
+                    }
+                }
+                net.transmit(
+                    self.node,
+                    iface,
+                    Frame {
+                        src: src_mac,
+                        dst: mac,
+                        body: FrameBody::Ipv4(pkt),
+                    },
+                );
+                return;
+            }
+            None => {
                 let mut pending = VecDeque::new();
                 pending.push_back(pkt);
                 self.neighbors.insert(
@@ -944,7 +1004,7 @@ impl IpNode {
         node_trace!(net, Category::Arp, self.node, "arp_request",
             "iface" => iface, "target" => target);
         net.transmit(self.node, iface, frame);
-        let token = IP_TIMER_BIT | TIMER_ARP | ((iface as u64) << 32) | u32::from(target) as u64;
+        let token = arp_timer_token(iface, target);
         let timer = net.set_timer(self.node, self.config.arp_retry_interval, token);
         if let Some(n) = self.neighbors.get_mut(&(iface, target)) {
             if let NeighState::Incomplete { sent, timer: t } = &mut n.state {
@@ -957,6 +1017,10 @@ impl IpNode {
     fn arp_timer(&mut self, net: &mut Net, iface: u16, target: Ipv4Addr) {
         let sent = match self.neighbors.get(&(iface, target)).map(|n| &n.state) {
             Some(NeighState::Incomplete { sent, .. }) => *sent,
+            Some(&NeighState::Reconfirming { mac, sent, .. }) => {
+                self.reconfirm_timer(net, iface, target, mac, sent);
+                return;
+            }
             _ => return,
         };
         if sent < self.config.arp_retries {
@@ -971,6 +1035,51 @@ impl IpNode {
             "iface" => iface, "target" => target, "dropped" => n.pending.len());
         for pkt in n.pending {
             self.icmp_error(net, &pkt, IcmpError::Unreachable(UnreachableCode::Host, 0));
+        }
+    }
+
+    /// The DELAY or a PROBE interval of a stale entry in use ended without a
+    /// confirmation: send the next unicast request to `mac`, or drop the entry (FAILED)
+    /// once `arp_ucast_probes` are out; the next packet then resolves it by broadcast.
+    fn reconfirm_timer(
+        &mut self,
+        net: &mut Net,
+        iface: u16,
+        target: Ipv4Addr,
+        mac: MacAddr,
+        sent: u8,
+    ) {
+        if sent >= self.config.arp_ucast_probes {
+            self.neighbors.remove(&(iface, target));
+            net.counters(self.node).arp_failures += 1;
+            node_trace!(net, Category::Arp, self.node, "arp_failed",
+                "iface" => iface, "target" => target, "dropped" => 0u64);
+            return;
+        }
+        let ifc = &self.ifaces[iface as usize];
+        let frame = Frame {
+            src: ifc.mac,
+            dst: mac,
+            body: FrameBody::Arp(ArpPacket {
+                op: ArpOp::Request,
+                sender_mac: ifc.mac,
+                sender_ip: ifc.addr,
+                target_mac: MacAddr::ZERO,
+                target_ip: target,
+            }),
+        };
+        node_trace!(net, Category::Arp, self.node, "arp_reconfirm",
+            "iface" => iface, "target" => target, "mac" => mac);
+        net.transmit(self.node, iface, frame);
+        let interval = self.config.arp_retry_interval;
+        let timer = net.set_timer(self.node, interval, arp_timer_token(iface, target));
+        if let Some(Neighbor {
+            state: NeighState::Reconfirming { sent, timer: t, .. },
+            ..
+        }) = self.neighbors.get_mut(&(iface, target))
+        {
+            *sent += 1;
+            *t = Some(timer);
         }
     }
 
@@ -1012,7 +1121,8 @@ impl IpNode {
         if self.neighbors.contains_key(&key) || (for_us && arp.op == ArpOp::Request) {
             let pending = match self.neighbors.remove(&key) {
                 Some(Neighbor {
-                    state: NeighState::Incomplete { timer, .. },
+                    state:
+                        NeighState::Incomplete { timer, .. } | NeighState::Reconfirming { timer, .. },
                     pending,
                 }) => {
                     if let Some(t) = timer {

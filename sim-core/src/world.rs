@@ -1515,6 +1515,97 @@ mod tests {
         assert_eq!(w.net.packets.live(), 0, "every frame was freed");
     }
 
+    /// a sends b a datagram every second from 1 s to 62 s, and one at 75 s, while b
+    /// crashes at `crash` if given; returns a's ARP trace as (ns, event, target or ip) and
+    /// b's upcall log.
+    fn arp_run(crash: Option<u64>) -> (Vec<(u64, &'static str)>, usize, Vec<Upcall>) {
+        let a: Script = Rc::new(|cx, token| {
+            if token == 0 {
+                cx.configure_iface(0, LEASED, 24).unwrap();
+            } else {
+                let _ = cx.send(SendRequest::new(B, ip_proto::UDP, datagram()));
+            }
+            match token {
+                0..=61 => {
+                    cx.set_timer(SimDuration::from_secs(1), token + 1);
+                }
+                62 => {
+                    cx.set_timer(SimDuration::from_secs(13), 75);
+                }
+                _ => {}
+            }
+        });
+        let (mut w, [la, lb]) = world(a, Rc::new(|_, _| {}));
+        let buf = Rc::new(RefCell::new(crate::trace::TraceBuffer::default()));
+        w.net.tracer.attach(
+            Box::new(crate::trace::SharedTraceBuffer(Rc::clone(&buf))),
+            &[Category::Arp],
+        );
+        if let Some(s) = crash {
+            w.schedule_fault(SimTime::from_secs(s), FaultAction::NodeCrash(NodeId(1)));
+        }
+        w.start();
+        run_until(&mut w, 90);
+        let arp = buf
+            .borrow()
+            .records
+            .iter()
+            .filter(|r| r.node == "a")
+            .map(|r| (r.t.as_nanos(), r.event))
+            .collect();
+        let got = lb.borrow().len();
+        let log = la.borrow().clone();
+        (arp, got, log)
+    }
+
+    // RB-ARP-01, with Linux's NUD states: an entry is REACHABLE for arp_cache_timeout (60
+    // s) after its confirmation, then STALE. Using a stale entry keeps sending to its MAC
+    // and, after delay_first_probe_time (5 s), sends unicast requests (ucast_solicit 3, 1 s
+    // apart); an answer makes it REACHABLE again, silence drops it, and the next packet
+    // resolves by broadcast.
+    #[test]
+    fn a_stale_arp_entry_is_used_while_unicast_probes_reconfirm_it() {
+        // The reply to the first request comes back after two crossings of a 60-byte frame
+        // (480 ns at 1 Gb/s) and 1 ms: the entry is confirmed at 1.00200096 s. The send at
+        // 61 s still finds it reachable; the one at 62 s finds it stale.
+        let rtt = 2 * (480 + 1_000_000);
+        let s = 1_000_000_000u64;
+        let (arp, got, _) = arp_run(None);
+        assert_eq!(
+            arp,
+            vec![
+                (s, "arp_request"),
+                (s + rtt, "arp_resolved"),
+                (67 * s, "arp_reconfirm"),
+                (67 * s + rtt, "arp_resolved"),
+            ]
+        );
+        assert_eq!(got, 63, "every datagram arrived, none waited for ARP");
+        // b crashed at 30 s: the three unicast probes go unanswered, the entry is dropped
+        // at 70 s, and the datagram of 75 s starts a broadcast resolution that fails.
+        let (arp, got, log) = arp_run(Some(30));
+        assert_eq!(
+            arp,
+            vec![
+                (s, "arp_request"),
+                (s + rtt, "arp_resolved"),
+                (67 * s, "arp_reconfirm"),
+                (68 * s, "arp_reconfirm"),
+                (69 * s, "arp_reconfirm"),
+                (70 * s, "arp_failed"),
+                (75 * s, "arp_request"),
+                (76 * s, "arp_request"),
+                (77 * s, "arp_request"),
+                (78 * s, "arp_failed"),
+            ]
+        );
+        assert_eq!(got, 29);
+        assert!(
+            matches!(log.last(), Some(Upcall::Icmp(_))),
+            "the last datagram's sender hears host unreachable: {log:?}"
+        );
+    }
+
     #[test]
     fn a_restarted_node_draws_new_random_numbers() {
         // Each boot of a draws from its "x" stream; b never restarts.
