@@ -206,6 +206,24 @@ impl SendRequest {
             body,
         }
     }
+
+    /// The unfragmented datagram this request sends from `src`, with IP ID `ident` (and
+    /// `default_ttl` unless the request sets one).
+    fn into_packet(self, src: Ipv4Addr, ident: u16, default_ttl: u8) -> Ipv4Packet {
+        Ipv4Packet {
+            src,
+            dst: self.dst,
+            ttl: self.ttl.unwrap_or(default_ttl),
+            tos: self.tos,
+            protocol: self.protocol,
+            ident,
+            dont_fragment: self.dont_fragment,
+            more_fragments: false,
+            fragment_offset: 0,
+            corrupted: false,
+            body: self.body,
+        }
+    }
 }
 
 /// Errors reported synchronously by a send, as Linux's sendmsg would.
@@ -690,23 +708,10 @@ impl IpNode {
         let ident = self.alloc_ident();
         match self.direct_hop(net, &req) {
             Some((iface, src, mac)) => {
-                let ifc = &self.ifaces[iface as usize];
                 let frame = Frame {
-                    src: ifc.mac,
+                    src: self.ifaces[iface as usize].mac,
                     dst: mac,
-                    body: FrameBody::Ipv4(Ipv4Packet {
-                        src,
-                        dst: req.dst,
-                        ttl: req.ttl.unwrap_or(self.config.default_ttl),
-                        tos: req.tos,
-                        protocol: req.protocol,
-                        ident,
-                        dont_fragment: req.dont_fragment,
-                        more_fragments: false,
-                        fragment_offset: 0,
-                        corrupted: false,
-                        body: req.body,
-                    }),
+                    body: FrameBody::Ipv4(req.into_packet(src, ident, self.config.default_ttl)),
                 };
                 net.transmit(self.node, iface, frame);
                 Ok(())
@@ -750,20 +755,10 @@ impl IpNode {
         req: SendRequest,
         ident: u16,
     ) -> Result<(), SendError> {
-        let mut pkt = Ipv4Packet {
-            src: req.src.unwrap_or(Ipv4Addr::UNSPECIFIED),
-            dst: req.dst,
-            ttl: req.ttl.unwrap_or(self.config.default_ttl),
-            tos: req.tos,
-            protocol: req.protocol,
-            ident,
-            dont_fragment: req.dont_fragment,
-            more_fragments: false,
-            fragment_offset: 0,
-            corrupted: false,
-            body: req.body,
-        };
-        if let Some(iface) = req.iface {
+        let (iface, link_dst) = (req.iface, req.link_dst);
+        let src = req.src.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let mut pkt = req.into_packet(src, ident, self.config.default_ttl);
+        if let Some(iface) = iface {
             let ifc = self
                 .ifaces
                 .get(iface as usize)
@@ -771,7 +766,8 @@ impl IpNode {
             if pkt.src.is_unspecified() && !ifc.addr.is_unspecified() {
                 pkt.src = ifc.addr;
             }
-            return self.output(net, iface, req.dst, req.link_dst, pkt, true);
+            let dst = pkt.dst;
+            return self.output(net, iface, dst, link_dst, pkt, true);
         }
         if self.is_local(pkt.dst) {
             if pkt.src.is_unspecified() {
