@@ -900,7 +900,11 @@ impl IpNode {
             );
             return;
         }
-        if let Some(mac) = self.arp_entry(net.now(), iface, next) {
+        let mac = match self.arp_entry(net.now(), iface, next) {
+            Some(mac) => Some(mac),
+            None => self.stale_mac(net, iface, next),
+        };
+        if let Some(mac) = mac {
             net.transmit(
                 self.node,
                 iface,
@@ -925,45 +929,8 @@ impl IpNode {
                 }
                 false
             }
-            Some(Neighbor {
-                state: state @ (NeighState::Reachable { .. } | NeighState::Reconfirming { .. }),
-                ..
-            }) => {
-                // Stale (a fresh entry was served above): the packet still goes to the
-                // cached MAC; the first use starts the delay before unicast probes.
-                let (mac, start_delay) = match *state {
-                    NeighState::Reachable { mac, .. } => (mac, true),
-                    NeighState::Reconfirming { mac, .. } => (mac, false),
-                    NeighState::Incomplete { .. } => unreachable!("matched above"),
-                };
-                if start_delay {
-                    *state = NeighState::Reconfirming {
-                        mac,
-                        sent: 0,
-                        timer: None,
-                    };
-                    let delay = self.config.arp_delay_first_probe;
-                    let timer = net.set_timer(self.node, delay, arp_timer_token(iface, next));
-                    if let Some(Neighbor {
-                        state: NeighState::Reconfirming { timer: t, .. },
-                        ..
-                    }) = self.neighbors.get_mut(&(iface, next))
-                    {
-                        *t = Some(timer);
-                    }
-                }
-                net.transmit(
-                    self.node,
-                    iface,
-                    Frame {
-                        src: src_mac,
-                        dst: mac,
-                        body: FrameBody::Ipv4(pkt),
-                    },
-                );
-                return;
-            }
-            None => {
+            // A resolved entry was served above.
+            _ => {
                 let mut pending = VecDeque::new();
                 pending.push_back(pkt);
                 self.neighbors.insert(
@@ -984,11 +951,34 @@ impl IpNode {
         }
     }
 
-    fn send_arp_request(&mut self, net: &mut Net, iface: u16, target: Ipv4Addr) {
+    /// The MAC of a stale entry for `next` (resolved, past `arp_cache_timeout`): packets
+    /// still go there. Its first use starts the delay before unicast probes (Linux's STALE
+    /// to DELAY).
+    fn stale_mac(&mut self, net: &mut Net, iface: u16, next: Ipv4Addr) -> Option<MacAddr> {
+        let n = self.neighbors.get_mut(&(iface, next))?;
+        match n.state {
+            NeighState::Incomplete { .. } => None,
+            NeighState::Reconfirming { mac, .. } => Some(mac),
+            NeighState::Reachable { mac, .. } => {
+                let delay = self.config.arp_delay_first_probe;
+                let timer = net.set_timer(self.node, delay, arp_timer_token(iface, next));
+                n.state = NeighState::Reconfirming {
+                    mac,
+                    sent: 0,
+                    timer: Some(timer),
+                };
+                Some(mac)
+            }
+        }
+    }
+
+    /// An ARP request from `iface` for `target`, sent to `dst` (broadcast, or the cached
+    /// MAC of a stale entry).
+    fn arp_request_frame(&self, iface: u16, target: Ipv4Addr, dst: MacAddr) -> Frame {
         let ifc = &self.ifaces[iface as usize];
-        let frame = Frame {
+        Frame {
             src: ifc.mac,
-            dst: MacAddr::BROADCAST,
+            dst,
             body: FrameBody::Arp(ArpPacket {
                 op: ArpOp::Request,
                 sender_mac: ifc.mac,
@@ -996,7 +986,11 @@ impl IpNode {
                 target_mac: MacAddr::ZERO,
                 target_ip: target,
             }),
-        };
+        }
+    }
+
+    fn send_arp_request(&mut self, net: &mut Net, iface: u16, target: Ipv4Addr) {
+        let frame = self.arp_request_frame(iface, target, MacAddr::BROADCAST);
         node_trace!(net, Category::Arp, self.node, "arp_request",
             "iface" => iface, "target" => target);
         net.transmit(self.node, iface, frame);
@@ -1052,18 +1046,7 @@ impl IpNode {
                 "iface" => iface, "target" => target, "dropped" => 0u64);
             return;
         }
-        let ifc = &self.ifaces[iface as usize];
-        let frame = Frame {
-            src: ifc.mac,
-            dst: mac,
-            body: FrameBody::Arp(ArpPacket {
-                op: ArpOp::Request,
-                sender_mac: ifc.mac,
-                sender_ip: ifc.addr,
-                target_mac: MacAddr::ZERO,
-                target_ip: target,
-            }),
-        };
+        let frame = self.arp_request_frame(iface, target, mac);
         node_trace!(net, Category::Arp, self.node, "arp_reconfirm",
             "iface" => iface, "target" => target, "mac" => mac);
         net.transmit(self.node, iface, frame);
