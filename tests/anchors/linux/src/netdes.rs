@@ -4,7 +4,7 @@
 //! BBR's long-term time comes from the `tcp_cc_state` trace (`probe_bw_lt`), exactly,
 //! where Linux's is inferred from `ss` samples.
 
-use crate::report::jain;
+use crate::report::{merged, round, shared_fields};
 use scenarios::dumbbell::Dumbbell;
 use scenarios::{load_str, run as run_scenario, RunOptions};
 use serde_json::{json, Value};
@@ -132,11 +132,6 @@ pub fn cc_states(trace: &str) -> BTreeMap<String, Vec<(u64, String)>> {
     out
 }
 
-fn round(v: f64, digits: i32) -> f64 {
-    let m = 10f64.powi(digits);
-    (v * m).round() / m
-}
-
 pub fn run(o: &Options) -> Result<(), String> {
     let d = Dumbbell {
         flows: o.flows,
@@ -214,26 +209,22 @@ pub fn run(o: &Options) -> Result<(), String> {
     let (retrans, data_segs): (u64, u64) = tcp.iter().fold((0, 0), |(r, n), f| {
         (r + f.retransmits.unwrap_or(0), n + f.tx_packets)
     });
-    let mut line = json!({
-        "sim": "netdes",
-        "params": {
-            "flows": o.flows, "cc": o.cc, "bw_mbps": o.bw, "rtt_ms": o.rtt,
-            "duration_s": o.duration, "queue_packets": o.queue, "loss": o.loss,
-            "seed": o.seed, "buffer_max": o.buffer_max, "warm_arp": o.warm_arp,
-            "set": o.overrides,
-        },
-        "goodput_mbps": goodput.iter().map(|g| round(*g, 3)).collect::<Vec<_>>(),
-        "total_goodput_mbps": round(goodput.iter().sum::<f64>(), 3),
-        "jain": round(jain(&goodput), 4),
-        "queue": {
-            "sent_packets": neck.tx_packets,
-            "dropped": neck.queue_drops,
-            "loss": round(neck.queue_drops as f64 / (neck.tx_packets + neck.queue_drops).max(1) as f64, 5),
-        },
-        "random_drops": neck.loss_drops,
-        "retrans_segments": tcp.iter().map(|f| f.retransmits).collect::<Vec<_>>(),
-        "retrans_rate": round(retrans as f64 / data_segs.max(1) as f64, 5),
-    });
+    let shared = shared_fields(&goodput, neck.tx_packets, neck.queue_drops);
+    let mut line = merged(
+        shared,
+        json!({
+            "sim": "netdes",
+            "params": {
+                "flows": o.flows, "cc": o.cc, "bw_mbps": o.bw, "rtt_ms": o.rtt,
+                "duration_s": o.duration, "queue_packets": o.queue, "loss": o.loss,
+                "seed": o.seed, "buffer_max": o.buffer_max, "warm_arp": o.warm_arp,
+                "set": o.overrides,
+            },
+            "random_drops": neck.loss_drops,
+            "retrans_segments": tcp.iter().map(|f| f.retransmits).collect::<Vec<_>>(),
+            "retrans_rate": round(retrans as f64 / data_segs.max(1) as f64, 5),
+        }),
+    );
     let states = cc_states(&trace);
     if states.keys().any(|n| n.starts_with('s')) {
         let end_ns = (d.duration_s * 1e9) as u64;

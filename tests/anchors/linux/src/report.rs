@@ -84,9 +84,39 @@ fn read_json(path: &PathBuf) -> Result<Value, String> {
     serde_json::from_str(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn round(v: f64, digits: i32) -> f64 {
+pub fn round(v: f64, digits: i32) -> f64 {
     let m = 10f64.powi(digits);
     (v * m).round() / m
+}
+
+/// The fields every simulator's line has alike: per-flow and total goodput (Mb/s), Jain's
+/// index, and the bottleneck queue's packets sent and dropped and its loss rate.
+pub fn shared_fields(goodput: &[f64], sent: u64, dropped: u64) -> Value {
+    json!({
+        "goodput_mbps": goodput.iter().map(|g| round(*g, 3)).collect::<Vec<_>>(),
+        "total_goodput_mbps": round(goodput.iter().sum::<f64>(), 3),
+        "jain": round(jain(goodput), 4),
+        "queue": {
+            "sent_packets": sent,
+            "dropped": dropped,
+            "loss": round(dropped as f64 / (sent + dropped).max(1) as f64, 5),
+        },
+    })
+}
+
+/// `line` with the fields of `more` added (objects merged one level deep).
+pub fn merged(mut line: Value, more: Value) -> Value {
+    if let (Some(l), Value::Object(m)) = (line.as_object_mut(), more) {
+        for (k, v) in m {
+            match (l.get_mut(&k), v) {
+                (Some(Value::Object(a)), Value::Object(b)) => a.extend(b),
+                (_, v) => {
+                    l.insert(k, v);
+                }
+            }
+        }
+    }
+    line
 }
 
 pub fn run(o: &Options) -> Result<(), String> {
@@ -136,27 +166,25 @@ pub fn run(o: &Options) -> Result<(), String> {
             (r + s.retrans_total, d + s.data_segs_out)
         });
     let min_rtt: Vec<Value> = per_flow(&|s| json!(s.minrtt_ms));
-    let mut line = json!({
-        "sim": "linux",
-        "params": params,
-        "goodput_mbps": goodput.iter().map(|g| round(*g, 3)).collect::<Vec<_>>(),
-        "total_goodput_mbps": round(goodput.iter().sum::<f64>(), 3),
-        "jain": round(jain(&goodput), 4),
-        "queue": {
-            "sent_packets": qdisc.sent_packets,
-            "dropped": qdisc.dropped,
-            "loss": round(qdisc.dropped as f64 / (qdisc.sent_packets + qdisc.dropped).max(1) as f64, 5),
-            "mean_packet_bytes": round(qdisc.sent_bytes as f64 / qdisc.sent_packets.max(1) as f64, 1),
-        },
-        "random_drops": delay["data"]["random_drops"],
-        "retrans_segments": retrans,
-        "retrans_rate": round(retrans_sum as f64 / segs_sum.max(1) as f64, 5),
-        "min_rtt_ms": min_rtt,
-        "delay_line_lateness": {
-            "data": delay["data"]["lateness"],
-            "ack": delay["ack"]["lateness"],
-        },
-    });
+    let shared = shared_fields(&goodput, qdisc.sent_packets, qdisc.dropped);
+    let mut line = merged(
+        shared,
+        json!({
+            "sim": "linux",
+            "params": params,
+            "queue": {
+                "mean_packet_bytes": round(qdisc.sent_bytes as f64 / qdisc.sent_packets.max(1) as f64, 1),
+            },
+            "random_drops": delay["data"]["random_drops"],
+            "retrans_segments": retrans,
+            "retrans_rate": round(retrans_sum as f64 / segs_sum.max(1) as f64, 5),
+            "min_rtt_ms": min_rtt,
+            "delay_line_lateness": {
+                "data": delay["data"]["lateness"],
+                "ack": delay["ack"]["lateness"],
+            },
+        }),
+    );
     if !series.is_empty() {
         let lt: Vec<ss::LtTime> = ports
             .iter()
@@ -201,6 +229,27 @@ mod tests {
             })
         );
         assert_eq!(parse_tc("nothing"), None);
+    }
+
+    #[test]
+    fn a_line_merges_the_shared_fields_with_its_own_queue_fields() {
+        let line = merged(
+            shared_fields(&[1.0, 3.0], 900, 100),
+            json!({ "sim": "linux", "queue": { "mean_packet_bytes": 1514.0 } }),
+        );
+        assert_eq!(
+            line,
+            json!({
+                "sim": "linux",
+                "goodput_mbps": [1.0, 3.0],
+                "total_goodput_mbps": 4.0,
+                "jain": 0.8,
+                "queue": {
+                    "sent_packets": 900, "dropped": 100, "loss": 0.1,
+                    "mean_packet_bytes": 1514.0,
+                },
+            })
+        );
     }
 
     #[test]
